@@ -1,0 +1,41 @@
+"""Email open and click tracking for Flask and any WSGI app."""
+
+from __future__ import annotations
+
+from .compat import get_click_tracking_result as get_click_tracking_result
+from .compat import get_click_tracking_url as get_click_tracking_url
+from .compat import get_open_tracking_pixel as get_open_tracking_pixel
+from .compat import get_open_tracking_result as get_open_tracking_result
+from .compat import get_open_tracking_url as get_open_tracking_url
+from .configuration import Configuration as Configuration
+from .exceptions import ExpiredToken as ExpiredToken
+from .exceptions import InsecureTokenWarning as InsecureTokenWarning
+from .exceptions import InvalidToken as InvalidToken
+from .exceptions import MailTrackError as MailTrackError
+from .result import TrackingResult as TrackingResult
+from .signals import email_opened as email_opened
+from .signals import link_clicked as link_clicked
+from .signals import record_events as record_events
+from .signals import tracking_failed as tracking_failed
+from .tracker import Tracker as Tracker
+from .urls import is_safe_target as is_safe_target
+
+__all__ = [
+    "Configuration",
+    "ExpiredToken",
+    "InsecureTokenWarning",
+    "InvalidToken",
+    "MailTrackError",
+    "Tracker",
+    "TrackingResult",
+    "email_opened",
+    "get_click_tracking_result",
+    "get_click_tracking_url",
+    "get_open_tracking_pixel",
+    "get_open_tracking_result",
+    "get_open_tracking_url",
+    "is_safe_target",
+    "link_clicked",
+    "record_events",
+    "tracking_failed",
+]

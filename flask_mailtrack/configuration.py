@@ -1,0 +1,266 @@
+"""The settings object shared by every part of flask_mailtrack."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing as t
+import warnings
+
+from .exceptions import InsecureTokenWarning
+from .exceptions import MailTrackError
+
+#: pytracking's default webhook timeout, kept.
+DEFAULT_TIMEOUT_SECONDS = 5
+
+#: URLs containing one of these (case-insensitively) are never tracked, so
+#: that no tracking redirect stands between a recipient and leaving a list.
+DEFAULT_UNTRACKED_URL_PATTERNS = ("unsubscribe", "optout", "opt-out")
+
+KeyInput = t.Union[str, bytes, t.Sequence[t.Union[str, bytes]]]
+MachineRule = t.Callable[..., t.Optional[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Configuration:
+    """Immutable tracking settings. Build it once and share it.
+
+    The first ten parameters are pytracking's, in pytracking's order and with
+    its meaning; the rest are new. Unknown keywords raise :exc:`TypeError`
+    (pytracking silently ignored them, so typos went unnoticed). Use
+    :meth:`replace` to derive a variant.
+
+    :param webhook_url: Webhook notified of each event (see
+        :class:`~flask_mailtrack.WebhookSender`).
+    :param webhook_timeout_seconds: Timeout of one webhook delivery attempt.
+    :param include_webhook_url: Put ``webhook_url`` inside each token, so the
+        receiving side notifies the webhook the link was made for. Safe
+        because tokens are authenticated.
+    :param base_open_tracking_url: Absolute URL below which open tokens
+        (pixels) are served, e.g. ``https://t.example.com/mailtrack/o/``.
+    :param base_click_tracking_url: Absolute URL below which click tokens
+        are served.
+    :param default_metadata: Metadata added to every event.
+    :param include_default_metadata: Put ``default_metadata`` inside each
+        token instead of adding it when the token is read.
+    :param encryption_bytestring_key: pytracking's Fernet key. Here it makes
+        tokens encrypted (AES-256-GCM with a key derived from it) and, with
+        ``accept_legacy_tokens``, reads pytracking's Fernet tokens.
+    :param encoding: Text encoding of pytracking-format tokens.
+    :param append_slash: Add ``/`` after the token in tracking URLs
+        (pytracking accepted this keyword but ignored it; it is honoured here).
+    :param secret_key: HMAC key, or a list of keys oldest to newest: the
+        newest signs, all verify. Required unless tokens are encrypted.
+    :param encryption_key: Encrypt tokens (AES-256-GCM) so metadata and URLs
+        are unreadable without the key. A key or list of keys (oldest to
+        newest), each at least 16 bytes (or text of at least 16 characters,
+        such as ``mailtrack keygen`` prints).
+    :param max_age: Seconds a token stays valid after it is made; ``None``
+        (the default) for tokens that never expire.
+    :param case_insensitive_tokens: Make base32 tokens that survive mail
+        clients and scanners lower-casing URLs (about 20% longer).
+    :param accept_legacy_tokens: Also accept tokens made by pytracking, during
+        a migration.
+    :param legacy_redirect_hosts: Hosts that *unsigned* pytracking click
+        tokens may redirect to. Anyone can forge those tokens, so a host not
+        listed here gets no redirect.
+    :param insecure_unsigned_tokens: Make pytracking's unsigned tokens.
+        Anyone can forge or read them; only for sharing links with a
+        pytracking server still in use. Issues :class:`InsecureTokenWarning`.
+    :param max_token_length: Longer tokens are refused before any decoding.
+    :param untracked_url_patterns: Substrings (case-insensitive) of URLs that
+        the HTML and text rewriters leave untracked.
+    :param pixel_position: Where the rewriter puts the open pixel: ``"bottom"``
+        (before ``</body>``) or ``"top"`` (after ``<body>``, which survives
+        Gmail clipping messages over about 102 KB).
+    :param trusted_proxies: Number of reverse proxies in front of the server
+        whose ``X-Forwarded-For`` entries are trusted for the client IP (like
+        werkzeug's ``ProxyFix(x_for=N)``). ``0``: only ``REMOTE_ADDR``.
+    :param anonymize_ip: Zero the last octet of IPv4 and the last 80 bits of
+        IPv6 client addresses before any receiver sees them.
+    :param pixel_on_invalid_token: Answer a bad open token with the pixel
+        (no event, a ``tracking_failed`` signal) instead of a 404, so mail
+        clients never show a broken-image icon.
+    :param click_scan_seconds: A click this many seconds or less after the
+        link was made is labelled as machine traffic (security scanners
+        follow links on delivery). ``0`` disables the rule.
+    :param machine_rules: Extra callables ``rule(result, request)`` returning
+        a machine label or ``None``, run after the built-in rules.
+    """
+
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    include_webhook_url: bool = False
+    base_open_tracking_url: str | None = None
+    base_click_tracking_url: str | None = None
+    default_metadata: t.Mapping[str, t.Any] | None = None
+    include_default_metadata: bool = False
+    encryption_bytestring_key: bytes | str | None = None
+    encoding: str = "utf-8"
+    append_slash: bool = False
+    secret_key: KeyInput | None = None
+    encryption_key: KeyInput | None = None
+    max_age: int | None = None
+    case_insensitive_tokens: bool = False
+    accept_legacy_tokens: bool = False
+    legacy_redirect_hosts: t.Collection[str] = ()
+    insecure_unsigned_tokens: bool = False
+    max_token_length: int = 4096
+    untracked_url_patterns: t.Sequence[str] = DEFAULT_UNTRACKED_URL_PATTERNS
+    pixel_position: str = "bottom"
+    trusted_proxies: int = 0
+    anonymize_ip: bool = False
+    pixel_on_invalid_token: bool = True
+    click_scan_seconds: float = 0
+    machine_rules: t.Sequence[MachineRule] = ()
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(
+            self,
+            "legacy_redirect_hosts",
+            frozenset(host.lower() for host in self.legacy_redirect_hosts),
+        )
+        set_(self, "untracked_url_patterns", tuple(self.untracked_url_patterns))
+        set_(self, "machine_rules", tuple(self.machine_rules))
+        if self.pixel_position not in ("top", "bottom"):
+            raise ValueError("pixel_position must be 'top' or 'bottom'.")
+        if self.max_age is not None and self.max_age <= 0:
+            raise ValueError("max_age must be a positive number of seconds or None.")
+        if self.trusted_proxies < 0:
+            raise ValueError("trusted_proxies must be 0 or more.")
+        if self.max_token_length < 64:
+            raise ValueError("max_token_length must be at least 64.")
+        if self.insecure_unsigned_tokens:
+            warnings.warn(
+                "insecure_unsigned_tokens=True makes tracking links that anyone"
+                " can read and forge. Use it only while a pytracking server"
+                " still has to read new links.",
+                InsecureTokenWarning,
+                stacklevel=3,
+            )
+
+    def replace(self, **changes: t.Any) -> Configuration:
+        """A copy with ``changes`` applied (unknown names raise :exc:`TypeError`)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def secret_keys(self) -> list[bytes]:
+        """The HMAC keys as bytes, oldest first."""
+        return _key_list(self.secret_key, "secret_key", min_length=1)
+
+    @property
+    def encryption_keys(self) -> list[bytes]:
+        """The encryption keys as bytes, oldest first (the Fernet key first)."""
+        keys = _key_list(self.encryption_key, "encryption_key", min_length=16)
+        if self.encryption_bytestring_key:
+            keys.insert(0, _to_bytes(self.encryption_bytestring_key))
+        return keys
+
+    @classmethod
+    def from_mapping(
+        cls,
+        mapping: t.Mapping[str, t.Any],
+        prefix: str = "MAILTRACK_",
+        **overrides: t.Any,
+    ) -> Configuration:
+        """Build a configuration from ``PREFIX_NAME`` keys of a mapping, such
+        as a Flask ``app.config`` or :data:`os.environ`.
+
+        Each parameter ``name`` is read from ``prefix + name.upper()``. Text
+        values (as environment variables are) are converted: booleans from
+        ``1/true/yes/on`` and ``0/false/no/off``, numbers, lists from JSON or
+        comma-separated text, mappings from JSON. Other keys with the prefix
+        must be settings of the adapters (see
+        :class:`~flask_mailtrack.constants.ConfigKeys`); any other raises
+        :exc:`TypeError`, so typos are caught. ``overrides`` win.
+        """
+        from .constants import ConfigKeys
+
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, t.Any] = {}
+        for key, value in mapping.items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :].lower()
+            if name in names:
+                kwargs[name] = (
+                    _convert(name, value) if isinstance(value, str) else value
+                )
+            elif prefix and not ConfigKeys.is_known(key, prefix):
+                raise TypeError(f"Unknown flask_mailtrack setting {key!r}.")
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+_BOOLS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+    "": False,
+}
+_BOOL_FIELDS = frozenset(
+    (
+        "include_webhook_url",
+        "include_default_metadata",
+        "append_slash",
+        "case_insensitive_tokens",
+        "accept_legacy_tokens",
+        "insecure_unsigned_tokens",
+        "anonymize_ip",
+        "pixel_on_invalid_token",
+    )
+)
+_INT_FIELDS = frozenset(("max_age", "max_token_length", "trusted_proxies"))
+_FLOAT_FIELDS = frozenset(("webhook_timeout_seconds", "click_scan_seconds"))
+_LIST_FIELDS = frozenset(("legacy_redirect_hosts", "untracked_url_patterns"))
+_KEY_FIELDS = frozenset(("secret_key", "encryption_key"))
+
+
+def _convert(name: str, value: str) -> t.Any:
+    """Convert a text setting (from the environment) to its field's type."""
+    text = value.strip()
+    try:
+        if name in _BOOL_FIELDS:
+            return _BOOLS[text.lower()]
+        if name in _INT_FIELDS:
+            return None if text.lower() in ("", "none") else int(text)
+        if name in _FLOAT_FIELDS:
+            return float(text)
+        if name in _LIST_FIELDS:
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(item.strip() for item in text.split(",") if item.strip())
+        if name == "default_metadata":
+            loaded = json.loads(text) if text else None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError("not a JSON object")
+            return loaded
+        if name in _KEY_FIELDS and text.startswith("["):
+            return json.loads(text)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"Invalid value for setting {name!r}: {value!r}") from e
+    return value if value else None
+
+
+def _to_bytes(key: str | bytes) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else bytes(key)
+
+
+def _key_list(value: KeyInput | None, name: str, *, min_length: int) -> list[bytes]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, (str, bytes)) else list(value)
+    keys = [_to_bytes(item) for item in items]
+    for key in keys:
+        if len(key) < min_length:
+            raise MailTrackError(
+                f"Each {name} must be at least {min_length} bytes long;"
+                " `mailtrack keygen` prints a good one."
+            )
+    return keys

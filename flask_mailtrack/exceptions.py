@@ -1,0 +1,64 @@
+"""The exceptions raised by flask_mailtrack.
+
+Every error that comes from outside input (a token in a URL, a malformed
+configuration) is a :class:`MailTrackError`, so callers need one ``except``
+clause. Decoding a token raises :class:`InvalidToken` and nothing else.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+
+class MailTrackError(Exception):
+    """The root of every exception this library raises on purpose."""
+
+
+class InvalidToken(MailTrackError):
+    """A tracking token could not be verified or decoded.
+
+    A forged, altered, truncated, oversized or malformed token raises this, and
+    so does a click token whose target is not a safe ``http``/``https`` URL.
+    The message says why; it never contains key material.
+    """
+
+    #: A short, stable reason code (``"length"``, ``"format"``,
+    #: ``"signature"``, ``"payload"``, ``"target"``, ``"expired"``,
+    #: ``"legacy"``, ``"kind"``), for logs and the ``tracking_failed`` signal.
+    reason: str
+
+    #: The token text that failed, if it was short enough to keep.
+    token: str | None
+
+    def __init__(
+        self, message: str, *, reason: str = "format", token: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.token = token if token is None or len(token) <= 4096 else None
+
+
+class ExpiredToken(InvalidToken):
+    """The token is authentic but its expiry time has passed."""
+
+    #: When the token expired, in seconds since the epoch (UTC).
+    expires_at: int
+
+    #: The verified payload, for callers who still want to record the hit.
+    payload: t.Any
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expires_at: int,
+        payload: t.Any = None,
+        token: str | None = None,
+    ) -> None:
+        super().__init__(message, reason="expired", token=token)
+        self.expires_at = expires_at
+        self.payload = payload
+
+
+class InsecureTokenWarning(UserWarning):
+    """Issued when a configuration makes unsigned (pytracking-format) links."""

@@ -1,0 +1,94 @@
+"""What a tracking hit produced."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import typing as t
+
+#: Version of the event schema produced by :meth:`TrackingResult.to_json_dict`.
+EVENT_SCHEMA_VERSION = 1
+
+
+def _new_event_id() -> str:
+    return "evt_" + os.urandom(16).hex()
+
+
+@dataclasses.dataclass
+class TrackingResult:
+    """A decoded tracking token and, when it comes from a request, what that
+    request looked like.
+
+    The first seven fields are pytracking's.
+    """
+
+    #: Whether this is an open (pixel) event.
+    is_open_tracking: bool = False
+    #: Whether this is a click (redirect) event.
+    is_click_tracking: bool = False
+    #: The verified click target (``None`` for opens).
+    tracked_url: str | None = None
+    #: The webhook to notify: from the token when ``include_webhook_url``,
+    #: else the configuration's ``webhook_url``.
+    webhook_url: str | None = None
+    #: The token's metadata merged with the configuration's default metadata.
+    metadata: dict[str, t.Any] = dataclasses.field(default_factory=dict)
+    #: What the request looked like: ``user_agent``, ``user_ip``, ``method``,
+    #: ``accept``, prefetch headers. ``None`` when not decoded from a request.
+    request_data: dict[str, t.Any] | None = None
+    #: When the hit happened (or the token was decoded), in seconds since the
+    #: epoch (UTC).
+    timestamp: int = 0
+    #: When the token was made (``None`` for legacy pytracking tokens).
+    issued_at: int | None = None
+    #: When the token expires, or ``None``.
+    expires_at: int | None = None
+    #: ``None`` for a person, or a label for machine traffic (``prefetch``,
+    #: ``apple-mpp``, ``image-proxy``, ``scanner``, ``bot``). The response is
+    #: the same either way; the label is for statistics.
+    machine: str | None = None
+    #: The names of the rules that labelled this hit as machine traffic.
+    machine_reasons: list[str] = dataclasses.field(default_factory=list)
+    #: Unique id of this event, stable across webhook retries (deduplicate
+    #: on it).
+    event_id: str = dataclasses.field(default_factory=_new_event_id)
+    #: Whether the token was a legacy pytracking token.
+    legacy: bool = False
+
+    @property
+    def event_type(self) -> str:
+        """``"email.opened"`` or ``"link.clicked"``."""
+        return "email.opened" if self.is_open_tracking else "link.clicked"
+
+    def to_json_dict(self) -> dict[str, t.Any]:
+        """The event as a JSON-serializable dict (schema version 1).
+
+        Signals, webhooks and the event store all carry this shape. The
+        pytracking keys are kept, so existing webhook receivers still work.
+        """
+        return {
+            "schema": EVENT_SCHEMA_VERSION,
+            "id": self.event_id,
+            "type": self.event_type,
+            "occurred_at": _iso(self.timestamp),
+            "issued_at": _iso(self.issued_at),
+            "expires_at": _iso(self.expires_at),
+            "is_open_tracking": self.is_open_tracking,
+            "is_click_tracking": self.is_click_tracking,
+            "tracked_url": self.tracked_url,
+            "webhook_url": self.webhook_url,
+            "metadata": self.metadata,
+            "request_data": self.request_data,
+            "timestamp": self.timestamp,
+            "machine": self.machine,
+            "machine_reasons": list(self.machine_reasons),
+            "legacy": self.legacy,
+        }
+
+
+def _iso(timestamp: int | None) -> str | None:
+    if timestamp is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")

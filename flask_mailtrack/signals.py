@@ -1,0 +1,79 @@
+"""blinker signals sent for every tracking hit.
+
+Connect receivers to them to record events, call webhooks, or queue work::
+
+    from flask_mailtrack import email_opened
+
+    @email_opened.connect
+    def on_open(sender, result, request, **extra):
+        ...
+
+The sender is the Flask app (through :class:`~flask_mailtrack.MailTrack`)
+or the :class:`~flask_mailtrack.TrackingMiddleware` instance. Receivers are
+called synchronously in the request; a receiver that raises is logged and
+does not change the response. Do slow work (network, disk) in a queue or a
+thread, as :class:`~flask_mailtrack.WebhookSender` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import typing as t
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: Sent when a valid open pixel is requested. Keyword arguments:
+#: ``result`` (:class:`~flask_mailtrack.TrackingResult`), ``request``
+#: (:class:`werkzeug.wrappers.Request`).
+email_opened = _signals.signal(
+    "email-opened", doc="A valid open-tracking pixel was requested."
+)
+
+#: Sent when a valid click link is followed, before the redirect. Keyword
+#: arguments: ``result``, ``request``.
+link_clicked = _signals.signal(
+    "link-clicked", doc="A valid click-tracking link was followed."
+)
+
+#: Sent when a tracking request fails: bad, expired or forged token, unsafe
+#: target. Keyword arguments: ``error`` (the
+#: :class:`~flask_mailtrack.InvalidToken`), ``reason`` (its reason code),
+#: ``kind`` (``"open"`` or ``"click"``), ``request``.
+tracking_failed = _signals.signal(
+    "tracking-failed", doc="A tracking request carried an invalid token."
+)
+
+
+class RecordedEvent(t.NamedTuple):
+    """One signal recorded by :func:`record_events`."""
+
+    signal: str
+    sender: t.Any
+    kwargs: dict[str, t.Any]
+
+
+@contextlib.contextmanager
+def record_events() -> t.Iterator[list[RecordedEvent]]:
+    """Record every tracking signal sent in the block, for tests::
+
+    with record_events() as events:
+        client.get(pixel_url)
+    assert events[0].signal == "email-opened"
+    assert events[0].kwargs["result"].metadata == {...}
+    """
+    events: list[RecordedEvent] = []
+    receivers = []
+    for signal in (email_opened, link_clicked, tracking_failed):
+
+        def receiver(sender: t.Any, _name: str = signal.name, **kwargs: t.Any) -> None:
+            events.append(RecordedEvent(_name, sender, kwargs))
+
+        signal.connect(receiver, weak=False)
+        receivers.append((signal, receiver))
+    try:
+        yield events
+    finally:
+        for signal, receiver in receivers:
+            signal.disconnect(receiver)

@@ -1,0 +1,229 @@
+"""The framework-free core: :class:`Tracker`."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from collections.abc import Mapping
+
+from .configuration import Configuration
+from .exceptions import InvalidToken
+from .exceptions import MailTrackError
+from .legacy import make_fernet
+from .payload import Payload
+from .result import TrackingResult
+from .tokens import CLICK
+from .tokens import Kind
+from .tokens import OPEN
+from .tokens import TokenSerializer
+from .urls import is_safe_target
+from .urls import strip_token
+from .urls import TokenURL
+
+Metadata = t.Optional[t.Mapping[str, t.Any]]
+
+
+class Tracker:
+    """Makes and reads tracking links for one :class:`Configuration`.
+
+    Build one per configuration and keep it: it prepares keys once. It holds
+    no mutable state and is safe to share between threads.
+
+    :param configuration: The settings; built from ``configuration_kwargs``
+        when omitted, or updated with them when both are given.
+    """
+
+    def __init__(
+        self, configuration: Configuration | None = None, **configuration_kwargs: t.Any
+    ) -> None:
+        if configuration is None:
+            configuration = Configuration(**configuration_kwargs)
+        elif configuration_kwargs:
+            configuration = configuration.replace(**configuration_kwargs)
+        #: The settings this tracker uses.
+        self.configuration = configuration
+        c = configuration
+        fernet = (
+            make_fernet(c.encryption_bytestring_key)
+            if c.encryption_bytestring_key and c.accept_legacy_tokens
+            else None
+        )
+        self.serializer = TokenSerializer(
+            secret_keys=c.secret_keys,
+            encryption_keys=c.encryption_keys,
+            case_insensitive=c.case_insensitive_tokens,
+            max_length=c.max_token_length,
+            accept_legacy=c.accept_legacy_tokens,
+            legacy_fernet=fernet,
+            legacy_redirect_hosts=c.legacy_redirect_hosts,
+            unsigned=c.insecure_unsigned_tokens,
+            encoding=c.encoding,
+        )
+        self.open_base = (
+            TokenURL(c.base_open_tracking_url, append_slash=c.append_slash)
+            if c.base_open_tracking_url
+            else None
+        )
+        self.click_base = (
+            TokenURL(c.base_click_tracking_url, append_slash=c.append_slash)
+            if c.base_click_tracking_url
+            else None
+        )
+        defaults = dict(c.default_metadata or {})
+        self._embedded_defaults = defaults if c.include_default_metadata else {}
+        self._decoded_defaults = {} if c.include_default_metadata else defaults
+        self._embedded_webhook = c.webhook_url if c.include_webhook_url else None
+
+    @classmethod
+    def for_configuration(cls, configuration: Configuration) -> Tracker:
+        """The tracker of ``configuration``, built on first use and cached on it."""
+        tracker = configuration.__dict__.get("_tracker")
+        if tracker is None:
+            tracker = cls(configuration)
+            object.__setattr__(configuration, "_tracker", tracker)
+        return t.cast(Tracker, tracker)
+
+    # -- making links ---------------------------------------------------------
+
+    def _payload(self, url: str | None, metadata: Metadata) -> Payload:
+        if metadata is not None and not isinstance(metadata, (dict, Mapping)):
+            raise TypeError("metadata must be a mapping (a dict) or None.")
+        if self._embedded_defaults:
+            metadata = {**self._embedded_defaults, **(metadata or {})}
+        issued_at = int(time.time())
+        max_age = self.configuration.max_age
+        return Payload(
+            url=url,
+            metadata=metadata or {},
+            issued_at=issued_at,
+            expires_at=issued_at + max_age if max_age is not None else None,
+            webhook_url=self._embedded_webhook,
+        )
+
+    def open_token(self, metadata: Metadata = None) -> str:
+        """A token for the open pixel, carrying ``metadata``."""
+        return self.serializer.dumps(OPEN, self._payload(None, metadata))
+
+    def click_token(self, url: str, metadata: Metadata = None) -> str:
+        """A token that redirects to ``url``, carrying ``metadata``.
+
+        :raise MailTrackError: ``url`` is not an absolute ``http(s)`` URL with
+            a host, or contains characters that could make it unsafe.
+        """
+        if not is_safe_target(url):
+            raise MailTrackError(
+                f"Refusing to track {url!r}: only absolute http(s) URLs with a"
+                " host and no control characters, userinfo or backslashes can"
+                " be click targets."
+            )
+        return self.serializer.dumps(CLICK, self._payload(url, metadata))
+
+    def open_url(self, metadata: Metadata = None) -> str:
+        """The pixel URL for ``metadata``, on ``base_open_tracking_url``."""
+        return self._base(OPEN).join(self.open_token(metadata))
+
+    def click_url(self, url: str, metadata: Metadata = None) -> str:
+        """The tracked URL of ``url`` for ``metadata``, on
+        ``base_click_tracking_url``."""
+        return self._base(CLICK).join(self.click_token(url, metadata))
+
+    def _base(self, kind: Kind) -> TokenURL:
+        base = self.open_base if kind == OPEN else self.click_base
+        if base is None:
+            raise MailTrackError(
+                f"No base_{kind}_tracking_url is configured, so {kind} tracking"
+                " URLs cannot be made (Tracker.{kind}_token makes bare tokens)."
+            )
+        return base
+
+    # -- reading links --------------------------------------------------------
+
+    def decode_open(
+        self,
+        url_or_token: str,
+        *,
+        request_data: dict[str, t.Any] | None = None,
+        now: float | None = None,
+    ) -> TrackingResult:
+        """Verify an open tracking URL (or its token) and return its result.
+
+        :param url_or_token: A full URL on ``base_open_tracking_url`` (the
+            prefix is checked), or the token, with or without slashes.
+        :param request_data: Attached to the result as is.
+        :raise InvalidToken: for anything but a valid open token.
+        """
+        return self.decode(OPEN, url_or_token, request_data=request_data, now=now)
+
+    def decode_click(
+        self,
+        url_or_token: str,
+        *,
+        request_data: dict[str, t.Any] | None = None,
+        now: float | None = None,
+    ) -> TrackingResult:
+        """Verify a click tracking URL (or its token) and return its result;
+        ``tracked_url`` is then a safe ``http(s)`` URL.
+
+        :raise InvalidToken: for anything but a valid click token.
+        """
+        return self.decode(CLICK, url_or_token, request_data=request_data, now=now)
+
+    def decode(
+        self,
+        kind: Kind,
+        url_or_token: str,
+        *,
+        request_data: dict[str, t.Any] | None = None,
+        now: float | None = None,
+    ) -> TrackingResult:
+        """Verify a token of ``kind`` (``"open"`` or ``"click"``)."""
+        token = self.token_from(kind, url_or_token)
+        payload = self.serializer.loads(kind, token, now=now)
+        return self.result(kind, payload, request_data=request_data, now=now)
+
+    def token_from(self, kind: Kind, url_or_token: str) -> str:
+        """The token inside a tracking URL of ``kind``, or the bare token."""
+        if not isinstance(url_or_token, str):
+            raise InvalidToken("A token or URL must be text.", reason="format")
+        if len(url_or_token) > self.configuration.max_token_length + 2048:
+            raise InvalidToken("Token URL is too long.", reason="length")
+        if "://" in url_or_token[:12]:
+            base = self.open_base if kind == OPEN else self.click_base
+            token = base.split(url_or_token) if base is not None else None
+            if token is None:
+                raise InvalidToken(
+                    f"URL is not on this configuration's {kind} tracking base.",
+                    reason="format",
+                )
+            return token
+        return strip_token(url_or_token)
+
+    def result(
+        self,
+        kind: Kind,
+        payload: Payload,
+        *,
+        request_data: dict[str, t.Any] | None = None,
+        now: float | None = None,
+    ) -> TrackingResult:
+        """The :class:`TrackingResult` of a verified payload."""
+        c = self.configuration
+        metadata = dict(payload.metadata)
+        if self._decoded_defaults:
+            metadata = {**self._decoded_defaults, **metadata}
+        return TrackingResult(
+            is_open_tracking=kind == OPEN,
+            is_click_tracking=kind == CLICK,
+            tracked_url=payload.url if kind == CLICK else None,
+            webhook_url=payload.webhook_url if c.include_webhook_url else c.webhook_url,
+            metadata=metadata,
+            request_data=request_data,
+            timestamp=int(time.time() if now is None else now),
+            issued_at=payload.issued_at,
+            expires_at=payload.expires_at,
+            legacy=payload.legacy,
+        )
+
+    # -- rewriting email (flask_mailtrack.html, .text, .mime) -----------------
+
+    # -- serving requests (flask_mailtrack.handler) ---------------------------
