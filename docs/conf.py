@@ -1,0 +1,26 @@
+"""Sphinx configuration for the flask_mailtrack documentation."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+project = "flask_mailtrack"
+copyright = "2026, the flask_mailtrack developers"
+author = "the flask_mailtrack developers"
+release = importlib.metadata.version("flask-mailtrack")
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "pallets_sphinx_themes",
+]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_preserve_defaults = True
+nitpicky = False
+
+html_theme = "flask"
+html_context = {"project_links": []}
+html_title = f"flask_mailtrack Documentation ({version})"
+html_show_sourcelink = False
+exclude_patterns = ["_build"]
