@@ -45,6 +45,17 @@ tracking_failed = _signals.signal(
     "tracking-failed", doc="A tracking request carried an invalid token."
 )
 
+#: Sent by a :class:`~flask_mailtrack.WebhookSender` when it gives up on an
+#: event: the endpoint answered ``410 Gone``, or the event outlived the
+#: sender's ``max_age``. The event is then in the dead-letter table. Sent
+#: from the delivery thread, not a request. Keyword arguments: ``event_id``,
+#: ``url``, ``payload`` (the event as a dict), ``attempts``, ``reason``
+#: (``"gone"`` or ``"expired"``), ``status`` (the last HTTP status or
+#: ``None``), ``error`` (the last error message or ``None``).
+webhook_failed = _signals.signal(
+    "webhook-failed", doc="A webhook event was given up and dead-lettered."
+)
+
 
 class RecordedEvent(t.NamedTuple):
     """One signal recorded by :func:`record_events`."""
