@@ -12,6 +12,7 @@ from .exceptions import ExpiredToken as ExpiredToken
 from .exceptions import InsecureTokenWarning as InsecureTokenWarning
 from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
+from .extension import MailTrack as MailTrack
 from .result import TrackingResult as TrackingResult
 from .signals import email_opened as email_opened
 from .signals import link_clicked as link_clicked
@@ -25,6 +26,7 @@ __all__ = [
     "ExpiredToken",
     "InsecureTokenWarning",
     "InvalidToken",
+    "MailTrack",
     "MailTrackError",
     "Tracker",
     "TrackingResult",
