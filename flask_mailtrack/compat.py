@@ -17,6 +17,7 @@ from .pixel import TRACKING_PIXEL
 from .result import TrackingResult
 from .tracker import Metadata
 from .tracker import Tracker
+from .webhooks import send_webhook as send_webhook
 
 _DEFAULT = Configuration()
 _OVERRIDE_CACHE_SIZE = 64

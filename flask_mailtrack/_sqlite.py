@@ -1,0 +1,157 @@
+"""SQLite plumbing shared by the webhook outbox and the event store.
+
+Both keep their data in one SQLite file in WAL mode, written by request
+threads, a background worker and possibly several server processes at once.
+SQLite serializes writers with a file lock; ``busy_timeout`` makes a writer
+wait for it instead of failing. Connections are pooled rather than kept per
+thread because threaded WSGI servers start a thread per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import sqlite3
+import threading
+import typing as t
+
+#: Path that keeps the database in memory, for one process only.
+MEMORY = ":memory:"
+
+TimeInput = t.Union[datetime.datetime, float, int, None]
+
+
+class ConnectionPool:
+    """Hands out SQLite connections to one database, creating its schema.
+
+    A file database gets one connection per concurrent user, reused; an
+    in-memory database has a single connection that users take turns on.
+    A pool notices being inherited by a forked child and starts afresh, as
+    SQLite connections must not cross a ``fork``.
+
+    :param path: File path, or ``":memory:"``.
+    :param schema: SQL script run once, with ``CREATE ... IF NOT EXISTS``.
+    :param busy_timeout: Seconds a writer waits for another to finish.
+    :param max_idle: Idle connections kept open for reuse.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        schema: str,
+        *,
+        busy_timeout: float = 30.0,
+        max_idle: int = 8,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.memory = self.path == MEMORY
+        self._busy_timeout = busy_timeout
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
+        self._memory_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._memory_connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._closed = False
+        with self.connection() as connection:
+            if not self.memory:
+                # WAL lets readers run beside the one writer and makes a
+                # commit cheap. The mode is stored in the file, so this runs
+                # once per process, not per connection.
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(schema)
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != MEMORY:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        # In WAL mode NORMAL loses no committed transaction when a process
+        # dies, only (possibly) the last ones on a power loss, and saves an
+        # fsync per commit on the request path.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    # The inherited connections belong to the parent; drop
+                    # them without touching the parent's file locks.
+                    self._idle = []
+                    self._memory_connection = None
+                    self._memory_lock = threading.Lock()
+                    self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def connection(self) -> t.Iterator[sqlite3.Connection]:
+        """A connection for the duration of the ``with`` block."""
+        if self._closed:
+            raise RuntimeError(f"The database {self.path!r} has been closed.")
+        self._check_fork()
+        if self.memory:
+            with self._memory_lock:
+                if self._memory_connection is None:
+                    self._memory_connection = self._open()
+                yield self._memory_connection
+            return
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = self._open()
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction:
+                connection.rollback()
+            with self._lock:
+                keep = not self._closed and len(self._idle) < self._max_idle
+                if keep:
+                    self._idle.append(connection)
+            if not keep:
+                connection.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> t.Iterator[sqlite3.Connection]:
+        """A connection inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+
+        ``IMMEDIATE`` takes the write lock up front, so a read followed by a
+        write in the block cannot be interleaved with another writer.
+        """
+        with self.connection() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection. Using the pool afterwards raises."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+        with self._memory_lock:
+            if self._memory_connection is not None:
+                self._memory_connection.close()
+                self._memory_connection = None
+
+
+def to_timestamp(value: TimeInput) -> float | None:
+    """Seconds since the epoch from a datetime (naive means UTC) or a number."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    return float(value)

@@ -1,0 +1,891 @@
+"""Signed webhooks that lose nothing: :class:`WebhookSender`.
+
+A :class:`WebhookSender` is a receiver of the :data:`~flask_mailtrack.email_opened`
+and :data:`~flask_mailtrack.link_clicked` signals. In the request it only
+appends the event to an *outbox*, a table in a SQLite file; a background
+thread posts it to the webhook and retries until the endpoint accepts it. A
+webhook that is down, slow or failing therefore never slows the pixel or
+the redirect, and no event is lost when the process dies: the next process
+using the same outbox file delivers what is left.
+
+::
+
+    sender = WebhookSender(
+        "https://example.com/hooks/mail",
+        secret="whsec_...",  # generate_secret() makes one
+        outbox_path="/var/lib/mailtrack/outbox.sqlite3",
+    )
+    sender.connect()
+
+Event schema (version 1)
+------------------------
+
+Every event (webhook body, :class:`~flask_mailtrack.EventStore` record,
+:meth:`TrackingResult.to_json_dict() <flask_mailtrack.TrackingResult.to_json_dict>`)
+is one JSON object:
+
+``schema``
+    ``1``. Incremented only for incompatible changes; new keys may appear
+    in the same version, so ignore keys you do not know.
+``id``
+    The event id, ``evt_`` and 32 hex digits. Unique per event and the same
+    on every delivery attempt of it (it is also the ``webhook-id`` header):
+    deliveries are *at least once*, so deduplicate on it.
+``type``
+    ``"email.opened"`` or ``"link.clicked"``.
+``occurred_at``
+    When the pixel was loaded or the link followed, ISO 8601 in UTC
+    (``"2026-05-04T10:11:12Z"``).
+``issued_at``, ``expires_at``
+    When the tracking link was made and when it stops working (``null`` for
+    legacy pytracking tokens, or no expiry).
+``metadata``
+    The object given when the link was made, plus the configuration's
+    default metadata.
+``tracked_url``
+    The click target (``null`` for opens).
+``request_data``
+    What the request looked like, after IP anonymisation when enabled:
+    ``user_agent``, ``user_ip``, ``method`` and prefetch headers; ``null``
+    when the event was not made from a request.
+``machine``, ``machine_reasons``
+    ``null`` when the hit looks like a person; otherwise a label
+    (``"prefetch"``, ``"apple-mpp"``, ``"image-proxy"``, ``"scanner"``,
+    ``"bot"``) and the names of the rules that matched. Machine hits get the
+    same response as people; the label is there for statistics.
+``is_open_tracking``, ``is_click_tracking``, ``timestamp``, ``webhook_url``, ``legacy``
+    pytracking's keys, kept so that existing receivers keep working
+    (``timestamp`` is ``occurred_at`` in seconds since the epoch).
+
+Signatures
+----------
+
+Requests follow the `Standard Webhooks`_ specification: a ``POST`` with a
+JSON body and three headers, ``webhook-id`` (the event id),
+``webhook-timestamp`` (seconds since the epoch) and ``webhook-signature``,
+``v1,`` followed by the base64 HMAC-SHA256 of ``"{id}.{timestamp}.{body}"``
+under the secret. The secret is written ``whsec_<base64 key>``. Receivers
+check requests with :func:`verify_webhook` or any Standard Webhooks library.
+
+.. _Standard Webhooks: https://www.standardwebhooks.com/
+
+Delivery
+--------
+
+A ``2xx`` answer means delivered. Anything else, a timeout or a connection
+error is retried with exponential backoff and jitter (first retry after
+about ``retry_base`` seconds, then doubling up to ``retry_max``) until the
+event is ``max_age`` old (24 hours by default); it is then moved to the
+dead-letter table and :data:`~flask_mailtrack.signals.webhook_failed` is
+sent. ``410 Gone`` stops the retries of that event at once. Redirects are
+not followed.
+
+Several processes (gunicorn workers) may share one outbox file. A worker
+*claims* a batch of due events with one atomic ``UPDATE`` that gives it a
+lease; a process killed mid-delivery leaves leased events behind, which any
+process delivers again once the lease has run out. Memory use does not
+depend on the backlog: events are read in batches.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import http.client
+import itertools
+import json
+import logging
+import os
+import random
+import ssl
+import threading
+import time
+import typing as t
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+
+from blinker import ANY
+
+from ._sqlite import ConnectionPool
+from .configuration import Configuration
+from .exceptions import MailTrackError
+from .result import TrackingResult
+from .signals import email_opened
+from .signals import link_clicked
+from .signals import webhook_failed
+
+logger = logging.getLogger("flask_mailtrack.webhooks")
+
+SecretInput = t.Union[str, bytes]
+
+#: Prefix of a Standard Webhooks secret.
+SECRET_PREFIX = "whsec_"
+
+_USER_AGENT = "flask-mailtrack-webhooks/1"
+#: Bytes of a response body read (and discarded) before a connection is
+#: reused; a longer body closes the connection instead.
+_MAX_RESPONSE_BYTES = 64 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    last_status INTEGER,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due
+    ON webhook_outbox (next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_outbox_owner
+    ON webhook_outbox (lease_owner);
+CREATE TABLE IF NOT EXISTS webhook_dead_letter (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    failed_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    last_status INTEGER,
+    last_error TEXT
+);
+"""
+
+
+class WebhookVerificationError(MailTrackError):
+    """A webhook request failed :func:`verify_webhook`."""
+
+
+# -- signatures ---------------------------------------------------------------
+
+
+def generate_secret() -> str:
+    """A new random webhook secret, ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode("ascii")
+
+
+def decode_secret(secret: SecretInput) -> bytes:
+    """The key bytes of a secret: ``whsec_<base64>`` text, or raw bytes.
+
+    :raise MailTrackError: text without the ``whsec_`` prefix, bad base64,
+        or an empty key.
+    """
+    if isinstance(secret, bytes):
+        key = secret
+    elif isinstance(secret, str) and secret.startswith(SECRET_PREFIX):
+        encoded = secret[len(SECRET_PREFIX) :]
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise MailTrackError(
+                "The webhook secret is not valid base64 after 'whsec_'."
+            ) from None
+    else:
+        raise MailTrackError(
+            "A webhook secret is 'whsec_' followed by a base64 key (use"
+            " flask_mailtrack.webhooks.generate_secret()), or the key as bytes."
+        )
+    if not key:
+        raise MailTrackError("The webhook secret is empty.")
+    return key
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) of a request."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signature_headers(
+    key: bytes, message_id: str, body: bytes, *, now: float | None = None
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body``."""
+    timestamp = int(time.time() if now is None else now)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(key, message_id, timestamp, body),
+    }
+
+
+def verify_webhook(
+    payload: bytes | str,
+    headers: Mapping[str, str],
+    secret: SecretInput | t.Sequence[SecretInput],
+    tolerance: float = 300,
+    *,
+    now: float | None = None,
+) -> dict[str, t.Any]:
+    """Check a webhook request on the receiving side and return its event.
+
+    ::
+
+        @app.post("/hooks/mail")
+        def mail_hook():
+            event = verify_webhook(request.get_data(), request.headers, SECRET)
+            ...
+
+    Pass the raw body exactly as received, not re-serialized JSON.
+
+    :param payload: The request body.
+    :param headers: The request headers (any case).
+    :param secret: The ``whsec_...`` secret, or a list of them while
+        rotating.
+    :param tolerance: Seconds the ``webhook-timestamp`` may differ from now,
+        which bounds how long a captured request can be replayed.
+    :return: The parsed JSON event.
+    :raise WebhookVerificationError: missing headers, a timestamp outside the
+        tolerance, no matching signature, or a body that is not a JSON object.
+    """
+    body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+    lowered = {key.lower(): value for key, value in headers.items()}
+    message_id = lowered.get("webhook-id")
+    timestamp_text = lowered.get("webhook-timestamp")
+    signatures = lowered.get("webhook-signature")
+    if not (message_id and timestamp_text and signatures):
+        raise WebhookVerificationError("Missing webhook-id, -timestamp or -signature.")
+    try:
+        timestamp = int(timestamp_text)
+    except ValueError:
+        raise WebhookVerificationError("Invalid webhook-timestamp.") from None
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise WebhookVerificationError("The webhook-timestamp is out of tolerance.")
+    secrets = [secret] if isinstance(secret, (str, bytes)) else list(secret)
+    expected = [
+        sign(decode_secret(item), message_id, timestamp, body).encode("ascii")
+        for item in secrets
+    ]
+    for candidate in signatures.split():
+        # Compare every pair, so the time taken does not tell which matched.
+        given = candidate.encode("ascii", "replace")
+        if any(hmac.compare_digest(given, value) for value in expected):
+            break
+    else:
+        raise WebhookVerificationError("No matching webhook signature.")
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise WebhookVerificationError("The webhook body is not JSON.") from None
+    if not isinstance(event, dict):
+        raise WebhookVerificationError("The webhook body is not a JSON object.")
+    return event
+
+
+# -- HTTP ---------------------------------------------------------------------
+
+
+def _check_url(url: str) -> urllib.parse.SplitResult:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MailTrackError(f"A webhook URL must be http(s) with a host: {url!r}")
+    return parts
+
+
+class _Transport:
+    """POSTs with keep-alive connections, one per endpoint; one thread only."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self._ssl_context: ssl.SSLContext | None = None
+
+    def _connect(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+        host = parts.hostname or ""
+        if parts.scheme == "https":
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            return http.client.HTTPSConnection(
+                host, parts.port, timeout=self.timeout, context=self._ssl_context
+            )
+        return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST ``body`` and return the status code.
+
+        :raise OSError: connection errors and timeouts.
+        :raise http.client.HTTPException: a malformed response.
+        """
+        parts = _check_url(url)
+        key = (parts.scheme, parts.netloc)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+            **headers,
+        }
+        if parts.username is not None:
+            credentials = f"{urllib.parse.unquote(parts.username)}:"
+            credentials += urllib.parse.unquote(parts.password or "")
+            encoded = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = f"Basic {encoded}"
+        for attempt in itertools.count():
+            connection = self._connections.pop(key, None)
+            reused = connection is not None
+            if connection is None:
+                connection = self._connect(parts)
+            try:
+                connection.request("POST", target, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read(_MAX_RESPONSE_BYTES)
+            except (
+                http.client.RemoteDisconnected,
+                BrokenPipeError,
+                ConnectionResetError,
+            ):
+                connection.close()
+                # A kept-alive connection the server closed meanwhile: try
+                # once on a new one.
+                if reused and attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if response.will_close or not response.isclosed():
+                connection.close()
+            else:
+                self._connections[key] = connection
+            return response.status
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            connection.close()
+
+
+class WebhookResponse(t.NamedTuple):
+    """What :func:`send_webhook` got back."""
+
+    #: The HTTP status code.
+    status_code: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether the status is 2xx."""
+        return 200 <= self.status_code < 300
+
+
+def send_webhook(
+    tracking_result: TrackingResult,
+    configuration: Configuration | None = None,
+    *,
+    secret: SecretInput | None = None,
+    **kwargs: t.Any,
+) -> WebhookResponse:
+    """Post one event to its webhook now, once, and return the response.
+
+    pytracking's function, kept for code moving over: the request is made in
+    the calling thread with no retry. Prefer :class:`WebhookSender`, which
+    neither blocks the request nor loses events. Unlike pytracking's, the
+    body is the full event (schema 1, a superset of pytracking's body) and
+    the request is signed when ``secret`` is given.
+
+    The URL is ``tracking_result.webhook_url``: it comes from the token only
+    when ``include_webhook_url`` is set, and tokens are authenticated, so
+    nobody else can choose where it points.
+
+    :param tracking_result: The event to post.
+    :param configuration: Gives ``webhook_timeout_seconds`` (and the URL when
+        the result has none); ``kwargs`` override its fields.
+    :param secret: A ``whsec_...`` secret to sign the request with.
+    :return: The response; ``.status_code`` is the HTTP status.
+    :raise MailTrackError: no webhook URL, or not an http(s) URL.
+    :raise OSError: the connection failed or timed out.
+    """
+    settings = configuration if configuration is not None else Configuration()
+    if kwargs:
+        settings = settings.replace(**kwargs)
+    url = tracking_result.webhook_url or settings.webhook_url
+    if not url:
+        raise MailTrackError("This result has no webhook_url to send to.")
+    body = _encode_event(tracking_result.to_json_dict())
+    headers: dict[str, str] = {}
+    if secret is not None:
+        headers = signature_headers(
+            decode_secret(secret), tracking_result.event_id, body
+        )
+    transport = _Transport(settings.webhook_timeout_seconds)
+    try:
+        return WebhookResponse(transport.post(url, body, headers))
+    finally:
+        transport.close()
+
+
+def _encode_event(event: Mapping[str, t.Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- the sender ---------------------------------------------------------------
+
+
+class _Row(t.NamedTuple):
+    id: int
+    event_id: str
+    url: str
+    body: bytes
+    created_at: float
+    attempts: int
+
+
+class WebhookSender:
+    """Delivers every tracking event to a webhook, signed, retried, durably.
+
+    :param url: The webhook URL. Events whose token carries its own
+        ``webhook_url`` (``include_webhook_url``) go there instead; events
+        with neither are not sent.
+    :param secret: The signing secret, ``whsec_<base64>`` (see
+        :func:`generate_secret`) or the key as bytes.
+    :param outbox_path: The SQLite file of the outbox; share it between the
+        processes of one server. ``":memory:"`` keeps events in memory, lost
+        with the process: only for tests.
+    :param timeout: Seconds to wait to connect and for each read of one
+        delivery attempt.
+    :param max_age: Seconds (or a :class:`~datetime.timedelta`) an event is
+        retried before it is dead-lettered.
+    :param retry_base: Delay before the first retry, in seconds; each retry
+        doubles it, with jitter between half and all of it.
+    :param retry_max: The longest delay between two attempts.
+    :param batch_size: Events claimed at once by the delivery thread.
+    :param lease_seconds: How long a claim lasts. Events claimed by a process
+        that died are delivered by another one after this; the lease is
+        renewed while a batch takes longer.
+    :param poll_interval: Seconds between looks at the outbox for events
+        added by other processes (events of this process wake the thread at
+        once).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        secret: SecretInput,
+        outbox_path: str | os.PathLike[str],
+        timeout: float = 5.0,
+        max_age: float | datetime.timedelta = 24 * 60 * 60,
+        retry_base: float = 2.0,
+        retry_max: float = 60 * 60,
+        batch_size: int = 50,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        if url is not None:
+            _check_url(url)
+        if isinstance(max_age, datetime.timedelta):
+            max_age = max_age.total_seconds()
+        if max_age <= 0 or timeout <= 0 or lease_seconds <= 0 or batch_size < 1:
+            raise ValueError(
+                "max_age, timeout, lease_seconds must be positive, batch_size >= 1."
+            )
+        #: The default webhook URL.
+        self.url = url
+        #: Seconds per connect or read of one attempt.
+        self.timeout = timeout
+        #: Seconds an event is retried.
+        self.max_age = float(max_age)
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self._key = decode_secret(secret)
+        self._db = ConnectionPool(outbox_path, _SCHEMA)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._deadline = float("inf")
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._start_lock = threading.Lock()
+        self._connected_senders: list[t.Any] = []
+        self._claims = itertools.count()
+
+    @property
+    def outbox_path(self) -> str:
+        """The outbox file (or ``":memory:"``)."""
+        return self._db.path
+
+    # -- receiving ------------------------------------------------------------
+
+    def connect(self, sender: t.Any = ANY) -> WebhookSender:
+        """Subscribe to :data:`~flask_mailtrack.email_opened` and
+        :data:`~flask_mailtrack.link_clicked` and start delivering.
+
+        :param sender: Only events sent by this sender (a Flask app, a
+            middleware); all by default.
+        :return: ``self``, so ``sender = WebhookSender(...).connect()`` works.
+        """
+        for signal in (email_opened, link_clicked):
+            signal.connect(self._receive, sender=sender, weak=False)
+        self._connected_senders.append(sender)
+        self.start()
+        return self
+
+    def disconnect(self) -> None:
+        """Stop receiving events (delivery of the outbox continues)."""
+        for sender in self._connected_senders:
+            for signal in (email_opened, link_clicked):
+                signal.disconnect(self._receive, sender=sender)
+        self._connected_senders = []
+
+    def _receive(
+        self, sender: t.Any, result: TrackingResult | None = None, **extra: t.Any
+    ) -> None:
+        if result is not None:
+            self.enqueue(result)
+
+    def enqueue(self, result: TrackingResult) -> bool:
+        """Append ``result`` to the outbox; the delivery thread sends it.
+
+        This is all the request thread does: one SQLite insert.
+
+        :return: Whether the event has a webhook URL and was queued.
+        """
+        url = result.webhook_url or self.url
+        if not url:
+            return False
+        try:
+            _check_url(url)
+        except MailTrackError:
+            logger.error(
+                "Event %s not queued: bad webhook URL %r.", result.event_id, url
+            )
+            return False
+        body = _encode_event(result.to_json_dict())
+        now = time.time()
+        with self._db.connection() as connection:
+            connection.execute(
+                "INSERT INTO webhook_outbox"
+                " (event_id, url, body, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (result.event_id, url, body, now, now),
+            )
+        self.start()
+        self._wake.set()
+        return True
+
+    # -- the delivery thread --------------------------------------------------
+
+    def start(self) -> None:
+        """Start the delivery thread if it is not running in this process.
+
+        Called by :meth:`connect` and :meth:`enqueue`; call it yourself to
+        deliver an outbox left by another process without receiving events.
+        """
+        if self._thread_pid == os.getpid() and self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread_pid == os.getpid() and self._thread is not None:
+                return
+            if self._stop.is_set():
+                raise RuntimeError("This WebhookSender has been closed.")
+            # After a fork the parent's thread does not exist in the child.
+            self._thread = threading.Thread(
+                target=self._run, name="mailtrack-webhooks", daemon=True
+            )
+            self._thread_pid = os.getpid()
+            self._thread.start()
+
+    def _run(self) -> None:
+        transport = _Transport(self.timeout)
+        try:
+            while True:
+                closing = self._stop.is_set()
+                if closing and time.time() >= self._deadline:
+                    break
+                try:
+                    claimed = self._deliver_batch(transport)
+                    delay = 0.0 if claimed else self._idle_delay()
+                except Exception:
+                    logger.exception("Webhook delivery failed; retrying shortly.")
+                    claimed, delay = 0, min(self.poll_interval, 1.0)
+                if closing and not claimed:
+                    break
+                if delay > 0:
+                    self._wake.wait(delay)
+                    self._wake.clear()
+        finally:
+            transport.close()
+
+    def _idle_delay(self) -> float:
+        """Seconds until the next retry is due, at most ``poll_interval``."""
+        with self._db.connection() as connection:
+            # MIN over the index; due rows that could not be claimed are
+            # leased by another process, so they are not worth waking for.
+            row = connection.execute(
+                "SELECT MIN(next_attempt_at) FROM webhook_outbox"
+            ).fetchone()
+        delay = self.poll_interval if row[0] is None else row[0] - time.time()
+        return self.poll_interval if delay <= 0 else min(delay, self.poll_interval)
+
+    def _claim(self) -> tuple[str, list[_Row]]:
+        owner = f"{os.getpid()}-{uuid.uuid4().hex}-{next(self._claims)}"
+        now = time.time()
+        with self._db.connection() as connection:
+            # One statement, so two processes can never claim the same row
+            # while its lease runs.
+            connection.execute(
+                "UPDATE webhook_outbox SET lease_owner = ?, lease_until = ?"
+                " WHERE id IN (SELECT id FROM webhook_outbox"
+                " WHERE next_attempt_at <= ? AND lease_until <= ?"
+                " ORDER BY next_attempt_at LIMIT ?)",
+                (owner, now + self.lease_seconds, now, now, self.batch_size),
+            )
+            rows = connection.execute(
+                "SELECT id, event_id, url, body, created_at, attempts"
+                " FROM webhook_outbox WHERE lease_owner = ? ORDER BY id",
+                (owner,),
+            ).fetchall()
+        return owner, [_Row(*row) for row in rows]
+
+    def _deliver_batch(self, transport: _Transport) -> int:
+        owner, rows = self._claim()
+        lease_until = time.time() + self.lease_seconds
+        # Endpoints that failed to connect in this batch: their other events
+        # are put back without waiting for the same timeout again.
+        unreachable: dict[str, float] = {}
+        for index, row in enumerate(rows):
+            if time.time() >= self._deadline:
+                self._release(owner, [r.id for r in rows[index:]])
+                break
+            if row.url in unreachable:
+                self._reschedule(owner, row.id, unreachable[row.url])
+                continue
+            if time.time() > lease_until - self.lease_seconds / 2:
+                lease_until = self._renew(owner)
+            status, error = self._attempt(transport, row)
+            if status is not None and 200 <= status < 300:
+                with self._db.connection() as connection:
+                    connection.execute(
+                        "DELETE FROM webhook_outbox WHERE id = ?", (row.id,)
+                    )
+            elif status == 410:
+                self._dead_letter(owner, row, "gone", status, error)
+            else:
+                next_at = self._failed(owner, row, status, error)
+                if status is None and next_at is not None:
+                    unreachable[row.url] = next_at
+        return len(rows)
+
+    def _attempt(
+        self, transport: _Transport, row: _Row
+    ) -> tuple[int | None, str | None]:
+        headers = signature_headers(self._key, row.event_id, row.body)
+        try:
+            status = transport.post(row.url, row.body, headers)
+        except (OSError, http.client.HTTPException, MailTrackError) as e:
+            logger.info("Webhook %s to %s failed: %r", row.event_id, row.url, e)
+            return None, f"{type(e).__name__}: {e}"
+        if 200 <= status < 300:
+            return status, None
+        logger.info("Webhook %s to %s answered %d.", row.event_id, row.url, status)
+        return status, f"HTTP {status}"
+
+    def _renew(self, owner: str) -> float:
+        lease_until = time.time() + self.lease_seconds
+        with self._db.connection() as connection:
+            connection.execute(
+                "UPDATE webhook_outbox SET lease_until = ? WHERE lease_owner = ?",
+                (lease_until, owner),
+            )
+        return lease_until
+
+    def _release(self, owner: str, ids: t.Sequence[int]) -> None:
+        with self._db.connection() as connection:
+            connection.executemany(
+                "UPDATE webhook_outbox SET lease_owner = NULL, lease_until = 0"
+                " WHERE id = ? AND lease_owner = ?",
+                [(row_id, owner) for row_id in ids],
+            )
+
+    def _reschedule(self, owner: str, row_id: int, next_at: float) -> None:
+        with self._db.connection() as connection:
+            connection.execute(
+                "UPDATE webhook_outbox SET next_attempt_at = ?, lease_owner = NULL,"
+                " lease_until = 0 WHERE id = ? AND lease_owner = ?",
+                (next_at, row_id, owner),
+            )
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt."""
+        delay = min(self.retry_base * 2 ** min(attempts - 1, 62), self.retry_max)
+        return float(delay * random.uniform(0.5, 1.0))
+
+    def _failed(
+        self, owner: str, row: _Row, status: int | None, error: str | None
+    ) -> float | None:
+        """Schedule the next attempt, or dead-letter an event too old."""
+        attempts = row.attempts + 1
+        now = time.time()
+        give_up_at = row.created_at + self.max_age
+        if now >= give_up_at:
+            self._dead_letter(owner, row, "expired", status, error)
+            return None
+        # The last attempt is made right at max_age, not skipped.
+        next_at = min(now + self.backoff(attempts), give_up_at)
+        with self._db.connection() as connection:
+            connection.execute(
+                "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?,"
+                " lease_owner = NULL, lease_until = 0, last_status = ?,"
+                " last_error = ? WHERE id = ? AND lease_owner = ?",
+                (attempts, next_at, status, error, row.id, owner),
+            )
+        return next_at
+
+    def _dead_letter(
+        self, owner: str, row: _Row, reason: str, status: int | None, error: str | None
+    ) -> None:
+        attempts = row.attempts + 1
+        with self._db.transaction() as connection:
+            moved = connection.execute(
+                "DELETE FROM webhook_outbox WHERE id = ? AND lease_owner = ?",
+                (row.id, owner),
+            ).rowcount
+            if moved:
+                connection.execute(
+                    "INSERT INTO webhook_dead_letter (event_id, url, body,"
+                    " created_at, failed_at, attempts, reason, last_status,"
+                    " last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row.event_id,
+                        row.url,
+                        row.body,
+                        row.created_at,
+                        time.time(),
+                        attempts,
+                        reason,
+                        status,
+                        error,
+                    ),
+                )
+        if not moved:
+            return
+        logger.warning(
+            "Webhook event %s to %s given up (%s) after %d attempts.",
+            row.event_id,
+            row.url,
+            reason,
+            attempts,
+        )
+        try:
+            webhook_failed.send(
+                self,
+                event_id=row.event_id,
+                url=row.url,
+                payload=json.loads(row.body),
+                attempts=attempts,
+                reason=reason,
+                status=status,
+                error=error,
+            )
+        except Exception:
+            logger.exception("A webhook_failed receiver raised.")
+
+    # -- inspection and shutdown ----------------------------------------------
+
+    def pending(self) -> int:
+        """Events in the outbox (of every process sharing it)."""
+        with self._db.connection() as connection:
+            row = connection.execute("SELECT COUNT(*) FROM webhook_outbox").fetchone()
+        return int(row[0])
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, t.Any]]:
+        """The most recently given-up events, newest first: ``event_id``,
+        ``url``, ``payload``, ``attempts``, ``reason``, ``last_status``,
+        ``last_error``, ``created_at``, ``failed_at`` (seconds since the epoch).
+        """
+        with self._db.connection() as connection:
+            rows = connection.execute(
+                "SELECT event_id, url, body, attempts, reason, last_status,"
+                " last_error, created_at, failed_at FROM webhook_dead_letter"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = (
+            "event_id",
+            "url",
+            "payload",
+            "attempts",
+            "reason",
+            "last_status",
+            "last_error",
+            "created_at",
+            "failed_at",
+        )
+        letters = [dict(zip(keys, row)) for row in rows]
+        for letter in letters:
+            letter["payload"] = json.loads(letter["payload"])
+        return letters
+
+    def requeue_dead_letters(self) -> int:
+        """Move every dead-lettered event back to the outbox, with a fresh
+        ``max_age``, e.g. once an endpoint is fixed. Returns how many."""
+        now = time.time()
+        with self._db.transaction() as connection:
+            count = connection.execute(
+                "INSERT INTO webhook_outbox"
+                " (event_id, url, body, created_at, next_attempt_at)"
+                " SELECT event_id, url, body, ?, ? FROM webhook_dead_letter"
+                " ORDER BY id",
+                (now, now),
+            ).rowcount
+            connection.execute("DELETE FROM webhook_dead_letter")
+        if count:
+            self.start()
+            self._wake.set()
+        return int(count)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until no event is due for delivery (delivered, or waiting
+        for a retry), at most ``timeout`` seconds. Returns whether it got
+        there."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._wake.set()
+            with self._db.connection() as connection:
+                due = connection.execute(
+                    "SELECT COUNT(*) FROM webhook_outbox WHERE next_attempt_at <= ?",
+                    (time.time(),),
+                ).fetchone()[0]
+            if not due:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop receiving, deliver what is due for at most ``timeout``
+        seconds, then stop the thread and close the outbox.
+
+        Events not delivered by then stay in the outbox file for the next
+        process.
+        """
+        self.disconnect()
+        self._deadline = time.time() + timeout
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and self._thread_pid == os.getpid():
+            thread.join(timeout + self.timeout + 1)
+        self._db.close()
+
+    def __enter__(self) -> WebhookSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
