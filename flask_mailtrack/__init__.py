@@ -14,6 +14,7 @@ from .exceptions import InsecureTokenWarning as InsecureTokenWarning
 from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
 from .extension import MailTrack as MailTrack
+from .middleware import TrackingMiddleware as TrackingMiddleware
 from .result import TrackingResult as TrackingResult
 from .signals import email_opened as email_opened
 from .signals import link_clicked as link_clicked
@@ -35,6 +36,7 @@ __all__ = [
     "MailTrack",
     "MailTrackError",
     "Tracker",
+    "TrackingMiddleware",
     "TrackingResult",
     "WebhookSender",
     "email_opened",

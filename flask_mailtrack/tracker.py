@@ -6,6 +6,7 @@ import time
 import typing as t
 from collections.abc import Mapping
 
+from . import handler as _handler
 from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
@@ -19,6 +20,9 @@ from .tokens import TokenSerializer
 from .urls import is_safe_target
 from .urls import strip_token
 from .urls import TokenURL
+
+if t.TYPE_CHECKING:
+    from werkzeug.wrappers import Request
 
 Metadata = t.Optional[t.Mapping[str, t.Any]]
 
@@ -227,3 +231,36 @@ class Tracker:
     # -- rewriting email (flask_mailtrack.html, .text, .mime) -----------------
 
     # -- serving requests (flask_mailtrack.handler) ---------------------------
+
+    def match(self, path: str) -> tuple[Kind, str] | None:
+        """The ``(kind, token)`` of a request path below the path of
+        ``base_open_tracking_url`` or ``base_click_tracking_url``, else
+        ``None``. Nothing is decoded (see :func:`.handler.match`).
+
+        :param path: The full request path (``SCRIPT_NAME`` + ``PATH_INFO``).
+        """
+        return _handler.match(self, path)
+
+    def handle(
+        self,
+        request: Request,
+        *,
+        sender: object,
+        kind: Kind | None = None,
+        token: str | None = None,
+    ) -> _handler.HandledRequest:
+        """Answer a tracking request: verify the token, label machine
+        traffic, send ``email_opened``, ``link_clicked`` or
+        ``tracking_failed`` from ``sender``, and return the response (see
+        :func:`.handler.handle_request`).
+
+        :param request: The request.
+        :param sender: The sender of the signal (the Flask app, or the
+            middleware).
+        :param kind: ``"open"`` or ``"click"``; with ``token``, skips finding
+            them in the request path.
+        :param token: The token from the URL.
+        """
+        return _handler.handle_request(
+            self, request, sender=sender, kind=kind, token=token
+        )

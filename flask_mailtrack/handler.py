@@ -1,0 +1,275 @@
+"""The one request handler behind every adapter.
+
+:class:`~flask_mailtrack.TrackingMiddleware` (any WSGI app) and the
+:class:`~flask_mailtrack.MailTrack` blueprint (Flask) both call
+:meth:`Tracker.handle <flask_mailtrack.Tracker.handle>`, which calls
+:func:`handle_request`: a werkzeug :class:`~werkzeug.wrappers.Request` goes
+in, a :class:`HandledRequest` (the response, and the result or the error)
+comes out. Nothing here imports Flask.
+
+What a request gets:
+
+=====================================  ======================================
+open token, valid                      the pixel (200), ``email_opened``
+open token, invalid or expired         the pixel (200) with
+                                       ``pixel_on_invalid_token`` (the
+                                       default), else a 404;
+                                       ``tracking_failed``
+click token, valid                     a 302 to the verified target,
+                                       ``link_clicked``
+click token, invalid, expired, or      a small 404 page, never a redirect;
+with an unsafe target                  ``tracking_failed``
+a method other than GET or HEAD        405 with ``Allow: GET, HEAD``
+=====================================  ======================================
+
+The pixel is served for a bad open token by default because the response is
+an ``<img>`` in an email: a 404 shows a broken-image icon in some mail
+clients, which tells the reader nothing useful and makes a legitimate email
+look damaged, while the pixel costs nothing. The failure is still recorded
+(the ``tracking_failed`` signal and a log line); set
+``pixel_on_invalid_token=False`` to answer 404 as pytracking did.
+
+HEAD is answered like GET without a body (werkzeug drops the body of a
+response to a HEAD request). The response never depends on the machine
+verdict: a scanner gets what a person gets.
+
+No input can make the handler fail: the token is refused by length before it
+is decoded, every decoding failure is an :exc:`~flask_mailtrack.InvalidToken`,
+and a signal receiver that raises is logged on the ``flask_mailtrack`` logger
+and skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import time
+import typing as t
+from urllib.parse import unquote
+
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.urls import iri_to_uri
+from werkzeug.wrappers import Response
+
+from . import clientinfo
+from . import machine
+from .exceptions import InvalidToken
+from .pixel import PIXEL_MIME_TYPE
+from .pixel import TRACKING_PIXEL
+from .signals import email_opened
+from .signals import link_clicked
+from .signals import tracking_failed
+from .tokens import CLICK
+from .tokens import OPEN
+
+if t.TYPE_CHECKING:
+    from blinker import Signal
+    from werkzeug.wrappers import Request
+
+    from .result import TrackingResult
+    from .tokens import Kind
+    from .tracker import Tracker
+
+logger = logging.getLogger("flask_mailtrack")
+
+#: The methods a tracking URL answers.
+ALLOWED_METHODS = ("GET", "HEAD")
+
+#: Headers of the pixel. A cached pixel is a lost open, so every cache
+#: (browser, mail client, proxy; HTTP/1.0 ones through ``Pragma`` and
+#: ``Expires``) is told not to keep it.
+PIXEL_HEADERS = (
+    ("Content-Type", PIXEL_MIME_TYPE),
+    ("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0"),
+    ("Pragma", "no-cache"),
+    ("Expires", "0"),
+)
+
+#: Headers of the click redirect: a cached redirect would skip the tracking
+#: server on the next click.
+REDIRECT_HEADERS = (("Cache-Control", "no-store"),)
+
+_NOT_FOUND_BODY = (
+    b"<!doctype html>\n<title>Link not found</title>\n"
+    b"<h1>Link not found</h1>\n"
+    b"<p>This tracking link is invalid or has expired.</p>\n"
+)
+_NOT_FOUND_HEADERS = (
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Cache-Control", "no-store"),
+)
+
+
+class HandledRequest(t.NamedTuple):
+    """What :func:`handle_request` did with one request.
+
+    .. versionadded:: 0.1
+    """
+
+    #: The response to send, a WSGI application.
+    response: Response
+    #: The result of a valid hit (its signal was sent), else ``None``.
+    result: TrackingResult | None
+    #: Why the token was refused (``tracking_failed`` was sent), else ``None``.
+    error: InvalidToken | None
+    #: ``"open"`` or ``"click"``; ``None`` when the path is not a tracking
+    #: path.
+    kind: Kind | None
+
+
+def pixel_response() -> Response:
+    """A fresh response carrying the tracking pixel."""
+    return Response(TRACKING_PIXEL, headers=PIXEL_HEADERS)
+
+
+def redirect_response(url: str) -> Response:
+    """A ``302 Found`` to ``url``, a target that passed
+    :func:`~flask_mailtrack.urls.is_safe_target`.
+
+    The status is explicit: werkzeug's :func:`~werkzeug.utils.redirect` is
+    moving its default to 303, and every mail client's browser follows 302.
+    """
+    # A Location header must be ASCII; an IRI (a non-ASCII path or host) is
+    # converted. Most targets are ASCII already, which skips the work.
+    location = url if url.isascii() and " " not in url else iri_to_uri(url)
+    body = (
+        '<!doctype html>\n<title>Redirecting</title>\n<p><a href="'
+        + html.escape(location)
+        + '">Continue</a></p>\n'
+    )
+    response = Response(body, status=302, content_type="text/html; charset=utf-8")
+    headers = response.headers
+    headers["Location"] = location
+    headers["Cache-Control"] = "no-store"
+    return response
+
+
+def not_found_response() -> Response:
+    """The small page a bad tracking link gets (never a redirect)."""
+    return Response(_NOT_FOUND_BODY, status=404, headers=_NOT_FOUND_HEADERS)
+
+
+def method_not_allowed_response() -> Response:
+    """405 with ``Allow: GET, HEAD``."""
+    return MethodNotAllowed(valid_methods=ALLOWED_METHODS).get_response()
+
+
+@functools.lru_cache(maxsize=64)
+def _routes(
+    open_path: str | None, click_path: str | None
+) -> tuple[tuple[str, Kind], ...]:
+    # Paths as a request sees them (percent escapes decoded), longest first
+    # so that a base nested in the other is matched first.
+    routes: list[tuple[str, Kind]] = []
+    if open_path is not None:
+        routes.append((unquote(open_path), OPEN))
+    if click_path is not None:
+        routes.append((unquote(click_path), CLICK))
+    routes.sort(key=lambda route: len(route[0]), reverse=True)
+    return tuple(routes)
+
+
+def match(tracker: Tracker, path: str) -> tuple[Kind, str] | None:
+    """The kind and token of a request path, or ``None`` when ``path`` is not
+    below the path of ``base_open_tracking_url`` or
+    ``base_click_tracking_url``.
+
+    Everything below a tracking path belongs to the tracker: a malformed token
+    still matches, so that it gets the tracking answer (pixel or 404) and a
+    ``tracking_failed`` signal. Nothing is decoded here.
+
+    :param path: The full path of the request (``SCRIPT_NAME`` +
+        ``PATH_INFO``, percent escapes decoded), as the base URLs give it.
+    """
+    open_base = tracker.open_base
+    click_base = tracker.click_base
+    routes = _routes(
+        open_base.path if open_base is not None else None,
+        click_base.path if click_base is not None else None,
+    )
+    for prefix, kind in routes:
+        if path.startswith(prefix):
+            return kind, path[len(prefix) :].strip("/")
+    return None
+
+
+def handle_request(
+    tracker: Tracker,
+    request: Request,
+    *,
+    sender: object,
+    kind: Kind | None = None,
+    token: str | None = None,
+) -> HandledRequest:
+    """Answer one tracking request and send its signal.
+
+    :param tracker: Decodes the token; its configuration decides the client
+        address, anonymisation, the answer to bad open tokens and the machine
+        rules.
+    :param request: The request.
+    :param sender: The sender of the signals: the Flask app, or the
+        middleware.
+    :param kind: ``"open"`` or ``"click"``; found from the request path (see
+        :func:`match`) when omitted.
+    :param token: The token; found from the request path when omitted.
+    """
+    if kind is None:
+        found = match(tracker, request.root_path + request.path)
+        if found is None:
+            return HandledRequest(not_found_response(), None, None, None)
+        kind, token = found
+    elif token is None:
+        token = ""
+
+    if request.method not in ALLOWED_METHODS:
+        return HandledRequest(method_not_allowed_response(), None, None, kind)
+
+    configuration = tracker.configuration
+    now = time.time()
+    try:
+        payload = tracker.serializer.loads(kind, token, now=now)
+    except InvalidToken as error:
+        logger.info("Refused %s tracking token (%s): %s", kind, error.reason, error)
+        _send(
+            tracking_failed,
+            sender,
+            error=error,
+            reason=error.reason,
+            kind=kind,
+            request=request,
+        )
+        if kind == OPEN and configuration.pixel_on_invalid_token:
+            response = pixel_response()
+        else:
+            response = not_found_response()
+        return HandledRequest(response, None, error, kind)
+
+    environ = request.environ
+    ip = clientinfo.client_ip(environ, configuration.trusted_proxies)
+    data = clientinfo.request_data(request, configuration, now, ip=ip)
+    result = tracker.result(kind, payload, request_data=data, now=now)
+    machine.apply_verdict(result, request, configuration, ip=ip, now=now)
+
+    if kind == OPEN:
+        _send(email_opened, sender, result=result, request=request)
+        return HandledRequest(pixel_response(), result, None, kind)
+    _send(link_clicked, sender, result=result, request=request)
+    return HandledRequest(
+        redirect_response(t.cast(str, result.tracked_url)), result, None, kind
+    )
+
+
+def _send(signal: Signal, sender: object, **kwargs: t.Any) -> None:
+    """Send ``signal`` to each receiver in turn; one that raises is logged and
+    the next still runs, and the response is unchanged."""
+    if not signal.receivers:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            logger.exception(
+                "A receiver of the %r signal raised; the response is unchanged.",
+                getattr(signal, "name", signal),
+            )

@@ -1,0 +1,423 @@
+"""Machine-traffic verdicts: which tracking hits were not a person.
+
+Many opens and clicks are made by software: mail clients that prefetch
+images, privacy proxies, security gateways that follow every link of every
+incoming email. They are labelled, never refused: the response is the same
+for everyone (a scanner that got a different answer would learn to hide), and
+:attr:`TrackingResult.machine <flask_mailtrack.TrackingResult.machine>` and
+:attr:`~flask_mailtrack.TrackingResult.machine_reasons` let statistics
+separate them.
+
+``machine`` is ``None`` for a person, or the label of the first rule that
+fired, in the order below; ``machine_reasons`` lists the names of every rule
+that fired. The labels:
+
+``prefetch``
+    Loaded ahead of a person asking for it.
+``apple-mpp``
+    Apple Mail Privacy Protection, which loads every image of every email
+    on delivery, whether or not the recipient reads it.
+``image-proxy``
+    A mail provider's image proxy (Gmail, Yahoo). These fetch the pixel when
+    the recipient opens the email, so they *are* real opens; the label says
+    the address and user agent are the proxy's, not the reader's.
+``scanner``
+    A security gateway or link scanner checking the email.
+``bot``
+    A crawler, a command line tool or a script.
+
+The rules, each with its source:
+
+``head-request`` (``prefetch``)
+    A ``HEAD`` request fetches no image and follows no link: link checkers
+    and scanners send them (RFC 9110, section 9.3.2).
+``prefetch-header`` (``prefetch``)
+    ``Sec-Purpose: prefetch`` (Fetch Metadata, sent by Chromium),
+    ``Purpose: prefetch`` (Safari, older Chromium), ``X-Purpose: preview``
+    (Safari link previews) and ``X-Moz: prefetch`` (Firefox), documented at
+    https://developer.mozilla.org/docs/Web/HTTP/Headers/Sec-Purpose.
+``empty-user-agent`` (``bot``)
+    Every browser and mail client sends a ``User-Agent``; scripts often do
+    not.
+``image-proxy`` (``image-proxy``)
+    ``GoogleImageProxy`` (Gmail, "via ggpht.com GoogleImageProxy",
+    https://support.google.com/mail/answer/145919) and ``YahooMailProxy``
+    (https://help.yahoo.com/kb/SLN28749.html) in the user agent.
+``apple-mpp-user-agent`` (``apple-mpp``)
+    The bare user agent ``Mozilla/5.0``, which Apple's Mail Privacy
+    Protection proxy sends and no real browser does (observed and published
+    by email service providers since iOS 15, e.g. SparkPost and Litmus).
+    Apple publishes no address ranges for this proxy; its iCloud Private
+    Relay egress list is used by Safari for people browsing, so matching it
+    would mislabel real clicks, and it is not used.
+``scanner-user-agent`` (``scanner``)
+    The name of a mail security product in the user agent: Microsoft
+    Defender Safe Links, Proofpoint URL Defense, Mimecast, Barracuda and
+    others (:data:`SCANNER_NAMES`), as their vendors document them.
+``tool-user-agent`` (``bot``)
+    HTTP libraries and headless browsers (:data:`TOOL_NAMES`): curl, wget,
+    python-requests, Go-http-client, okhttp, HeadlessChrome, ...
+``crawler-user-agent`` (``bot``)
+    The patterns of the ``crawler-user-agents`` project
+    (https://github.com/monperrus/crawler-user-agents, released monthly on
+    PyPI), when that package is installed (``pip install
+    flask-mailtrack[machine]``). Its ~1,500 patterns are compiled once into
+    one regular expression whose literal patterns are merged into a prefix
+    tree, which makes it about 20 times faster than joining them.
+``gateway-network`` (``scanner``)
+    A client address in the published ranges of mail security gateways,
+    shipped in ``flask_mailtrack/data/gateway_networks.json`` with the source
+    and date of each list (see that file's ``refresh`` text for how to update
+    it). Matched by binary search over merged ranges.
+``click-too-fast`` (``scanner``)
+    A click at most ``click_scan_seconds`` after the link was made: gateways
+    follow links on delivery, people read later. Off by default (``0``).
+
+Then the callables of ``Configuration(machine_rules=...)`` run, in order:
+each is called as ``rule(result, request)`` and returns a label or ``None``;
+the reason recorded is the callable's ``__name__``. A rule that raises is
+logged and skipped.
+
+User agents repeat (every Gmail open carries the same one), so the verdict of
+a user agent is cached (:data:`USER_AGENT_CACHE_SIZE` entries).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import ipaddress
+import json
+import logging
+import re
+import typing as t
+
+if t.TYPE_CHECKING:
+    from werkzeug.wrappers import Request
+
+    from .configuration import Configuration
+    from .result import TrackingResult
+
+logger = logging.getLogger("flask_mailtrack")
+
+PREFETCH = "prefetch"
+APPLE_MPP = "apple-mpp"
+IMAGE_PROXY = "image-proxy"
+SCANNER = "scanner"
+BOT = "bot"
+
+#: How many distinct user agents keep their verdict cached.
+USER_AGENT_CACHE_SIZE = 4096
+
+#: Image proxies of mail providers, as they name themselves in the user agent.
+IMAGE_PROXY_NAMES = ("GoogleImageProxy", "YahooMailProxy")
+
+#: Mail security products, as they name themselves in the user agent
+#: (matched case-insensitively).
+SCANNER_NAMES = (
+    "safelinks",
+    "proofpoint",
+    "urldefense",
+    "mimecast",
+    "barracuda",
+    "messagelabs",
+    "ironport",
+    "trend micro",
+    "trendmicro",
+    "forcepoint",
+    "fortiguard",
+    "zscaler",
+    "avanan",
+    "spamtitan",
+    "hornetsecurity",
+    "cloudmark",
+)
+
+#: HTTP libraries, command line tools and headless browsers (matched
+#: case-insensitively).
+TOOL_NAMES = (
+    "curl",
+    "wget",
+    "python-requests",
+    "python-urllib",
+    "python-httpx",
+    "aiohttp",
+    "go-http-client",
+    "okhttp",
+    "headless",
+    "phantomjs",
+    "libwww-perl",
+    "apache-httpclient",
+    "java/",
+    "node-fetch",
+    "axios/",
+    "scrapy",
+    "httpie",
+)
+
+_PREFETCH_VALUES = ("prefetch", "preview", "prerender")
+
+_IMAGE_PROXY = re.compile("|".join(re.escape(name) for name in IMAGE_PROXY_NAMES))
+_SCANNER = re.compile(
+    "|".join(re.escape(name) for name in SCANNER_NAMES), re.IGNORECASE
+)
+_TOOL = re.compile("|".join(re.escape(name) for name in TOOL_NAMES), re.IGNORECASE)
+
+
+# -- user agents ---------------------------------------------------------------
+
+
+_META = frozenset(".^$*+?{}[]|()\\")
+
+
+def _literal(pattern: str) -> str | None:
+    """The text a regular expression matches, if it matches only one text."""
+    chars = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            following = pattern[index + 1 : index + 2]
+            if not following or following.isalnum():
+                return None  # \d, \s, ...: a class, not a character
+            chars.append(following)
+            index += 2
+            continue
+        if char in _META:
+            return None
+        chars.append(char)
+        index += 1
+    return "".join(chars)
+
+
+def _prefix_tree_pattern(words: t.Iterable[str]) -> str:
+    """One regular expression matching any of ``words``, as a prefix tree.
+
+    ``re`` tries the branches of ``a|b|c`` one after the other at every
+    position of the text; a tree tries only the branches that share the
+    characters already read. A word that has another as prefix is dropped:
+    a search only needs the shorter one to match.
+    """
+    root: dict[str, t.Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, t.Any]) -> str:
+        if "" in node:
+            return ""
+        branches = [re.escape(char) + pattern(node[char]) for char in sorted(node)]
+        if len(branches) == 1:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")"
+
+    return pattern(root)
+
+
+def compile_crawler_patterns(patterns: t.Sequence[str]) -> re.Pattern[str]:
+    """Compile the patterns of ``crawler-user-agents`` into one expression.
+
+    Literal patterns go into one prefix tree, ``^literal`` ones into another,
+    and the few real expressions are added as they are. The result matches
+    exactly the texts the plain ``|``-join of ``patterns`` matches.
+    """
+    literals: list[str] = []
+    anchored: list[str] = []
+    others: list[str] = []
+    for pattern in patterns:
+        literal = _literal(pattern)
+        if literal is not None and literal:
+            literals.append(literal)
+            continue
+        if pattern.startswith("^"):
+            literal = _literal(pattern[1:])
+            if literal:
+                anchored.append(literal)
+                continue
+        others.append(f"(?:{pattern})")
+    parts = []
+    if literals:
+        parts.append(_prefix_tree_pattern(literals))
+    if anchored:
+        parts.append("^" + _prefix_tree_pattern(anchored))
+    parts.extend(others)
+    return re.compile("|".join(parts) or "(?!)")
+
+
+@functools.cache
+def crawler_pattern() -> re.Pattern[str] | None:
+    """The compiled ``crawler-user-agents`` expression, or ``None`` when the
+    package is not installed. Compiled on first use (about 50 ms)."""
+    try:
+        import crawleruseragents
+    except ImportError:
+        return None
+    patterns = [item["pattern"] for item in crawleruseragents.CRAWLER_USER_AGENTS_DATA]
+    return compile_crawler_patterns(patterns)
+
+
+@functools.lru_cache(maxsize=USER_AGENT_CACHE_SIZE)
+def user_agent_verdict(user_agent: str | None) -> tuple[str, str] | None:
+    """The ``(label, reason)`` of a user agent, or ``None`` for a browser or
+    mail client. The first matching rule wins."""
+    if not user_agent or not user_agent.strip():
+        return BOT, "empty-user-agent"
+    if _IMAGE_PROXY.search(user_agent):
+        return IMAGE_PROXY, "image-proxy"
+    if user_agent.strip() == "Mozilla/5.0":
+        return APPLE_MPP, "apple-mpp-user-agent"
+    if _SCANNER.search(user_agent):
+        return SCANNER, "scanner-user-agent"
+    if _TOOL.search(user_agent):
+        return BOT, "tool-user-agent"
+    crawlers = crawler_pattern()
+    if crawlers is not None and crawlers.search(user_agent):
+        return BOT, "crawler-user-agent"
+    return None
+
+
+# -- networks ------------------------------------------------------------------
+
+
+class NetworkSet:
+    """A set of IP networks answering "which one holds this address" in
+    ``O(log n)``: the networks are merged into disjoint ranges of integers,
+    sorted, and searched with :mod:`bisect`.
+
+    :param networks: ``(network, name)`` pairs, such as
+        ``("40.92.0.0/15", "microsoft-eop")``.
+    """
+
+    def __init__(self, networks: t.Iterable[tuple[str, str]]) -> None:
+        ranges: dict[int, list[tuple[int, int, str]]] = {4: [], 6: []}
+        for text, name in networks:
+            network = ipaddress.ip_network(text, strict=False)
+            first = int(network.network_address)
+            last = int(network.broadcast_address)
+            ranges[network.version].append((first, last, name))
+        self._starts: dict[int, list[int]] = {}
+        self._ranges: dict[int, list[tuple[int, int, str]]] = {}
+        for version, items in ranges.items():
+            merged: list[tuple[int, int, str]] = []
+            for first, last, name in sorted(items):
+                if merged and first <= merged[-1][1] + 1:
+                    previous = merged[-1]
+                    merged[-1] = (previous[0], max(previous[1], last), previous[2])
+                else:
+                    merged.append((first, last, name))
+            self._ranges[version] = merged
+            self._starts[version] = [first for first, _, _ in merged]
+
+    def __len__(self) -> int:
+        return sum(len(ranges) for ranges in self._ranges.values())
+
+    def lookup(self, address: str | None) -> str | None:
+        """The name of the network holding ``address``, or ``None``
+        (also for text that is not an address)."""
+        if not address:
+            return None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        value = int(ip)
+        starts = self._starts[ip.version]
+        index = bisect.bisect_right(starts, value) - 1
+        if index < 0:
+            return None
+        first, last, name = self._ranges[ip.version][index]
+        return name if value <= last else None
+
+
+def load_gateway_networks() -> dict[str, t.Any]:
+    """The shipped data file of security gateway networks, as a dict."""
+    from importlib.resources import files
+
+    text = (
+        files("flask_mailtrack")
+        .joinpath("data/gateway_networks.json")
+        .read_text(encoding="utf-8")
+    )
+    return t.cast("dict[str, t.Any]", json.loads(text))
+
+
+@functools.cache
+def gateway_networks() -> NetworkSet:
+    """The networks of the shipped data file, loaded on first use."""
+    data = load_gateway_networks()
+    return NetworkSet(
+        (network, provider["name"])
+        for provider in data["providers"]
+        for network in provider["networks"]
+    )
+
+
+# -- the verdict ---------------------------------------------------------------
+
+
+def apply_verdict(
+    result: TrackingResult,
+    request: Request,
+    configuration: Configuration,
+    *,
+    ip: str | None,
+    now: float,
+) -> None:
+    """Set ``result.machine`` and ``result.machine_reasons`` from the rules.
+
+    :param result: The result of a valid hit, with its request data.
+    :param request: The request.
+    :param configuration: Gives ``click_scan_seconds`` and ``machine_rules``.
+    :param ip: The client address before anonymisation, so that network
+        rules see the real address.
+    :param now: The time of the hit.
+    """
+    found: list[tuple[str, str]] = []
+    environ = request.environ
+    if request.method == "HEAD":
+        found.append((PREFETCH, "head-request"))
+    if _is_prefetch(environ):
+        found.append((PREFETCH, "prefetch-header"))
+    data = result.request_data
+    if data is not None and "user_agent" in data:
+        user_agent = data["user_agent"]
+    else:
+        user_agent = environ.get("HTTP_USER_AGENT")
+        # The verdict cache is keyed on the text: keep it small.
+        user_agent = user_agent[:512] if user_agent else user_agent
+    verdict = user_agent_verdict(user_agent)
+    if verdict is not None:
+        found.append(verdict)
+    network = gateway_networks().lookup(ip)
+    if network is not None:
+        found.append((SCANNER, "gateway-network"))
+    if (
+        configuration.click_scan_seconds
+        and result.is_click_tracking
+        and result.issued_at is not None
+        and now - result.issued_at <= configuration.click_scan_seconds
+    ):
+        found.append((SCANNER, "click-too-fast"))
+    for rule in configuration.machine_rules:
+        try:
+            label = rule(result, request)
+        except Exception:
+            logger.exception("Machine rule %r raised; it is skipped.", rule)
+            continue
+        if label:
+            found.append((str(label), getattr(rule, "__name__", repr(rule))))
+    if found:
+        result.machine = found[0][0]
+        result.machine_reasons = [reason for _, reason in found]
+
+
+def _is_prefetch(environ: t.Mapping[str, t.Any]) -> bool:
+    for key in ("HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HTTP_X_MOZ"):
+        value = environ.get(key)
+        if value and any(word in value.lower() for word in _PREFETCH_VALUES):
+            return True
+    return False
