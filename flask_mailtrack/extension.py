@@ -24,6 +24,7 @@ or :data:`~flask_mailtrack.tracking_failed` with the app as the sender.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing as t
 
 from flask import Blueprint
@@ -38,6 +39,7 @@ from werkzeug.wrappers import Response
 
 from .configuration import Configuration
 from .constants import ConfigKeys
+from .receivers import connect_receivers
 from .tokens import CLICK
 from .tokens import Kind
 from .tokens import OPEN
@@ -278,8 +280,18 @@ class MailTrack:
             )
         configuration = _with_flask_secret(app, configuration)
 
-        app.extensions["mailtrack"] = MailTrackState(
+        state = app.extensions["mailtrack"] = MailTrackState(
             self, configuration, url_prefix=url_prefix, base_url=base_url
+        )
+        # MAILTRACK_DATABASE → EventStore, MAILTRACK_WEBHOOK_URL → WebhookSender,
+        # receiving this app's events only.
+        state.receivers.extend(
+            connect_receivers(
+                config,
+                configuration,
+                sender=app,
+                default_outbox=os.path.join(app.instance_path, "mailtrack.sqlite3"),
+            )
         )
         app.register_blueprint(blueprint, url_prefix=url_prefix or None)
         app.add_template_global(mailtrack_pixel, "mailtrack_pixel")

@@ -1,0 +1,76 @@
+"""The receivers that ``MAILTRACK_*`` settings ask for.
+
+The Flask extension and the standalone server read the same keys:
+``MAILTRACK_DATABASE`` connects an :class:`~flask_mailtrack.EventStore`,
+``MAILTRACK_WEBHOOK_URL`` (with ``MAILTRACK_WEBHOOK_SECRET``) a
+:class:`~flask_mailtrack.WebhookSender`.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from blinker import ANY
+
+from .configuration import Configuration
+from .constants import ConfigKeys
+from .exceptions import MailTrackError
+from .store import EventStore
+from .webhooks import WebhookSender
+
+Receiver = t.Union[EventStore, WebhookSender]
+R = t.TypeVar("R", EventStore, WebhookSender)
+
+
+def connect_receivers(
+    settings: t.Mapping[str, t.Any],
+    configuration: Configuration,
+    *,
+    sender: t.Any = ANY,
+    default_outbox: str | None = None,
+) -> list[Receiver]:
+    """Make and connect the receivers that ``settings`` configure.
+
+    :param settings: ``MAILTRACK_*`` keys (a Flask config, the environment).
+    :param configuration: Gives the webhook URL and timeout.
+    :param sender: Receive only this sender's events (the Flask app).
+    :param default_outbox: The outbox file when neither
+        ``MAILTRACK_WEBHOOK_OUTBOX`` nor ``MAILTRACK_DATABASE`` is set (the
+        outbox tables can live in the event store's file).
+    :raise MailTrackError: a webhook URL without a webhook secret.
+    """
+    receivers: list[Receiver] = []
+    database = settings.get(ConfigKeys.DATABASE)
+    if database:
+        receivers.append(EventStore(database).connect(sender))
+    if configuration.webhook_url:
+        secret = settings.get(ConfigKeys.WEBHOOK_SECRET)
+        if not secret:
+            raise MailTrackError(
+                f"MAILTRACK_WEBHOOK_URL is set but {ConfigKeys.WEBHOOK_SECRET} is"
+                " not: webhooks are always signed. `mailtrack keygen --webhook`"
+                " prints a secret (whsec_...)."
+            )
+        outbox = settings.get(ConfigKeys.WEBHOOK_OUTBOX) or database or default_outbox
+        if not outbox:
+            raise MailTrackError(
+                f"Set {ConfigKeys.WEBHOOK_OUTBOX} (or {ConfigKeys.DATABASE}) to the"
+                " SQLite file that keeps webhook events until they are delivered."
+            )
+        receivers.append(
+            WebhookSender(
+                configuration.webhook_url,
+                secret=secret,
+                outbox_path=outbox,
+                timeout=configuration.webhook_timeout_seconds,
+            ).connect(sender)
+        )
+    return receivers
+
+
+def find_receiver(receivers: t.Iterable[object], kind: type[R]) -> R | None:
+    """The first receiver of type ``kind``, or ``None``."""
+    for receiver in receivers:
+        if isinstance(receiver, kind):
+            return receiver
+    return None
