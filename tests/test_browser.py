@@ -1,0 +1,192 @@
+"""A tracked email in a real browser: headless Chromium loads it from a live
+local server, which records the open; a click on a tracked link lands on the
+destination and records the click.
+
+Chromium is driven with ``--dump-dom``, which loads a page, runs its scripts
+and prints the final DOM: the pixel is loaded like any image, and for the
+click a small script clicks the tracked link once the email has loaded.
+``--virtual-time-budget`` lets the navigation that follows finish before the
+DOM is printed.
+
+Skipped when Chromium is not installed, unless ``MAILTRACK_REQUIRE_BROWSER=1``
+(set by ``.ci/run``), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+import typing as t
+
+import pytest
+from flask import Flask
+from flask import render_template_string
+from flask import request
+from flask_mailtrack import email_opened
+from flask_mailtrack import link_clicked
+from flask_mailtrack import MailTrack
+from flask_mailtrack import tracking_failed
+from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler
+
+pytestmark = pytest.mark.browser
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+EMAIL = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Tracked email</title></head>
+<body>
+<h1 id="email">Spring sale</h1>
+<p><a id="tracked" href="{{ mailtrack_click_url(url_for('landing', _external=True),
+  {'recipient': 'ann@example.com'}) }}">See the sale</a></p>
+{{ mailtrack_pixel({'recipient': 'ann@example.com'}) }}
+{% if autoclick %}
+<script>
+window.addEventListener("load", function () {
+  document.getElementById("tracked").click();
+});
+</script>
+{% endif %}
+</body></html>
+"""
+
+
+def _find_browser() -> str:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    message = "headless Chromium is not installed (apt-get install chromium)"
+    if os.environ.get("MAILTRACK_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + ", and MAILTRACK_REQUIRE_BROWSER=1 requires it")
+    pytest.skip(message)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: t.Any) -> None:
+        pass
+
+
+class LiveServer:
+    """The app served by werkzeug on a free loopback port, in a thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
+        )
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def browser() -> str:
+    return _find_browser()
+
+
+@pytest.fixture
+def events() -> list[tuple[str, t.Any]]:
+    return []
+
+
+@pytest.fixture
+def app(events: list[tuple[str, t.Any]]) -> t.Iterator[Flask]:
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "browser test secret key"
+    MailTrack(app)
+
+    @app.get("/email")
+    def tracked_email() -> str:
+        return render_template_string(EMAIL, autoclick="autoclick" in request.args)
+
+    @app.get("/landing")
+    def landing() -> str:
+        events.append(("landed", request.url))
+        return '<!DOCTYPE html><html><body><h1 id="landed">Landed</h1></body></html>'
+
+    def record(name: str) -> t.Callable[..., None]:
+        def receiver(sender: Flask, **kwargs: t.Any) -> None:
+            events.append((name, kwargs.get("result") or kwargs.get("reason")))
+
+        return receiver
+
+    receivers = [
+        (email_opened, record("opened")),
+        (link_clicked, record("clicked")),
+        (tracking_failed, record("failed")),
+    ]
+    for signal, receiver in receivers:
+        signal.connect(receiver, sender=app)
+    yield app
+    for signal, receiver in receivers:
+        signal.disconnect(receiver, sender=app)
+
+
+def _dump_dom(browser: str, url: str, profile: pathlib.Path) -> str:
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--no-proxy-server",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        url,
+    ]
+    # The timeout only stops a hung browser; nothing is measured.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_open_in_browser(
+    app: Flask,
+    browser: str,
+    events: list[tuple[str, t.Any]],
+    tmp_path: pathlib.Path,
+) -> None:
+    with LiveServer(app) as server:
+        dom = _dump_dom(browser, f"{server.url}/email", tmp_path)
+    assert 'id="email"' in dom
+    assert [name for name, _ in events] == ["opened"]
+    result = events[0][1]
+    assert result.metadata == {"recipient": "ann@example.com"}
+    assert result.request_data["user_ip"] == "127.0.0.1"
+    assert "Chrome" in result.request_data["user_agent"]
+
+
+def test_click_in_browser(
+    app: Flask,
+    browser: str,
+    events: list[tuple[str, t.Any]],
+    tmp_path: pathlib.Path,
+) -> None:
+    with LiveServer(app) as server:
+        dom = _dump_dom(browser, f"{server.url}/email?autoclick", tmp_path)
+    # The browser followed the redirect to the destination.
+    assert 'id="landed"' in dom
+    assert 'id="email"' not in dom
+    names = [name for name, _ in events]
+    assert sorted(names) == ["clicked", "landed", "opened"]
+    assert names.index("clicked") < names.index("landed")
+    clicked = next(value for name, value in events if name == "clicked")
+    landed_url = next(value for name, value in events if name == "landed")
+    assert clicked.tracked_url == f"{server.url}/landing" == landed_url
+    assert clicked.metadata == {"recipient": "ann@example.com"}
