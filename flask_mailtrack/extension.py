@@ -417,9 +417,8 @@ blueprint = Blueprint("mailtrack", __name__)
 
 def _serve(kind: Kind, token: str) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    tracker: t.Any = get_state(app).tracker
-    handled = tracker.handle(request, sender=app, kind=kind, token=token)
-    return t.cast(Response, handled.response)
+    tracker = get_state(app).tracker
+    return tracker.handle(request, sender=app, kind=kind, token=token).response
 
 
 @blueprint.route(f"/{ROUTE_SEGMENTS[OPEN]}/<path:token>", endpoint="open")
