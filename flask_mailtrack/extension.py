@@ -460,7 +460,9 @@ def mailtrack_pixel(metadata: Metadata = None) -> Markup:
     )
 
 
-def mailtrack_filter(html: str, metadata: Metadata = None) -> Markup:
+def mailtrack_filter(
+    html: str, metadata: Metadata = None, pixel: bool | None = None
+) -> Markup:
     """Jinja filter: track the links of a rendered block::
 
         {% filter mailtrack({"id": user.id}) %}
@@ -468,8 +470,14 @@ def mailtrack_filter(html: str, metadata: Metadata = None) -> Markup:
         {% endfilter %}
 
     The block is rewritten by :meth:`Tracker.track_html
-    <flask_mailtrack.Tracker.track_html>`, which also adds the pixel when
-    the block holds the ``<body>``.
+    <flask_mailtrack.Tracker.track_html>`.
+
+    :param pixel: Add the open pixel too. By default it is added when the
+        block holds the ``<body>`` (the whole email), so that tracking a
+        snippet never adds a second pixel to an email.
     """
+    text = str(html)
+    if pixel is None:
+        pixel = "<body" in text.lower()
     tracker: t.Any = _current_link_tracker()
-    return Markup(tracker.track_html(str(html), metadata))
+    return Markup(tracker.track_html(text, metadata, open_tracking=pixel))

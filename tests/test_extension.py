@@ -474,3 +474,36 @@ def test_jinja_filter_tracks_links(app: Flask) -> None:
     assert "&lt;Ann&gt;" in html
     href = html.split('href="', 1)[1].split('"', 1)[0]
     assert links(app).decode_click(href).metadata == {"customer": 7}
+
+
+@pytest.mark.parametrize(
+    ("block", "arguments", "has_pixel"),
+    [
+        pytest.param('<a href="https://e.com/">x</a>', "meta", False, id="snippet"),
+        pytest.param(
+            '<html><body><a href="https://e.com/">x</a></body></html>',
+            "meta",
+            True,
+            id="whole-email",
+        ),
+        pytest.param(
+            '<a href="https://e.com/">x</a>', "meta, pixel=True", True, id="forced"
+        ),
+        pytest.param(
+            '<body><a href="https://e.com/">x</a></body>',
+            "meta, pixel=False",
+            False,
+            id="refused",
+        ),
+    ],
+)
+def test_jinja_filter_pixel(
+    app: Flask, block: str, arguments: str, has_pixel: bool
+) -> None:
+    if not hasattr(Tracker, "track_html"):
+        pytest.skip("Tracker.track_html is not available yet")
+    template = f"{{% filter mailtrack({arguments}) %}}{block}{{% endfilter %}}"
+    with app.test_request_context():
+        html = render_template_string(template, meta={"customer": 7})
+    assert ("http://localhost/mailtrack/o/" in html) is has_pixel
+    assert "http://localhost/mailtrack/c/" in html
