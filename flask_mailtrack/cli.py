@@ -304,10 +304,9 @@ def track_command(
             tracked = tracker.track_message(message, metadata_dict)
             out.write(tracked.as_bytes())
         else:
-            # surrogateescape: bytes that are not UTF-8 come out unchanged.
-            html = data.decode("utf-8", "surrogateescape")
-            tracked_html = tracker.track_html(html, metadata_dict)
-            out.write(tracked_html.encode("utf-8", "surrogateescape"))
+            # Bytes in, bytes out: the rewriter reads the charset the HTML
+            # declares and leaves every other byte as it is.
+            out.write(tracker.track_html(data, metadata_dict))
     except MailTrackError as e:
         raise click.ClickException(str(e)) from None
     out.flush()

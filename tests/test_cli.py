@@ -206,6 +206,22 @@ def test_track_html(invoke: Invoke, tracker: Tracker, tmp_path: pathlib.Path) ->
 
 
 @needs_rewriter
+def test_track_keeps_bytes(invoke: Invoke, tmp_path: pathlib.Path) -> None:
+    html = (
+        '<html><head><meta charset="iso-8859-1"></head><body>'
+        '<p>Caf\xe9 <a href="https://example.com/caf\xe9">x</a></p></body></html>'
+    ).encode("latin-1")
+    path = tmp_path / "email.html"
+    path.write_bytes(html)
+    result = invoke(["track", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout_bytes
+    assert out.startswith(html[: html.index(b"<a ")])
+    assert b"<p>Caf\xe9 " in out
+    assert b"https://example.com/caf" not in out
+
+
+@needs_rewriter
 def test_track_stdin(invoke: Invoke) -> None:
     result = invoke(["track", "-"], input=HTML)
     assert result.exit_code == 0, result.output
