@@ -330,3 +330,20 @@ def test_links_made_by_the_app_decode_standalone(app: Flask) -> None:
     result = CliRunner().invoke(main, ["decode", url], env=ENV)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["tracked_url"] == "https://example.com/"
+
+
+def test_flask_command_line_finds_the_group(app: Flask, tracker: Tracker) -> None:
+    """``flask mailtrack ...`` through Flask's own command line, which finds
+    the group by its ``flask.commands`` entry point and loads the app."""
+    from importlib.metadata import entry_points
+
+    from flask.cli import FlaskGroup
+
+    names = [entry.value for entry in entry_points(group="flask.commands")]
+    if "flask_mailtrack.cli:mailtrack_group" not in names:
+        pytest.skip("flask-mailtrack is not installed (pip install -e .)")
+    cli = FlaskGroup(create_app=lambda: app)
+    url = tracker.click_url("https://example.com/", {"a": 1})
+    result = CliRunner().invoke(cli, ["mailtrack", "decode", url])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["metadata"] == {"a": 1}
