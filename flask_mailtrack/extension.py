@@ -421,11 +421,15 @@ def _serve(kind: Kind, token: str) -> Response:
     return tracker.handle(request, sender=app, kind=kind, token=token).response
 
 
+# An empty token gets the tracking answer too (the pixel or the 404 page, and
+# a tracking_failed signal), not Flask's generic 404.
+@blueprint.route(f"/{ROUTE_SEGMENTS[OPEN]}/", defaults={"token": ""}, endpoint="open")
 @blueprint.route(f"/{ROUTE_SEGMENTS[OPEN]}/<path:token>", endpoint="open")
 def _open_view(token: str) -> Response:
     return _serve(OPEN, token)
 
 
+@blueprint.route(f"/{ROUTE_SEGMENTS[CLICK]}/", defaults={"token": ""}, endpoint="click")
 @blueprint.route(f"/{ROUTE_SEGMENTS[CLICK]}/<path:token>", endpoint="click")
 def _click_view(token: str) -> Response:
     return _serve(CLICK, token)

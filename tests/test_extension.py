@@ -127,6 +127,7 @@ BAD_TOKENS = [
     pytest.param("..%2f..%2fetc%2fpasswd", id="dot-dot"),
     pytest.param("%ff%fe%00", id="non-utf8"),
     pytest.param("a/b/c", id="slashes"),
+    pytest.param("", id="empty"),
 ]
 
 
