@@ -656,14 +656,15 @@ class WebhookSender:
         owner, rows = self._claim()
         lease_until = time.time() + self.lease_seconds
         # Endpoints that failed to connect in this batch: their other events
-        # are put back without waiting for the same timeout again.
-        unreachable: dict[str, float] = {}
+        # fail the same way, without waiting for the same timeout again.
+        unreachable: dict[str, tuple[float, str | None]] = {}
         for index, row in enumerate(rows):
             if time.time() >= self._deadline:
                 self._release(owner, [r.id for r in rows[index:]])
                 break
             if row.url in unreachable:
-                self._reschedule(owner, row.id, unreachable[row.url])
+                next_at, error = unreachable[row.url]
+                self._failed(owner, row, None, error, next_at=next_at)
                 continue
             if time.time() > lease_until - self.lease_seconds / 2:
                 lease_until = self._renew(owner)
@@ -678,7 +679,7 @@ class WebhookSender:
             else:
                 next_at = self._failed(owner, row, status, error)
                 if status is None and next_at is not None:
-                    unreachable[row.url] = next_at
+                    unreachable[row.url] = (next_at, error)
         return len(rows)
 
     def _attempt(
@@ -712,21 +713,19 @@ class WebhookSender:
                 [(row_id, owner) for row_id in ids],
             )
 
-    def _reschedule(self, owner: str, row_id: int, next_at: float) -> None:
-        with self._db.connection() as connection:
-            connection.execute(
-                "UPDATE webhook_outbox SET next_attempt_at = ?, lease_owner = NULL,"
-                " lease_until = 0 WHERE id = ? AND lease_owner = ?",
-                (next_at, row_id, owner),
-            )
-
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
         delay = min(self.retry_base * 2 ** min(attempts - 1, 62), self.retry_max)
         return float(delay * random.uniform(0.5, 1.0))
 
     def _failed(
-        self, owner: str, row: _Row, status: int | None, error: str | None
+        self,
+        owner: str,
+        row: _Row,
+        status: int | None,
+        error: str | None,
+        *,
+        next_at: float | None = None,
     ) -> float | None:
         """Schedule the next attempt, or dead-letter an event too old."""
         attempts = row.attempts + 1
@@ -735,8 +734,10 @@ class WebhookSender:
         if now >= give_up_at:
             self._dead_letter(owner, row, "expired", status, error)
             return None
+        if next_at is None:
+            next_at = now + self.backoff(attempts)
         # The last attempt is made right at max_age, not skipped.
-        next_at = min(now + self.backoff(attempts), give_up_at)
+        next_at = min(next_at, give_up_at)
         with self._db.connection() as connection:
             connection.execute(
                 "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?,"

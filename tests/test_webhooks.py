@@ -1,0 +1,678 @@
+"""WebhookSender, verify_webhook and send_webhook, against a real loopback
+HTTP receiver."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import typing as t
+
+import pytest
+import standardwebhooks
+from flask_mailtrack import Configuration
+from flask_mailtrack import MailTrackError
+from flask_mailtrack import send_webhook
+from flask_mailtrack import TrackingMiddleware
+from flask_mailtrack import TrackingResult
+from flask_mailtrack import verify_webhook
+from flask_mailtrack import WebhookSender
+from flask_mailtrack.signals import webhook_failed
+from flask_mailtrack.webhooks import decode_secret
+from flask_mailtrack.webhooks import generate_secret
+from flask_mailtrack.webhooks import sign
+from flask_mailtrack.webhooks import WebhookVerificationError
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+KEY = b"0123456789abcdef0123456789abcdef"
+WAIT = 20.0  # seconds before a test gives up waiting; never reached when passing
+
+#: Settings that make retries fast enough for tests.
+FAST = {"retry_base": 0.02, "retry_max": 0.05, "poll_interval": 0.02}
+
+
+class Request(t.NamedTuple):
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 whose answers the test scripts."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.changed = threading.Condition()
+        #: Answer 500 to this many requests first.
+        self.fail_first = 0
+        #: The status of the other requests.
+        self.status = 200
+        #: When set, requests after the first ``hold_after`` wait for
+        #: ``release`` before answering.
+        self.hold_after: int | None = None
+        self.release = threading.Event()
+        self.server: http.server.ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.changed:
+                    index = len(receiver.requests)
+                    if index < receiver.fail_first:
+                        status = 500
+                    else:
+                        status = receiver.status
+                    receiver.requests.append(Request(dict(self.headers), body, status))
+                    receiver.changed.notify_all()
+                hold = receiver.hold_after
+                if hold is not None and index >= hold:
+                    receiver.release.wait(WAIT)
+                self.send_response(status)
+                # No body: one write, so no Nagle/delayed-ACK stall per request.
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: t.Any) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.02,), daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait_for(self, predicate: t.Callable[[], bool]) -> None:
+        with self.changed:
+            assert self.changed.wait_for(predicate, WAIT), "receiver: timed out"
+
+    def ids(self, delivered_only: bool = True) -> set[str]:
+        return {
+            r.headers["webhook-id"]
+            for r in self.requests
+            if not delivered_only or 200 <= r.status < 300
+        }
+
+    def assert_consistent(self) -> None:
+        """Duplicates only ever repeat the same event under the same id."""
+        bodies: dict[str, bytes] = {}
+        for r in self.requests:
+            event_id = r.headers["webhook-id"]
+            assert bodies.setdefault(event_id, r.body) == r.body
+            assert json.loads(r.body)["id"] == event_id
+
+
+@pytest.fixture
+def receiver() -> t.Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.release.set()
+    r.stop()
+
+
+@pytest.fixture
+def outbox(tmp_path: t.Any) -> str:
+    return str(tmp_path / "outbox.sqlite3")
+
+
+@pytest.fixture
+def make_sender(outbox: str) -> t.Iterator[t.Callable[..., WebhookSender]]:
+    senders: list[WebhookSender] = []
+
+    def make(url: str | None, **kwargs: t.Any) -> WebhookSender:
+        options = {"secret": SECRET, "outbox_path": outbox, **FAST, **kwargs}
+        sender = WebhookSender(url, **options)
+        senders.append(sender)
+        return sender
+
+    yield make
+    for sender in senders:
+        sender.close(timeout=0)
+
+
+def wait_until(predicate: t.Callable[[], object]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def event(n: int = 0, **kwargs: t.Any) -> TrackingResult:
+    kwargs.setdefault("is_open_tracking", True)
+    return TrackingResult(metadata={"n": n}, timestamp=int(time.time()), **kwargs)
+
+
+def outbox_rows(path: str, sql: str = "SELECT COUNT(*) FROM webhook_outbox") -> t.Any:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return connection.execute(sql).fetchone()[0]
+
+
+# -- signatures -----------------------------------------------------------------
+
+
+def test_delivery_is_signed_per_standard_webhooks(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender]
+) -> None:
+    sender = make_sender(receiver.url)
+    result = event(7)
+    assert sender.enqueue(result)
+    receiver.wait_for(lambda: len(receiver.requests) == 1)
+    request = receiver.requests[0]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    # The reference implementation accepts it.
+    payload = standardwebhooks.Webhook(SECRET).verify(request.body, headers)
+    assert payload == result.to_json_dict()
+    # So does an independent computation of the signature.
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode()
+    expected = hmac.new(KEY, signed + request.body, hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(expected).decode()
+    assert headers["webhook-id"] == result.event_id
+    assert headers["content-type"] == "application/json"
+    assert verify_webhook(request.body, request.headers, SECRET) == payload
+
+
+def _headers(body: bytes, *, now: float, key: bytes = KEY) -> dict[str, str]:
+    timestamp = int(now)
+    return {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(key, "evt_1", timestamp, body),
+    }
+
+
+BODY = b'{"id":"evt_1","type":"email.opened"}'
+
+
+@pytest.mark.parametrize(
+    ("body", "change"),
+    [
+        pytest.param(BODY + b" ", None, id="body-changed"),
+        pytest.param(BODY, {"webhook-id": "evt_2"}, id="id-changed"),
+        pytest.param(BODY, {"webhook-timestamp": "1000000001"}, id="ts-changed"),
+        pytest.param(BODY, {"webhook-timestamp": "soon"}, id="ts-not-a-number"),
+        pytest.param(BODY, {"webhook-signature": "v1,AAAA"}, id="bad-signature"),
+        pytest.param(BODY, {"webhook-signature": "v2,xyz"}, id="other-version"),
+        pytest.param(BODY, {"webhook-signature": ""}, id="empty-signature"),
+        pytest.param(BODY, {"webhook-id": ""}, id="no-id"),
+        pytest.param(b"[1]", {}, id="not-an-object"),
+        pytest.param(b"\xff{", {}, id="not-json"),
+    ],
+)
+def test_verify_webhook_refuses(body: bytes, change: dict[str, str] | None) -> None:
+    """``change=None``: the body differs from the signed one; else the body is
+    signed and the headers are changed."""
+    now = 1_000_000_000
+    headers = _headers(BODY if change is None else body, now=now)
+    headers.update(change or {})
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(body, headers, SECRET, now=now)
+
+
+@pytest.mark.parametrize(
+    "skew",
+    [pytest.param(-301, id="too-old"), pytest.param(301, id="too-new")],
+)
+def test_verify_webhook_timestamp_tolerance(skew: int) -> None:
+    now = 1_000_000_000
+    headers = _headers(BODY, now=now + skew)
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        verify_webhook(BODY, headers, SECRET, now=now)
+    assert (
+        verify_webhook(BODY, headers, SECRET, tolerance=400, now=now)["id"] == "evt_1"
+    )
+
+
+def test_verify_webhook_rotation_and_case_insensitive_headers() -> None:
+    now = 1_000_000_000
+    old_key, new_key = b"old-key-old-key", KEY
+    headers = _headers(BODY, now=now, key=old_key)
+    upper = {k.upper(): v for k, v in headers.items()}
+    new_secret = "whsec_" + base64.b64encode(new_key).decode()
+    old_secret = "whsec_" + base64.b64encode(old_key).decode()
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(BODY, upper, new_secret, now=now)
+    assert verify_webhook(BODY, upper, [new_secret, old_secret], now=now)
+    # Several signatures in one header (a sender rotating keys): one is enough.
+    both = dict(headers)
+    both["webhook-signature"] = "v1,AAAA " + headers["webhook-signature"]
+    assert verify_webhook(BODY, both, old_secret, now=now)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param("0123456789", id="no-prefix"),
+        pytest.param("whsec_", id="empty"),
+        pytest.param("whsec_***", id="not-base64"),
+        pytest.param(b"", id="empty-bytes"),
+    ],
+)
+def test_bad_secrets(secret: str | bytes) -> None:
+    with pytest.raises(MailTrackError):
+        decode_secret(secret)
+
+
+def test_generated_secret_round_trips() -> None:
+    secret = generate_secret()
+    assert secret.startswith("whsec_")
+    assert len(decode_secret(secret)) == 32
+    standardwebhooks.Webhook(secret)  # the reference package accepts it
+
+
+# -- delivery -------------------------------------------------------------------
+
+
+def test_failing_receiver_gets_every_event(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    receiver.fail_first = 7
+    sender = make_sender(receiver.url)
+    results = [event(n) for n in range(5)]
+    for result in results:
+        sender.enqueue(result)
+    expected = {r.event_id for r in results}
+    receiver.wait_for(lambda: receiver.ids() == expected)
+    assert len(receiver.requests) >= 12
+    receiver.assert_consistent()
+    wait_until(lambda: sender.pending() == 0)
+
+
+def test_receiver_down_then_back(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    receiver.stop()  # the port is closed: connections are refused
+    sender = make_sender(receiver.url)
+    results = [event(n) for n in range(5)]
+    for result in results:
+        sender.enqueue(result)
+    # Wait until every event has failed at least twice.
+    wait_until(
+        lambda: outbox_rows(outbox, "SELECT MIN(attempts) FROM webhook_outbox") >= 2
+    )
+    assert outbox_rows(outbox, "SELECT last_error FROM webhook_outbox LIMIT 1")
+    receiver.start()  # same port
+    expected = {r.event_id for r in results}
+    receiver.wait_for(lambda: receiver.ids() == expected)
+    receiver.assert_consistent()
+
+
+def test_redirect_is_not_followed(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    receiver.status = 302
+    sender = make_sender(receiver.url)
+    sender.enqueue(event())
+    receiver.wait_for(lambda: len(receiver.requests) >= 2)
+    assert sender.pending() == 1
+    assert outbox_rows(outbox, "SELECT last_status FROM webhook_outbox") == 302
+
+
+def test_gone_stops_retries_and_dead_letters(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender]
+) -> None:
+    receiver.status = 410
+    failures: list[dict[str, t.Any]] = []
+    arrived = threading.Event()
+
+    def on_failed(sender: t.Any, **kwargs: t.Any) -> None:
+        failures.append(kwargs)
+        arrived.set()
+
+    sender = make_sender(receiver.url)
+    result = event(1)
+    with webhook_failed.connected_to(on_failed):
+        sender.enqueue(result)
+        assert arrived.wait(WAIT)
+    assert [f["reason"] for f in failures] == ["gone"]
+    assert failures[0]["event_id"] == result.event_id
+    assert failures[0]["payload"] == result.to_json_dict()
+    assert failures[0]["status"] == 410
+    assert sender.pending() == 0
+    letters = sender.dead_letters()
+    assert [(d["event_id"], d["reason"], d["attempts"]) for d in letters] == [
+        (result.event_id, "gone", 1)
+    ]
+    sender.flush(1)
+    assert len(receiver.requests) == 1
+    # Once the endpoint is back, dead letters can be sent again.
+    receiver.status = 200
+    assert sender.requeue_dead_letters() == 1
+    receiver.wait_for(lambda: receiver.ids() == {result.event_id})
+    assert sender.dead_letters() == []
+
+
+def test_too_old_events_are_dead_lettered(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender]
+) -> None:
+    receiver.status = 503
+    reasons: list[str] = []
+    done = threading.Event()
+
+    def on_failed(sender: t.Any, **kwargs: t.Any) -> None:
+        reasons.append(kwargs["reason"])
+        done.set()
+
+    sender = make_sender(receiver.url, max_age=0.2)
+    with webhook_failed.connected_to(on_failed):
+        sender.enqueue(event())
+        assert done.wait(WAIT)
+    assert reasons == ["expired"]
+    (letter,) = sender.dead_letters()
+    assert letter["attempts"] >= 2
+    assert letter["last_status"] == 503
+    assert sender.pending() == 0
+
+
+def test_token_webhook_url_wins(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender]
+) -> None:
+    other = Receiver().start()
+    try:
+        sender = make_sender(receiver.url)
+        mine, theirs = event(1), event(2, webhook_url=other.url)
+        sender.enqueue(mine)
+        sender.enqueue(theirs)
+        other.wait_for(lambda: other.ids() == {theirs.event_id})
+        receiver.wait_for(lambda: receiver.ids() == {mine.event_id})
+    finally:
+        other.stop()
+
+
+def test_events_without_url_are_not_queued(
+    make_sender: t.Callable[..., WebhookSender],
+) -> None:
+    sender = make_sender(None)
+    assert not sender.enqueue(event())
+    assert not sender.enqueue(event(webhook_url="file:///etc/passwd"))
+    assert sender.pending() == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("file:///etc/passwd", id="file"),
+        pytest.param("ftp://example.com/", id="ftp"),
+        pytest.param("http:///path", id="no-host"),
+    ],
+)
+def test_bad_webhook_urls_are_refused(url: str, outbox: str) -> None:
+    with pytest.raises(MailTrackError):
+        WebhookSender(url, secret=SECRET, outbox_path=outbox)
+
+
+def test_memory_outbox_when_asked(receiver: Receiver) -> None:
+    sender = WebhookSender(receiver.url, secret=SECRET, outbox_path=":memory:", **FAST)
+    try:
+        result = event()
+        sender.enqueue(result)
+        receiver.wait_for(lambda: receiver.ids() == {result.event_id})
+    finally:
+        sender.close(timeout=0)
+
+
+def test_claims_are_bounded_batches(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    receiver.hold_after = 0
+    sender = make_sender(receiver.url, batch_size=3)
+    for n in range(20):
+        sender.enqueue(event(n))
+    receiver.wait_for(lambda: len(receiver.requests) == 1)
+    leased = "SELECT COUNT(*) FROM webhook_outbox WHERE lease_owner IS NOT NULL"
+    # The worker holds one batch at most, whatever the backlog.
+    assert 1 <= outbox_rows(outbox, leased) <= 3
+    assert sender.pending() == 20
+    receiver.release.set()
+    receiver.wait_for(lambda: len(receiver.ids()) == 20)
+
+
+def test_close_flushes_due_events(receiver: Receiver, outbox: str) -> None:
+    sender = WebhookSender(receiver.url, secret=SECRET, outbox_path=outbox, **FAST)
+    results = [event(n) for n in range(10)]
+    for result in results:
+        sender.enqueue(result)
+    sender.close(timeout=WAIT)
+    assert receiver.ids() == {r.event_id for r in results}
+    assert outbox_rows(outbox) == 0
+
+
+def test_close_deadline_keeps_undelivered_events(
+    receiver: Receiver, outbox: str
+) -> None:
+    receiver.hold_after = 0
+    sender = WebhookSender(
+        receiver.url, secret=SECRET, outbox_path=outbox, timeout=0.5, **FAST
+    )
+    for n in range(3):
+        sender.enqueue(event(n))
+    receiver.wait_for(lambda: len(receiver.requests) == 1)
+    sender.close(timeout=0)
+    # Nothing was delivered; everything is still in the file for next time.
+    assert outbox_rows(outbox) == 3
+    assert outbox_rows(outbox, "SELECT MAX(lease_until) FROM webhook_outbox") == 0
+
+
+# -- the request never waits ----------------------------------------------------
+
+
+def test_pixel_response_does_not_wait_for_the_webhook(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender]
+) -> None:
+    from werkzeug.test import Client
+
+    configuration = Configuration(
+        secret_key="s" * 32,
+        base_open_tracking_url="http://t.example.com/o/",
+        base_click_tracking_url="http://t.example.com/c/",
+    )
+
+    def app(environ: t.Any, start_response: t.Any) -> t.Iterable[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+
+    middleware = TrackingMiddleware(app, configuration=configuration)
+    sender = make_sender(receiver.url).connect(middleware)
+    receiver.hold_after = 0  # every delivery hangs until released
+    client = Client(middleware)
+    first = client.get(middleware.tracker.open_url({"n": 1}))
+    assert first.status_code == 200
+    # The worker is now stuck inside the first delivery...
+    receiver.wait_for(lambda: len(receiver.requests) == 1)
+    # ...and pixels are still answered, their events queued behind it.
+    for n in range(2, 6):
+        assert client.get(middleware.tracker.open_url({"n": n})).status_code == 200
+    clicked = client.get(middleware.tracker.click_url("https://example.com/", {}))
+    assert clicked.status_code == 302
+    assert sender.pending() == 6
+    assert len(receiver.requests) == 1
+    receiver.release.set()
+    receiver.wait_for(lambda: len(receiver.ids()) == 6)
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    assert {b["type"] for b in bodies} == {"email.opened", "link.clicked"}
+    wait_until(lambda: sender.pending() == 0)
+    sender.disconnect()
+    client.get(middleware.tracker.open_url({"n": 99}))
+    assert sender.pending() == 0
+
+
+# -- several processes ------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from flask_mailtrack import TrackingResult, WebhookSender
+
+    url, outbox, count, secret = sys.argv[1:]
+    sender = WebhookSender(
+        url, secret=secret, outbox_path=outbox, lease_seconds=1.0,
+        retry_base=0.02, retry_max=0.05, poll_interval=0.02,
+    )
+    sender.start()
+    ids = []
+    for n in range(int(count)):
+        result = TrackingResult(is_open_tracking=True, metadata={"n": n},
+                                timestamp=int(time.time()))
+        sender.enqueue(result)
+        ids.append(result.event_id)
+    print(json.dumps(ids), flush=True)
+    sys.stdin.read()  # run until the test closes stdin
+    sender.close(timeout=10)
+    """
+)
+
+
+def _child(url: str, outbox: str, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, outbox, str(count), SECRET],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _ids(child: subprocess.Popen[str]) -> set[str]:
+    assert child.stdout is not None
+    return set(json.loads(child.stdout.readline()))
+
+
+def _finish(child: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):
+        assert child.stdin is not None
+        child.stdin.close()
+    try:
+        child.wait(WAIT)
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_killed_process_events_are_delivered_by_the_next(
+    receiver: Receiver, outbox: str
+) -> None:
+    receiver.hold_after = 5  # deliveries 1-5 pass, the 6th hangs
+    first = _child(receiver.url, outbox, 20)
+    try:
+        expected = _ids(first)
+        receiver.wait_for(lambda: len(receiver.requests) == 6)
+        stuck = receiver.requests[5].headers["webhook-id"]
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(WAIT)
+    finally:
+        _finish(first)
+    # The receiver never answered the 6th delivery: it is not delivered.
+    receiver.hold_after = None
+    receiver.release.set()
+    assert outbox_rows(outbox) == 15
+    second = _child(receiver.url, outbox, 0)
+    try:
+        assert _ids(second) == set()
+        receiver.wait_for(lambda: receiver.ids(delivered_only=False) == expected)
+        wait_until(lambda: outbox_rows(outbox) == 0)
+    finally:
+        _finish(second)
+    receiver.assert_consistent()
+    # At least once: the event cut off mid-delivery came again, same id.
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert ids.count(stuck) == 2
+
+
+def test_two_processes_share_one_outbox(receiver: Receiver, outbox: str) -> None:
+    WebhookSender(None, secret=SECRET, outbox_path=outbox).close(0)  # create it
+    children = [_child(receiver.url, outbox, 40) for _ in range(2)]
+    try:
+        expected = _ids(children[0]) | _ids(children[1])
+        assert len(expected) == 80
+        receiver.wait_for(lambda: receiver.ids() == expected)
+        wait_until(lambda: outbox_rows(outbox) == 0)
+    finally:
+        for child in children:
+            _finish(child)
+    receiver.assert_consistent()
+
+
+# -- pytracking's send_webhook --------------------------------------------------
+
+
+def test_send_webhook_posts_once(receiver: Receiver) -> None:
+    result = event(3, webhook_url=receiver.url)
+    response = send_webhook(result)
+    assert response.status_code == 200
+    assert response.ok
+    (request,) = receiver.requests
+    body = json.loads(request.body)
+    # pytracking's body keys are all there.
+    for key in ("is_open_tracking", "is_click_tracking", "metadata", "timestamp"):
+        assert body[key] == getattr(result, key)
+    assert "webhook-signature" not in {k.lower() for k in request.headers}
+
+
+def test_send_webhook_signed_and_from_configuration(receiver: Receiver) -> None:
+    receiver.status = 503
+    configuration = Configuration(webhook_url="http://127.0.0.1:1/never")
+    result = event(4)
+    response = send_webhook(
+        result, configuration, secret=SECRET, webhook_url=receiver.url
+    )
+    assert response.status_code == 503
+    assert not response.ok
+    (request,) = receiver.requests
+    assert (
+        verify_webhook(request.body, request.headers, SECRET)["id"] == result.event_id
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("file:///etc/passwd", id="file"),
+        pytest.param("gopher://127.0.0.1/", id="gopher"),
+    ],
+)
+def test_send_webhook_refuses(url: str | None) -> None:
+    with pytest.raises(MailTrackError):
+        send_webhook(event(webhook_url=url))
+
+
+def test_send_webhook_unknown_keyword() -> None:
+    with pytest.raises(TypeError):
+        send_webhook(event(webhook_url="http://127.0.0.1:1/"), webhook_timout=1)
+
+
+def test_send_webhook_connection_refused(receiver: Receiver) -> None:
+    url = receiver.url
+    receiver.stop()
+    with pytest.raises(OSError):
+        send_webhook(event(webhook_url=url), webhook_timeout_seconds=2)
