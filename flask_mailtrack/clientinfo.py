@@ -18,8 +18,8 @@ webhook or store ever sees the full address.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
+import time
 import typing as t
 
 from werkzeug.http import parse_list_header
@@ -97,10 +97,11 @@ def request_data(
 
     Keys: ``user_agent``, ``user_ip``, ``method``, ``accept``, the prefetch
     headers (``sec_purpose``, ``purpose``, ``x_purpose``, ``x_moz``; ``None``
-    when absent) and ``received_at`` (the time of the hit, ISO 8601 in UTC).
+    when absent) and ``received_at`` (the time of the hit, ISO 8601 in UTC
+    with milliseconds). Header values are cut to 512 characters.
 
     :param request: The tracking request.
-    :param configuration: Gives ``trusted_proxies`` and ``anonymize_ip``.
+    :param configuration: Gives ``anonymize_ip``.
     :param now: The time of the hit, in seconds since the epoch.
     :param ip: The client address from :func:`client_ip`; anonymised here
         when the configuration says so.
@@ -116,7 +117,7 @@ def request_data(
     }
     for key, name in PREFETCH_HEADERS:
         data[name] = _header(environ, key)
-    data["received_at"] = _iso(now)
+    data["received_at"] = utc_iso(now)
     return data
 
 
@@ -124,15 +125,29 @@ def _header(environ: t.Mapping[str, t.Any], key: str) -> str | None:
     value = environ.get(key)
     if not value:
         return None
-    # WSGI gives headers as latin-1 decoded bytes; a UTF-8 user agent (rare
-    # but real) reads better decoded.
-    try:
-        value = value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        pass
+    if not value.isascii():
+        # WSGI gives headers as latin-1 decoded bytes; a UTF-8 user agent
+        # (rare but real) reads better decoded.
+        try:
+            value = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
     return t.cast(str, value[:_MAX_HEADER_LENGTH])
 
 
-def _iso(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# Formatting a date costs more than the rest of the request data; hits come
+# many to a second, so the text of the current second is kept.
+_second: tuple[int, str] = (-1, "")
+
+
+def utc_iso(timestamp: float) -> str:
+    """``timestamp`` as ISO 8601 text in UTC with milliseconds, such as
+    ``2026-05-01T12:30:00.250Z``."""
+    global _second
+    second = int(timestamp)
+    cached = _second
+    if cached[0] != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        cached = _second = (second, text)
+    millis = int((timestamp - second) * 1000)
+    return f"{cached[1]}.{millis:03d}Z"

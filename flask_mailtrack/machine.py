@@ -90,6 +90,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -316,21 +317,33 @@ class NetworkSet:
     def lookup(self, address: str | None) -> str | None:
         """The name of the network holding ``address``, or ``None``
         (also for text that is not an address)."""
-        if not address:
+        found = _parse_ip(address) if address else None
+        if found is None:
             return None
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return None
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        value = int(ip)
-        starts = self._starts[ip.version]
-        index = bisect.bisect_right(starts, value) - 1
+        version, value = found
+        index = bisect.bisect_right(self._starts[version], value) - 1
         if index < 0:
             return None
-        first, last, name = self._ranges[ip.version][index]
+        _, last, name = self._ranges[version][index]
         return name if value <= last else None
+
+
+_IPV4_MAPPED = 0xFFFF << 32
+
+
+def _parse_ip(address: str) -> tuple[int, int] | None:
+    """``(version, integer)`` of an IP address, IPv4-mapped IPv6 addresses as
+    IPv4. :func:`socket.inet_pton` is ten times faster than
+    :func:`ipaddress.ip_address`, and as strict."""
+    try:
+        if ":" not in address:
+            return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+    except (OSError, ValueError):
+        return None
+    if value >> 32 == 0xFFFF:
+        return 4, value ^ _IPV4_MAPPED
+    return 6, value
 
 
 def load_gateway_networks() -> dict[str, t.Any]:
