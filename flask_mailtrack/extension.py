@@ -33,8 +33,10 @@ from flask import Flask
 from flask import has_app_context
 from flask import has_request_context
 from flask import request
+from flask.blueprints import BlueprintSetupState
 from markupsafe import escape
 from markupsafe import Markup
+from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response
 
 from .configuration import Configuration
@@ -421,16 +423,40 @@ def _serve(kind: Kind, token: str) -> Response:
     return tracker.handle(request, sender=app, kind=kind, token=token).response
 
 
-# An empty token gets the tracking answer too (the pixel or the 404 page, and
-# a tracking_failed signal), not Flask's generic 404.
-@blueprint.route(f"/{ROUTE_SEGMENTS[OPEN]}/", defaults={"token": ""}, endpoint="open")
-@blueprint.route(f"/{ROUTE_SEGMENTS[OPEN]}/<path:token>", endpoint="open")
+class TokenConverter(BaseConverter):
+    """Any rest of the path, empty, with slashes or control characters.
+
+    Flask's ``path`` converter refuses a leading slash and a newline, and
+    its slash merging would redirect: such a path would get Flask's own 404
+    or a redirect instead of the tracking answer (the pixel or the 404
+    page) and a ``tracking_failed`` signal.
+    """
+
+    regex = "(?s:.*)"
+    part_isolating = False
+    weight = 200
+
+
+@blueprint.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    # Runs before the routes below are added, which need the converter.
+    state.app.url_map.converters.setdefault("mailtrack_token", TokenConverter)
+
+
+@blueprint.route(
+    f"/{ROUTE_SEGMENTS[OPEN]}/<mailtrack_token:token>",
+    endpoint="open",
+    merge_slashes=False,
+)
 def _open_view(token: str) -> Response:
     return _serve(OPEN, token)
 
 
-@blueprint.route(f"/{ROUTE_SEGMENTS[CLICK]}/", defaults={"token": ""}, endpoint="click")
-@blueprint.route(f"/{ROUTE_SEGMENTS[CLICK]}/<path:token>", endpoint="click")
+@blueprint.route(
+    f"/{ROUTE_SEGMENTS[CLICK]}/<mailtrack_token:token>",
+    endpoint="click",
+    merge_slashes=False,
+)
 def _click_view(token: str) -> Response:
     return _serve(CLICK, token)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing as t
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -14,6 +15,9 @@ from flask_mailtrack import MailTrack
 from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
 from flask_mailtrack.pixel import TRACKING_PIXEL
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 SECRET = "test secret key, long enough"
 
@@ -128,6 +132,8 @@ BAD_TOKENS = [
     pytest.param("%ff%fe%00", id="non-utf8"),
     pytest.param("a/b/c", id="slashes"),
     pytest.param("", id="empty"),
+    pytest.param("%2F%2Fevil.example", id="leading-slashes"),
+    pytest.param("a%0D%0ALocation:%20x", id="crlf"),
 ]
 
 
@@ -508,3 +514,26 @@ def test_jinja_filter_pixel(
         html = render_template_string(template, meta={"customer": 7})
     assert ("http://localhost/mailtrack/o/" in html) is has_pixel
     assert "http://localhost/mailtrack/c/" in html
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(["o", "c"]),
+    token=st.text(max_size=300),
+    user_agent=st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=100
+    ),
+)
+def test_any_path_never_fails(kind: str, token: str, user_agent: str) -> None:
+    app = _HYPOTHESIS_APP
+    with record_events() as events:
+        response = app.test_client().get(
+            f"/mailtrack/{kind}/{quote(token, safe='')}",
+            headers={"User-Agent": user_agent},
+        )
+    assert response.status_code in (200, 404)
+    assert "Location" not in response.headers
+    assert [event.signal for event in events] == ["tracking-failed"]
+
+
+_HYPOTHESIS_APP = make_app()
