@@ -34,6 +34,9 @@ class ConfigKeys:
     WEBHOOK_OUTBOX = "MAILTRACK_WEBHOOK_OUTBOX"
     #: Password of the stats page outside demo mode.
     STATS_PASSWORD = "MAILTRACK_STATS_PASSWORD"
+    #: Standalone server only: serve the demo page at ``/`` (``mailtrack
+    #: serve --demo``). The stats are then open to anyone who can reach it.
+    DEMO = "MAILTRACK_DEMO"
 
     #: Keys that configure adapters, not :class:`Configuration`.
     ADAPTER_KEYS = frozenset(
@@ -44,6 +47,7 @@ class ConfigKeys:
             "WEBHOOK_SECRET",
             "WEBHOOK_OUTBOX",
             "STATS_PASSWORD",
+            "DEMO",
         )
     )
 
