@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .compat import adapt_html as adapt_html
 from .compat import get_click_tracking_result as get_click_tracking_result
 from .compat import get_click_tracking_url as get_click_tracking_url
 from .compat import get_open_tracking_pixel as get_open_tracking_pixel
@@ -14,6 +15,7 @@ from .exceptions import InsecureTokenWarning as InsecureTokenWarning
 from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
 from .extension import MailTrack as MailTrack
+from .html import HTMLTemplate as HTMLTemplate
 from .middleware import TrackingMiddleware as TrackingMiddleware
 from .result import TrackingResult as TrackingResult
 from .signals import email_opened as email_opened
@@ -31,6 +33,7 @@ __all__ = [
     "Configuration",
     "EventStore",
     "ExpiredToken",
+    "HTMLTemplate",
     "InsecureTokenWarning",
     "InvalidToken",
     "MailTrack",
@@ -39,6 +42,7 @@ __all__ = [
     "TrackingMiddleware",
     "TrackingResult",
     "WebhookSender",
+    "adapt_html",
     "email_opened",
     "get_click_tracking_result",
     "get_click_tracking_url",

@@ -98,3 +98,27 @@ def get_click_tracking_result(
 def get_open_tracking_pixel() -> tuple[bytes, str]:
     """The transparent 1x1 pixel and its MIME type."""
     return TRACKING_PIXEL, PIXEL_MIME_TYPE
+
+
+def adapt_html(
+    html_text: str | bytes,
+    extra_metadata: Metadata,
+    click_tracking: bool = True,
+    open_tracking: bool = True,
+    configuration: Configuration | None = None,
+    **kwargs: t.Any,
+) -> str:
+    """Track the links of ``html_text`` and add the open pixel.
+
+    Unlike pytracking, the document is not re-serialised: only the tracked
+    ``href`` values and the pixel change (see :meth:`Tracker.track_html`).
+    Like pytracking, text is returned, also for bytes input.
+    """
+    tracker = get_tracker(configuration, kwargs)
+    template = tracker.compile_html(
+        html_text, click_tracking=click_tracking, open_tracking=open_tracking
+    )
+    result = template.render(extra_metadata)
+    if isinstance(result, bytes):
+        return result.decode(template.charset or "utf-8", "replace")
+    return result

@@ -7,6 +7,9 @@ import typing as t
 from collections.abc import Mapping
 
 from . import handler as _handler
+from . import html as _html
+from . import mime as _mime
+from . import text as _text
 from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
@@ -229,6 +232,85 @@ class Tracker:
         )
 
     # -- rewriting email (flask_mailtrack.html, .text, .mime) -----------------
+
+    def track_html(
+        self,
+        html: _html.HTMLInput,
+        metadata: Metadata = None,
+        *,
+        click_tracking: bool = True,
+        open_tracking: bool = True,
+        utm_params: t.Mapping[str, str] | None = None,
+        pixel_position: str | None = None,
+        charset: str | None = None,
+    ) -> _html.HTMLInput:
+        """Track the links of an HTML email and add the open pixel, for one
+        recipient. Only the tracked ``href`` values and the pixel change;
+        every other byte is kept. Tracking an email twice changes nothing
+        the second time.
+
+        :param html: The document or fragment: text, or bytes (the same type
+            is returned).
+        :param metadata: Carried by every token.
+        :param click_tracking: Track links.
+        :param open_tracking: Add the open pixel.
+        :param utm_params: Query parameters added to tracked destinations.
+        :param pixel_position: ``"top"`` or ``"bottom"``; default: the
+            configuration's ``pixel_position``.
+        :param charset: Encoding of bytes input (default: the ``<meta>``
+            declaration, else UTF-8).
+
+        See :class:`~flask_mailtrack.html.HTMLTemplate` for the details.
+        """
+        return _html.track_html(
+            self,
+            html,
+            metadata,
+            click_tracking=click_tracking,
+            open_tracking=open_tracking,
+            utm_params=utm_params,
+            pixel_position=pixel_position,
+            charset=charset,
+        )
+
+    def compile_html(self, html: str | bytes, **options: t.Any) -> _html.HTMLTemplate:
+        """Scan an HTML email once, to render it per recipient with
+        ``template.render(metadata)``, which returns exactly what
+        :meth:`track_html` returns with the same options.
+
+        :param options: The keyword arguments of :meth:`track_html`.
+        """
+        return _html.HTMLTemplate(self, html, **options)
+
+    def track_text(
+        self,
+        text: str,
+        metadata: Metadata = None,
+        *,
+        utm_params: t.Mapping[str, str] | None = None,
+    ) -> str:
+        """Track the bare ``http(s)`` URLs of a plain-text email."""
+        return _text.track_text(self, text, metadata, utm_params=utm_params)
+
+    def track_message(
+        self,
+        message: _mime.MessageType,
+        metadata: Metadata = None,
+        *,
+        track_text: bool = False,
+        **options: t.Any,
+    ) -> _mime.MessageType:
+        """A tracked copy of an :class:`email.message.Message`: its HTML parts
+        (and plain-text parts with ``track_text``) are rewritten, keeping
+        their charset and content-transfer-encoding; attachments are left
+        alone. The message given is not changed.
+
+        :param options: ``click_tracking``, ``open_tracking``, ``utm_params``,
+            ``pixel_position``.
+        """
+        return _mime.track_message(
+            self, message, metadata, track_text=track_text, **options
+        )
 
     # -- serving requests (flask_mailtrack.handler) ---------------------------
 

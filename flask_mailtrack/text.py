@@ -1,0 +1,75 @@
+"""Link tracking for plain-text email.
+
+Bare ``http(s)`` URLs are found in the text and replaced by their tracking
+URLs; everything else is kept. A URL ends at whitespace, a quote or an
+angle bracket (so ``<https://example.com/>`` keeps its wrapper), and
+punctuation after it (``.``, ``,``, ``!``, a closing bracket without its
+opening one inside the URL...) is left outside. The same rules as in HTML
+decide which URLs are tracked (:class:`~flask_mailtrack.links.LinkPolicy`).
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from .links import LinkPolicy
+
+if t.TYPE_CHECKING:
+    from .tracker import Metadata
+    from .tracker import Tracker
+
+# A letter or digit right before "http" means the scheme is part of a word.
+_URL = re.compile(r"(?<![A-Za-z0-9])https?://[^\s<>\"]+", re.IGNORECASE)
+
+_TRAILING = ".,;:!?'*_"
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def _trim(url: str) -> str:
+    """``url`` without the punctuation that follows it in a sentence."""
+    while url:
+        last = url[-1]
+        if last in _TRAILING:
+            url = url[:-1]
+        elif last in _CLOSING and url.count(_CLOSING[last]) < url.count(last):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def track_text(
+    tracker: Tracker,
+    text: str,
+    metadata: Metadata = None,
+    *,
+    utm_params: t.Mapping[str, str] | None = None,
+) -> str:
+    """Replace the trackable URLs of ``text`` by tracking URLs carrying
+    ``metadata``. A URL that appears several times gets one token.
+
+    :param utm_params: Query parameters added to tracked destinations.
+    """
+    if not isinstance(text, str):
+        raise TypeError("text must be str.")
+    policy = LinkPolicy(tracker, utm_params)
+    tokens: dict[str, str] = {}
+    parts: list[str] = []
+    pos = 0
+    for match in _URL.finditer(text):
+        found = _trim(match.group())
+        target = policy.target(found, entities=False)
+        if target is None:
+            continue
+        tracked = tokens.get(target)
+        if tracked is None:
+            tracked = tokens[target] = tracker.click_url(target, metadata)
+        start = match.start()
+        parts.append(text[pos:start])
+        parts.append(tracked)
+        pos = start + len(found)
+    if not parts:
+        return text
+    parts.append(text[pos:])
+    return "".join(parts)
