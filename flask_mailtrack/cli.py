@@ -245,12 +245,22 @@ def add_command(command: click.Command) -> None:
     is_flag=True,
     help="Print a key for MAILTRACK_ENCRYPTION_KEY (AES-256-GCM tokens).",
 )
-def keygen_command(encryption: bool) -> None:
+@click.option(
+    "--webhook",
+    is_flag=True,
+    help="Print a secret for MAILTRACK_WEBHOOK_SECRET (whsec_...).",
+)
+def keygen_command(encryption: bool, webhook: bool = False) -> None:
     """Print a new random key for MAILTRACK_SECRET_KEY.
 
     Keep the old key listed (oldest first) while links signed with it are
     still in mailboxes.
     """
+    if webhook:
+        from .webhooks import generate_secret
+
+        click.echo(generate_secret())
+        return
     key = secrets.token_urlsafe(32)
     if encryption:
         from .encryption import KeyRing
@@ -310,6 +320,81 @@ def track_command(
     except MailTrackError as e:
         raise click.ClickException(str(e)) from None
     out.flush()
+
+
+@shared_command("stats")
+@click.option("--since", metavar="TIME", help="ISO 8601 time or epoch seconds.")
+@click.option("--until", metavar="TIME", help="ISO 8601 time or epoch seconds.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only events whose metadata KEY is VALUE (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_settings
+def stats_command(
+    settings: CommandSettings,
+    since: str | None,
+    until: str | None,
+    filters: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Print opens, clicks and click-through from the event store
+    (MAILTRACK_DATABASE), people and machines apart."""
+    from .server import format_stats
+    from .server import open_store
+    from .server import parse_time
+
+    query: dict[str, t.Any] = {}
+    for name, value in (("since", since), ("until", until)):
+        if value:
+            try:
+                query[name] = parse_time(value)
+            except (ValueError, OverflowError):
+                raise click.BadParameter(
+                    "use an ISO 8601 time or seconds", param_hint=f"--{name}"
+                ) from None
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key or '"' in key or "\\" in key:
+            raise click.BadParameter("use KEY=VALUE", param_hint="--filter")
+        query[key] = value
+    database = settings.get(ConfigKeys.DATABASE)
+    if database is None and settings.get_app() is not None:
+        raise click.ClickException(f"{ConfigKeys.DATABASE} is not set for this app.")
+    try:
+        store = open_store(database)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    with store:
+        stats = store.stats(**query)
+    click.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Add a page at / with a sample tracked newsletter, its live events"
+    " and stats (open to anyone who can reach the server).",
+)
+def serve_command(host: str, port: int, demo: bool) -> None:
+    """Run a complete tracking server (development server).
+
+    Settings come from MAILTRACK_* environment variables; events are stored
+    in MAILTRACK_DATABASE (default ./mailtrack.sqlite3). In production run
+    gunicorn 'flask_mailtrack.server:create_app()' instead.
+    """
+    from .server import serve
+
+    try:
+        serve(host, port, demo=demo, echo=click.echo)
+    except (RuntimeError, MailTrackError, TypeError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
 
 
 # -- helpers -------------------------------------------------------------------
