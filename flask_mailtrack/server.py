@@ -39,6 +39,7 @@ import datetime
 import functools
 import hmac
 import logging
+import math
 import os
 import secrets
 import typing as t
@@ -175,9 +176,13 @@ def parse_time(text: str) -> float:
     """
     text = text.strip()
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"Not a time: {text!r}")
+        return value
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     moment = datetime.datetime.fromisoformat(text)
