@@ -41,6 +41,10 @@ from werkzeug.wrappers import Response
 
 from .configuration import Configuration
 from .constants import ConfigKeys
+from .html import HTMLInput
+from .html import HTMLTemplate
+from .html import PIXEL_ATTRIBUTES
+from .mime import MessageType
 from .receivers import connect_receivers
 from .tokens import CLICK
 from .tokens import Kind
@@ -345,25 +349,30 @@ class MailTrack:
         """The tracked URL of ``url`` for ``metadata``."""
         return self.tracker.click_url(url, metadata)
 
-    def track_html(self, html: str, metadata: Metadata = None, **kwargs: t.Any) -> str:
-        """Track the links of an HTML email and add the pixel; see
-        :meth:`Tracker.track_html <flask_mailtrack.Tracker.track_html>`."""
-        tracker: t.Any = self.tracker
-        return t.cast(str, tracker.track_html(html, metadata, **kwargs))
+    def track_html(
+        self, html: HTMLInput, metadata: Metadata = None, **options: t.Any
+    ) -> HTMLInput:
+        """Track the links of an HTML email and add the pixel, for one
+        recipient; see :meth:`Tracker.track_html
+        <flask_mailtrack.Tracker.track_html>` for the ``options``."""
+        return self.tracker.track_html(html, metadata, **options)
 
     def track_message(
-        self, message: t.Any, metadata: Metadata = None, **kwargs: t.Any
-    ) -> t.Any:
-        """Track the HTML (and text) parts of an email message; see
-        :meth:`Tracker.track_message <flask_mailtrack.Tracker.track_message>`."""
-        tracker: t.Any = self.tracker
-        return tracker.track_message(message, metadata, **kwargs)
+        self, message: MessageType, metadata: Metadata = None, **options: t.Any
+    ) -> MessageType:
+        """A tracked copy of an email message; see :meth:`Tracker.track_message
+        <flask_mailtrack.Tracker.track_message>`."""
+        return self.tracker.track_message(message, metadata, **options)
 
-    def compile_html(self, html: str, **kwargs: t.Any) -> t.Any:
-        """Parse an HTML email once, to render it per recipient; see
-        :meth:`Tracker.compile_html <flask_mailtrack.Tracker.compile_html>`."""
-        tracker: t.Any = self.tracker
-        return tracker.compile_html(html, **kwargs)
+    def compile_html(self, html: str | bytes, **options: t.Any) -> HTMLTemplate:
+        """Scan an HTML email once, to render it per recipient with
+        ``template.render(metadata)``; see :meth:`Tracker.compile_html
+        <flask_mailtrack.Tracker.compile_html>`.
+
+        The template makes links on the base URL current when it is
+        compiled, so it can be rendered later without a request.
+        """
+        return self.tracker.compile_html(html, **options)
 
 
 def _with_flask_secret(app: Flask, configuration: Configuration) -> Configuration:
@@ -484,10 +493,9 @@ def mailtrack_pixel(metadata: Metadata = None) -> Markup:
     """Jinja global: the ``<img>`` tag of the open pixel for ``metadata``,
     for ``{{ mailtrack_pixel({"id": user.id}) }}`` before ``</body>``."""
     url = mailtrack_open_url(metadata)
-    return Markup(
-        f'<img src="{escape(url)}" width="1" height="1" alt=""'
-        ' style="border:0;width:1px;height:1px" />'
-    )
+    # The rewriter's own tag, so that it recognises the pixel and never adds
+    # a second one.
+    return Markup(f'<img src="{escape(url)}"{PIXEL_ATTRIBUTES}')
 
 
 def mailtrack_filter(
@@ -509,5 +517,5 @@ def mailtrack_filter(
     text = str(html)
     if pixel is None:
         pixel = "<body" in text.lower()
-    tracker: t.Any = _current_link_tracker()
-    return Markup(tracker.track_html(text, metadata, open_tracking=pixel))
+    tracked = _current_link_tracker().track_html(text, metadata, open_tracking=pixel)
+    return Markup(tracked)

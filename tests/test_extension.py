@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing as t
+from email.message import EmailMessage
 from urllib.parse import quote
 
 import pytest
@@ -468,8 +469,6 @@ def test_jinja_pixel_and_urls(app: Flask) -> None:
 
 
 def test_jinja_filter_tracks_links(app: Flask) -> None:
-    if not hasattr(Tracker, "track_html"):
-        pytest.skip("Tracker.track_html is not available yet")
     template = (
         "{% filter mailtrack({'customer': 7}) %}"
         '<p><a href="https://example.com/a">A</a> {{ name }}</p>'
@@ -507,13 +506,67 @@ def test_jinja_filter_tracks_links(app: Flask) -> None:
 def test_jinja_filter_pixel(
     app: Flask, block: str, arguments: str, has_pixel: bool
 ) -> None:
-    if not hasattr(Tracker, "track_html"):
-        pytest.skip("Tracker.track_html is not available yet")
     template = f"{{% filter mailtrack({arguments}) %}}{block}{{% endfilter %}}"
     with app.test_request_context():
         html = render_template_string(template, meta={"customer": 7})
     assert ("http://localhost/mailtrack/o/" in html) is has_pixel
     assert "http://localhost/mailtrack/c/" in html
+
+
+def test_jinja_filter_keeps_one_pixel(app: Flask) -> None:
+    template = (
+        "{% filter mailtrack(meta) %}<html><body>"
+        '<a href="https://e.com/">x</a>{{ mailtrack_pixel(meta) }}'
+        "</body></html>{% endfilter %}"
+    )
+    with app.test_request_context():
+        html = render_template_string(template, meta={"customer": 7})
+    assert html.count("/mailtrack/o/") == 1
+
+
+HTML = '<html><body><a href="https://example.com/a">A</a></body></html>'
+
+
+def test_track_html(mailtrack: MailTrack, app: Flask) -> None:
+    with app.test_request_context(base_url="https://shop.example.com"):
+        html = mailtrack.track_html(HTML, {"customer": 7})
+        data = mailtrack.track_html(HTML.encode(), {"customer": 7})
+    assert isinstance(data, bytes)
+    for tracked in (html, data.decode()):
+        assert "https://example.com/a" not in tracked
+        assert "https://shop.example.com/mailtrack/o/" in tracked
+        href = tracked.split('href="', 1)[1].split('"', 1)[0]
+        token = href.rsplit("/", 1)[1]
+        assert links(app).decode_click(token).metadata == {"customer": 7}
+
+
+def test_compile_html_renders_without_a_request() -> None:
+    app = make_app()
+    mailtrack = app.extensions["mailtrack"].extension
+    with app.test_request_context(base_url="https://shop.example.com"):
+        template = mailtrack.compile_html(HTML)
+    html = template.render({"customer": 1})
+    assert isinstance(html, str)
+    href = html.split('href="', 1)[1].split('"', 1)[0]
+    assert href.startswith("https://shop.example.com/mailtrack/c/")
+    response = app.test_client().get(href[len("https://shop.example.com") :])
+    assert response.headers["Location"] == "https://example.com/a"
+
+
+def test_track_message() -> None:
+    app = make_app({"MAILTRACK_BASE_URL": "https://t.example.com"})
+    mailtrack = app.extensions["mailtrack"].extension
+    message = EmailMessage()
+    message["Subject"] = "Hello"
+    message.set_content("Text")
+    message.add_alternative(HTML, subtype="html")
+    with app.app_context():
+        tracked = mailtrack.track_message(message, {"customer": 2})
+    part = tracked.get_body(("html",))
+    assert part is not None
+    html = part.get_content()
+    assert "https://t.example.com/mailtrack/c/" in html
+    assert "https://example.com/a" in message.get_body(("html",)).get_content()
 
 
 @settings(max_examples=200, deadline=None)
