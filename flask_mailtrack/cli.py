@@ -305,7 +305,7 @@ def track_command(
     ("-" reads HTML from standard input).
     """
     metadata_dict = _parse_metadata(metadata)
-    tracker: t.Any = settings.link_tracker()
+    tracker = settings.link_tracker()
     data = file.read()
     out = click.get_binary_stream("stdout")
     try:

@@ -30,10 +30,6 @@ HTML = (
     "</body></html>\n"
 )
 
-needs_rewriter = pytest.mark.skipif(
-    not hasattr(Tracker, "track_html"), reason="Tracker.track_html not available yet"
-)
-
 
 @pytest.fixture
 def app() -> Flask:
@@ -189,7 +185,6 @@ def test_decode_any_kind_from_path(tracker: Tracker) -> None:
 # -- track ---------------------------------------------------------------------
 
 
-@needs_rewriter
 def test_track_html(invoke: Invoke, tracker: Tracker, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "email.html"
     path.write_text(HTML)
@@ -205,7 +200,6 @@ def test_track_html(invoke: Invoke, tracker: Tracker, tmp_path: pathlib.Path) ->
     assert f"{BASE_URL}/mailtrack/o/" in html
 
 
-@needs_rewriter
 def test_track_keeps_bytes(invoke: Invoke, tmp_path: pathlib.Path) -> None:
     html = (
         '<html><head><meta charset="iso-8859-1"></head><body>'
@@ -221,16 +215,12 @@ def test_track_keeps_bytes(invoke: Invoke, tmp_path: pathlib.Path) -> None:
     assert b"https://example.com/caf" not in out
 
 
-@needs_rewriter
 def test_track_stdin(invoke: Invoke) -> None:
     result = invoke(["track", "-"], input=HTML)
     assert result.exit_code == 0, result.output
     assert f"{BASE_URL}/mailtrack/c/" in result.output
 
 
-@pytest.mark.skipif(
-    not hasattr(Tracker, "track_message"), reason="Tracker.track_message not available"
-)
 def test_track_eml(invoke: Invoke, tracker: Tracker, tmp_path: pathlib.Path) -> None:
     message = email.message.EmailMessage()
     message["Subject"] = "Spring sale"
