@@ -58,6 +58,8 @@ def test_flask_example(example: types.ModuleType) -> None:
     html = message.get_body(("html",)).get_content()
     assert "http://localhost/mailtrack/o/" in html
     assert "https://palletsprojects.com/" not in html
+    # Unsubscribe links are never tracked.
+    assert 'id="unsubscribe" href="http://localhost/welcome?unsubscribe=1"' in html
 
     # The inbox page serves the email as a mail client shows it.
     page = client.get("/inbox/0").get_data(as_text=True)
