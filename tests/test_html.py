@@ -4,9 +4,8 @@ import html
 import re
 import typing as t
 
-import pytest
-
 import flask_mailtrack.tracker
+import pytest
 from flask_mailtrack import adapt_html
 from flask_mailtrack import Configuration
 from flask_mailtrack import HTMLTemplate
@@ -118,8 +117,8 @@ TRACKED = [
         id="gt-in-quoted-attribute",
     ),
     pytest.param(
-        "<a title='\"' href=\"https://example.com/\">x</a>",
-        "<a title='\"' href=\"@@https://example.com/@@\">x</a>",
+        '<a title=\'"\' href="https://example.com/">x</a>',
+        '<a title=\'"\' href="@@https://example.com/@@">x</a>',
         id="other-quote-in-value",
     ),
     pytest.param(
@@ -138,8 +137,8 @@ TRACKED = [
         id="no-space-between-attributes",
     ),
     pytest.param(
-        '<map><area shape="rect" coords="0,0,1,1" href="https://example.com/" /></map>',
-        '<map><area shape="rect" coords="0,0,1,1" href="@@https://example.com/@@" /></map>',
+        '<map><area shape=rect coords="0,0,1,1" href="https://e.com/" /></map>',
+        '<map><area shape=rect coords="0,0,1,1" href="@@https://e.com/@@" /></map>',
         id="area",
     ),
     pytest.param(
@@ -253,21 +252,17 @@ UNTOUCHED = [
         id="comment-not-conditional",
     ),
     pytest.param(
-        '<script>var s = \'<a href="https://example.com/">\';</script>', id="script"
+        "<script>var s = '<a href=\"https://example.com/\">';</script>", id="script"
     ),
     pytest.param(
         '<SCRIPT type="x">"<a href="https://example.com/">"</SCRIPT >', id="script-case"
     ),
-    pytest.param(
-        '<style>/* <a href="https://example.com/"> */</style>', id="style"
-    ),
+    pytest.param('<style>/* <a href="https://example.com/"> */</style>', id="style"),
     pytest.param('<title><a href="https://example.com/"></title>', id="title"),
     pytest.param(
         '<textarea><a href="https://example.com/">x</a></textarea>', id="textarea"
     ),
-    pytest.param(
-        '<![CDATA[ <a href="https://example.com/">x</a> ]]>', id="cdata"
-    ),
+    pytest.param('<![CDATA[ <a href="https://example.com/">x</a> ]]>', id="cdata"),
     pytest.param(
         '<link href="https://fonts.googleapis.com/css?family=Lato" rel="stylesheet">',
         id="link",
@@ -289,7 +284,7 @@ UNTOUCHED = [
     pytest.param('<a href="{{ unsubscribe_url }}">x</a>', id="handlebars"),
     pytest.param('<a href="{{action_url}}">x</a>', id="handlebars-no-space"),
     pytest.param('<a href="https://example.com/?u={{ id }}">x</a>', id="merge-inside"),
-    pytest.param('<a href="{% url \'home\' %}">x</a>', id="jinja-tag"),
+    pytest.param("<a href=\"{% url 'home' %}\">x</a>", id="jinja-tag"),
     pytest.param('<a href="*|UNSUB|*">x</a>', id="mailchimp"),
     pytest.param('<a href="https://example.com/*|ID|*">x</a>', id="mailchimp-inside"),
     pytest.param('<a href="%unsubscribe_url%">x</a>', id="mailgun"),
@@ -327,10 +322,8 @@ UNTOUCHED = [
     pytest.param(
         '<a href="https://example.com/" disable-tracking=true>x</a>', id="mailgun-off"
     ),
-    pytest.param(
-        '<a href="https://t.example.com/c/1abc">x</a>', id="already-tracked"
-    ),
-    pytest.param('<p>Just text, no links.</p>', id="no-links"),
+    pytest.param('<a href="https://t.example.com/c/1abc">x</a>', id="already-tracked"),
+    pytest.param("<p>Just text, no links.</p>", id="no-links"),
     pytest.param("", id="empty-document"),
 ]
 
@@ -468,7 +461,10 @@ PIXELS = [
         id="top-no-body",
     ),
     pytest.param(
-        "<!DOCTYPE html>\n<p>x</p>", "top", "<!DOCTYPE html>@@\n<p>x</p>", id="top-doctype"
+        "<!DOCTYPE html>\n<p>x</p>",
+        "top",
+        "<!DOCTYPE html>@@\n<p>x</p>",
+        id="top-doctype",
     ),
     pytest.param("", "bottom", "@@", id="empty"),
 ]
@@ -791,9 +787,7 @@ ADVERSARIAL = [
         '<a href="https://example.com/" ' + " " * 1_000_000, id="long-whitespace"
     ),
     pytest.param("<![CDATA[" * 100_000, id="unclosed-cdata"),
-    pytest.param(
-        "<p>" + "%recipient%{{" * 70_000 + "</p>", id="merge-tag-text"
-    ),
+    pytest.param("<p>" + "%recipient%{{" * 70_000 + "</p>", id="merge-tag-text"),
 ]
 
 
