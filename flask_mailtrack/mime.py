@@ -99,29 +99,20 @@ def _rewrite_part(
 ) -> None:
     """Decode ``part``'s body, ``rewrite`` it, and encode it back with the
     same content-transfer-encoding."""
-    charset = part.get_content_charset()
     encoding = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
-    payload = part.get_payload()
-    if not isinstance(payload, str):
+    if encoding not in ("quoted-printable", "base64", "7bit", "8bit", "binary"):
+        return
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        return
+    new = rewrite(data, part.get_content_charset())
+    if new == data:
         return
     if encoding == "quoted-printable":
-        data = binascii.a2b_qp(payload.encode("ascii", "surrogateescape"))
-        new = rewrite(data, charset)
         text = binascii.b2a_qp(new, quotetabs=False, istext=True, header=False)
         part.set_payload(text.decode("ascii"))
     elif encoding == "base64":
-        data = base64.b64decode(payload.encode("ascii", "surrogateescape"))
-        new = rewrite(data, charset)
         part.set_payload(base64.encodebytes(new).decode("ascii"))
-    elif encoding in ("7bit", "8bit", "binary"):
-        try:
-            # Parsed from bytes: undecoded bytes are kept as surrogates.
-            data = payload.encode("ascii", "surrogateescape")
-        except UnicodeEncodeError:
-            # Made in Python (set_content(..., cte="8bit")): real text.
-            data = payload.encode(charset or "utf-8")
-            new = rewrite(data, charset or "utf-8")
-            part.set_payload(new.decode(charset or "utf-8"))
-            return
-        new = rewrite(data, charset)
+    else:
+        # How the email package keeps 8bit bodies: bytes, surrogate-escaped.
         part.set_payload(new.decode("ascii", "surrogateescape"))

@@ -28,15 +28,21 @@ _CLOSING = {")": "(", "]": "[", "}": "{"}
 
 def _trim(url: str) -> str:
     """``url`` without the punctuation that follows it in a sentence."""
-    while url:
-        last = url[-1]
+    end = len(url)
+    # A closing bracket belongs to the URL while the URL opens as many.
+    unmatched = {
+        close: url.count(close) - url.count(open_) for close, open_ in _CLOSING.items()
+    }
+    while end:
+        last = url[end - 1]
         if last in _TRAILING:
-            url = url[:-1]
-        elif last in _CLOSING and url.count(_CLOSING[last]) < url.count(last):
-            url = url[:-1]
+            end -= 1
+        elif last in unmatched and unmatched[last] > 0:
+            unmatched[last] -= 1
+            end -= 1
         else:
             break
-    return url
+    return url[:end]
 
 
 def track_text(
