@@ -41,7 +41,6 @@ and skipped.
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import time
@@ -155,19 +154,20 @@ def method_not_allowed_response() -> Response:
     return MethodNotAllowed(valid_methods=ALLOWED_METHODS).get_response()
 
 
-@functools.lru_cache(maxsize=64)
-def _routes(
-    open_path: str | None, click_path: str | None
-) -> tuple[tuple[str, Kind], ...]:
-    # Paths as a request sees them (percent escapes decoded), longest first
-    # so that a base nested in the other is matched first.
-    routes: list[tuple[str, Kind]] = []
-    if open_path is not None:
-        routes.append((unquote(open_path), OPEN))
-    if click_path is not None:
-        routes.append((unquote(click_path), CLICK))
-    routes.sort(key=lambda route: len(route[0]), reverse=True)
-    return tuple(routes)
+def _routes(tracker: Tracker) -> tuple[tuple[str, Kind], ...]:
+    """The tracking paths of ``tracker`` as a request sees them (percent
+    escapes decoded), longest first so that a base nested in the other is
+    matched first. Computed once and kept on the tracker."""
+    routes = tracker.__dict__.get("_handler_routes")
+    if routes is None:
+        found: list[tuple[str, Kind]] = []
+        if tracker.open_base is not None:
+            found.append((unquote(tracker.open_base.path), OPEN))
+        if tracker.click_base is not None:
+            found.append((unquote(tracker.click_base.path), CLICK))
+        found.sort(key=lambda route: len(route[0]), reverse=True)
+        routes = tracker.__dict__["_handler_routes"] = tuple(found)
+    return t.cast("tuple[tuple[str, Kind], ...]", routes)
 
 
 def match(tracker: Tracker, path: str) -> tuple[Kind, str] | None:
@@ -182,13 +182,7 @@ def match(tracker: Tracker, path: str) -> tuple[Kind, str] | None:
     :param path: The full path of the request (``SCRIPT_NAME`` +
         ``PATH_INFO``, percent escapes decoded), as the base URLs give it.
     """
-    open_base = tracker.open_base
-    click_base = tracker.click_base
-    routes = _routes(
-        open_base.path if open_base is not None else None,
-        click_base.path if click_base is not None else None,
-    )
-    for prefix, kind in routes:
+    for prefix, kind in _routes(tracker):
         if path.startswith(prefix):
             return kind, path[len(prefix) :].strip("/")
     return None

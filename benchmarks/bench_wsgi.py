@@ -1,0 +1,311 @@
+"""Serving: requests per second through TrackingMiddleware.
+
+In-process WSGI calls (no network, no server), one run, on the reference
+link and metadata of ``../shared/bench/reference.json``:
+
+- the pixel through :class:`~flask_mailtrack.TrackingMiddleware` against the
+  floor of any werkzeug-based handler: an app that builds a ``Request`` and
+  returns the same pixel as a werkzeug ``Response`` with the same headers,
+  with no token work (target: at least 0.5 of the floor's rate);
+- the same pixel from pytracking 0.2.2's Django ``OpenTrackingView`` served
+  by Django's WSGI handler (target: at least 3 times faster);
+- the same for clicks (floor: a werkzeug redirect ``Response``;
+  pytracking's ``ClickTrackingView``);
+- a bare WSGI callable returning constant bytes, for context;
+- the cost of the machine-traffic rules, and of the ``crawler-user-agents``
+  expression on a user agent seen for the first time.
+
+pytracking's links are its default unsigned tokens; ours are signed
+(HMAC-SHA256), which is more work per request.
+
+Run: ``python benchmarks/bench_wsgi.py``
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import sys
+import time
+import types
+import typing as t
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+import crawleruseragents  # noqa: E402
+import django  # noqa: E402
+import pytracking  # noqa: E402
+from django.conf import settings  # noqa: E402
+from flask_mailtrack import Configuration  # noqa: E402
+from flask_mailtrack import machine  # noqa: E402
+from flask_mailtrack import TrackingMiddleware  # noqa: E402
+from flask_mailtrack.handler import PIXEL_HEADERS  # noqa: E402
+from flask_mailtrack.pixel import TRACKING_PIXEL  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
+from werkzeug.utils import redirect  # noqa: E402
+from werkzeug.wrappers import Request  # noqa: E402
+from werkzeug.wrappers import Response  # noqa: E402
+
+WSGIApp = t.Callable[[dict[str, t.Any], t.Any], t.Iterable[bytes]]
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
+    " (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+def _start_response(status: str, headers: t.Any, exc_info: t.Any = None) -> t.Any:
+    return None
+
+
+def caller(app: WSGIApp, environ: dict[str, t.Any]) -> t.Callable[[], None]:
+    """One request: a fresh copy of ``environ``, the body read, the iterable
+    closed, as a WSGI server does."""
+
+    def call() -> None:
+        app_iter = app(dict(environ), _start_response)
+        try:
+            for _ in app_iter:
+                pass
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+
+    return call
+
+
+def environ_for(url: str) -> dict[str, t.Any]:
+    """The environ of a mail client's GET of ``url``."""
+    return EnvironBuilder(
+        path=urlsplit(url).path,
+        headers={"User-Agent": CHROME, "Accept": "image/avif,image/webp,*/*"},
+        environ_base={"REMOTE_ADDR": "198.51.100.23"},
+    ).get_environ()
+
+
+# -- the floors ------------------------------------------------------------------
+
+
+def bare_app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "image/gif"), ("Content-Length", "43")])
+    return [TRACKING_PIXEL]
+
+
+def pixel_floor(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
+    Request(environ)
+    response = Response(TRACKING_PIXEL, headers=PIXEL_HEADERS)
+    return response(environ, start_response)
+
+
+def redirect_floor(target: str) -> WSGIApp:
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
+        Request(environ)
+        response = redirect(target, 302)
+        response.headers["Cache-Control"] = "no-store"
+        return response(environ, start_response)
+
+    return app
+
+
+# -- pytracking 0.2.2 through Django ----------------------------------------------
+
+
+def pytracking_django_app(bases: dict[str, str]) -> WSGIApp:
+    """pytracking's Django views served by Django's WSGI handler."""
+    urls = types.ModuleType("bench_wsgi_urls")
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="benchmark",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=urls.__name__,
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],
+        USE_TZ=True,
+        PYTRACKING_CONFIGURATION=dict(bases),
+    )
+    django.setup()
+    # pytracking.django does `from ipware import get_client_ip`; importing
+    # it here fails loudly if the installed django-ipware lacks it.
+    from django.urls import re_path
+    from pytracking.django import ClickTrackingView
+    from pytracking.django import OpenTrackingView
+
+    urls.urlpatterns = [  # type: ignore[attr-defined]
+        re_path(r"^o/(?P<path>.+)$", OpenTrackingView.as_view()),
+        re_path(r"^c/(?P<path>.+)$", ClickTrackingView.as_view()),
+    ]
+    sys.modules[urls.__name__] = urls
+    from django.core.wsgi import get_wsgi_application
+
+    return t.cast(WSGIApp, get_wsgi_application())
+
+
+def check(app: WSGIApp, environ: dict[str, t.Any], status: str) -> None:
+    """Make sure an app answers as expected before timing it."""
+    seen: list[str] = []
+
+    def start_response(got: str, headers: t.Any, exc_info: t.Any = None) -> None:
+        seen.append(got)
+
+    app_iter = app(dict(environ), start_response)
+    b"".join(app_iter)
+    getattr(app_iter, "close", lambda: None)()
+    if not seen or not seen[0].startswith(status):
+        raise SystemExit(f"{app!r} answered {seen} instead of {status}")
+
+
+# -- main --------------------------------------------------------------------------
+
+
+def main() -> None:
+    reference = _common.load_reference()
+    bases = {
+        "base_open_tracking_url": reference["base_open_tracking_url"],
+        "base_click_tracking_url": reference["base_click_tracking_url"],
+    }
+    metadata = reference["metadata"]
+    target = reference["url"]
+
+    middleware = TrackingMiddleware(
+        bare_app, configuration=Configuration(secret_key=_common.SECRET, **bases)
+    )
+    ours_open = environ_for(middleware.tracker.open_url(metadata))
+    ours_click = environ_for(middleware.tracker.click_url(target, metadata))
+    theirs_config = pytracking.Configuration(**bases)
+    theirs_open = environ_for(
+        pytracking.get_open_tracking_url(metadata, configuration=theirs_config)
+    )
+    theirs_click = environ_for(
+        pytracking.get_click_tracking_url(target, metadata, configuration=theirs_config)
+    )
+    django_app = pytracking_django_app(bases)
+
+    for app, environ, status in [
+        (middleware, ours_open, "200"),
+        (middleware, ours_click, "302"),
+        (pixel_floor, ours_open, "200"),
+        (redirect_floor(target), ours_click, "302"),
+        (django_app, theirs_open, "200"),
+        (django_app, theirs_click, "302"),
+    ]:
+        check(app, environ, status)
+
+    bare = _common.best_seconds(caller(bare_app, ours_open))
+
+    rows = []
+    for name, ours, floor, theirs in [
+        (
+            "pixel",
+            caller(middleware, ours_open),
+            caller(pixel_floor, ours_open),
+            caller(django_app, theirs_open),
+        ),
+        (
+            "click",
+            caller(middleware, ours_click),
+            caller(redirect_floor(target), ours_click),
+            caller(django_app, theirs_click),
+        ),
+    ]:
+        ours_s, floor_s = _common.compare(ours, floor)
+        ours_s2, theirs_s = _common.compare(ours, theirs)
+        ours_s = min(ours_s, ours_s2)
+        rows.append(
+            [
+                name,
+                _common.per_second(ours_s),
+                _common.micros(ours_s),
+                _common.per_second(floor_s),
+                f"{floor_s / ours_s:.2f} (>= 0.5)",
+                _common.per_second(theirs_s),
+                f"{theirs_s / ours_s:.1f}x (>= 3x)",
+            ]
+        )
+    _common.print_table(
+        "WSGI requests through TrackingMiddleware (in process, best of repeats)",
+        [
+            "request",
+            "ours",
+            "ours/req",
+            "werkzeug floor",
+            "ours/floor",
+            "pytracking+Django",
+            "speed-up",
+        ],
+        rows,
+    )
+    print(f"\nBare WSGI callable returning constant bytes: {_common.micros(bare)}")
+    # The figures are wall-clock times: on a shared machine, a busy moment
+    # (the load average) makes the longer request look slower than it is.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"Load average while measuring: {load} on {os.cpu_count()} CPUs")
+
+    machine_costs(ours_open, middleware)
+
+
+def machine_costs(environ: dict[str, t.Any], middleware: TrackingMiddleware) -> None:
+    """What the machine-traffic rules cost per request."""
+    compiled = machine.crawler_pattern()
+    assert compiled is not None
+    patterns = [item["pattern"] for item in crawleruseragents.CRAWLER_USER_AGENTS_DATA]
+    started = time.perf_counter()
+    plain = re.compile("|".join(patterns))
+    plain_compile = time.perf_counter() - started
+    started = time.perf_counter()
+    machine.compile_crawler_patterns(patterns)
+    ours_compile = time.perf_counter() - started
+
+    request = Request(dict(environ))
+    handled = middleware.tracker.handle(request, sender=None)
+    result = handled.result
+    assert result is not None
+    configuration = middleware.tracker.configuration
+
+    def verdict() -> None:
+        machine.apply_verdict(
+            result, request, configuration, ip="198.51.100.23", now=time.time()
+        )
+
+    rows = [
+        [
+            "crawler-user-agents, prefix-tree expression (first sight of a UA)",
+            _common.micros(_common.best_seconds(lambda: compiled.search(CHROME))),
+        ],
+        [
+            "crawler-user-agents, plain '|'.join of the patterns",
+            _common.micros(_common.best_seconds(lambda: plain.search(CHROME))),
+        ],
+        [
+            "user agent verdict, cached (a UA seen before)",
+            _common.micros(
+                _common.best_seconds(lambda: machine.user_agent_verdict(CHROME))
+            ),
+        ],
+        [
+            "all rules per request (UA cached, network lookup, prefetch headers)",
+            _common.micros(_common.best_seconds(verdict)),
+        ],
+        [
+            "gateway network lookup (bisect)",
+            _common.micros(
+                _common.best_seconds(
+                    lambda: machine.gateway_networks().lookup("198.51.100.23")
+                )
+            ),
+        ],
+        ["compile: prefix-tree expression (once)", _common.micros(ours_compile)],
+        ["compile: plain join (once)", _common.micros(plain_compile)],
+    ]
+    _common.print_table(
+        f"Machine-traffic rules ({len(patterns)} crawler patterns)",
+        ["cost", "per call"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
