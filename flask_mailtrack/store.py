@@ -28,12 +28,17 @@ changing ``identity_keys`` affects new events only.
 
 from __future__ import annotations
 
+import atexit
+import collections
 import csv
 import datetime
 import json
+import logging
 import os
+import threading
 import time
 import typing as t
+import weakref
 from collections.abc import Mapping
 
 from blinker import ANY
@@ -90,7 +95,25 @@ CREATE INDEX IF NOT EXISTS mailtrack_events_time
     ON mailtrack_events (occurred_at);
 """
 
+_INSERT = (
+    "INSERT OR IGNORE INTO mailtrack_events (event_id, type, occurred_at,"
+    " machine, tracked_url, identity, metadata, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 _EXPORT_BATCH = 500
+
+logger = logging.getLogger("flask_mailtrack.store")
+
+
+def _flush_at_exit(reference: weakref.ref[EventStore]) -> None:
+    store = reference()
+    if store is not None and not store._closing:
+        try:
+            store.flush()
+        except Exception:
+            logger.exception("Could not write the last tracking events.")
+
 
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
 
@@ -162,6 +185,14 @@ class EventStore:
         store that lives as long as the object.
     :param identity_keys: Metadata keys that identify a recipient, for unique
         counts (see the module documentation).
+    :param buffered: Events received through the signals are written by a
+        background thread, many per transaction, so a request never waits
+        for the disk. Reads (:meth:`stats`, ...) write pending events first.
+        A process killed abruptly loses the events of its last milliseconds;
+        ``False`` writes each event in the request instead. (Webhook events
+        never take this shortcut: see :class:`~flask_mailtrack.WebhookSender`.)
+    :param max_buffer: Pending events above which the receiving thread
+        writes them itself, so memory stays bounded when the disk is slow.
 
     .. versionadded:: 0.1
     """
@@ -171,11 +202,24 @@ class EventStore:
         path: str | os.PathLike[str],
         *,
         identity_keys: t.Sequence[str] = DEFAULT_IDENTITY_KEYS,
+        buffered: bool = True,
+        max_buffer: int = 10_000,
     ) -> None:
         self._db = ConnectionPool(path, _SCHEMA)
         #: Metadata keys that identify a recipient.
         self.identity_keys = tuple(identity_keys)
+        #: Whether signal events are written by a background thread.
+        self.buffered = buffered
+        self.max_buffer = max_buffer
         self._connected_senders: list[t.Any] = []
+        self._pending: collections.deque[Event] = collections.deque()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._writer: threading.Thread | None = None
+        self._writer_pid = 0
+        self._start_lock = threading.Lock()
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     @property
     def path(self) -> str:
@@ -206,8 +250,63 @@ class EventStore:
     def _receive(
         self, sender: t.Any, result: TrackingResult | None = None, **extra: t.Any
     ) -> None:
-        if result is not None:
+        if result is None:
+            return
+        if not self.buffered or self._closing:
             self.record(result)
+            return
+        self._pending.append(result)
+        if len(self._pending) >= self.max_buffer:
+            self.flush()
+        else:
+            self._start_writer()
+            self._wake.set()
+
+    def _start_writer(self) -> None:
+        if self._writer_pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._writer_pid == os.getpid():
+                return
+            # Also after a fork: the parent's thread does not exist here.
+            self._writer = threading.Thread(
+                target=self._write_pending, name="mailtrack-store", daemon=True
+            )
+            self._writer_pid = os.getpid()
+            self._writer.start()
+
+    def _write_pending(self) -> None:
+        while not self._closing:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("Writing tracking events failed; retrying.")
+                time.sleep(0.5)
+
+    def flush(self) -> int:
+        """Write the events received but not written yet (``buffered``).
+
+        :return: How many were written (duplicates not counted).
+        """
+        if not self._pending:
+            return 0
+        with self._flush_lock:
+            batch = []
+            while self._pending:
+                batch.append(self._pending.popleft())
+            if not batch:
+                return 0
+            rows = [self._row(event) for event in batch]
+            try:
+                with self._db.transaction() as connection:
+                    cursor = connection.executemany(_INSERT, rows)
+            except BaseException:
+                # Keep them for the next try, in order.
+                self._pending.extendleft(reversed(batch))
+                raise
+        return int(cursor.rowcount)
 
     def identity(self, metadata: Mapping[str, t.Any]) -> str:
         """The recipient identity of ``metadata``, for unique counts."""
@@ -223,25 +322,24 @@ class EventStore:
         :return: ``False`` when an event with the same id is already stored
             (webhook redeliveries are deduplicated).
         """
+        row = self._row(event)
+        with self._db.connection() as connection:
+            cursor = connection.execute(_INSERT, row)
+        return cursor.rowcount == 1
+
+    def _row(self, event: Event) -> tuple[t.Any, ...]:
         data = event.to_json_dict() if isinstance(event, TrackingResult) else event
         metadata = data.get("metadata") or {}
-        with self._db.connection() as connection:
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO mailtrack_events (event_id, type,"
-                " occurred_at, machine, tracked_url, identity, metadata, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    data["id"],
-                    data["type"],
-                    int(data["timestamp"]),
-                    data.get("machine"),
-                    data.get("tracked_url"),
-                    self.identity(metadata),
-                    _dumps(metadata),
-                    _dumps(data),
-                ),
-            )
-        return cursor.rowcount == 1
+        return (
+            data["id"],
+            data["type"],
+            int(data["timestamp"]),
+            data.get("machine"),
+            data.get("tracked_url"),
+            self.identity(metadata),
+            _dumps(metadata),
+            _dumps(data),
+        )
 
     # -- reading ----------------------------------------------------------------
 
@@ -288,6 +386,7 @@ class EventStore:
         labels: dict[str, int] = {}
         select = "SELECT {}, COUNT(*), COUNT(DISTINCT identity) FROM mailtrack_events"
         clicks_only = where.sql("type = ?")
+        self.flush()
         with self._db.connection() as connection:
             # One read transaction: every figure comes from the same snapshot.
             connection.execute("BEGIN")
@@ -364,6 +463,7 @@ class EventStore:
         if bucket_seconds < 1:
             raise ValueError("bucket_seconds must be at least 1.")
         where = _Where(since, until, metadata_filters)
+        self.flush()
         with self._db.connection() as connection:
             rows = connection.execute(
                 "SELECT occurred_at / ? * ? AS bucket, type, machine IS NOT NULL,"
@@ -417,12 +517,14 @@ class EventStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        self.flush()
         with self._db.connection() as connection:
             rows = connection.execute(sql, params).fetchall()
         return [json.loads(row[0]) for row in rows]
 
     def count(self) -> int:
         """The number of stored events."""
+        self.flush()
         with self._db.connection() as connection:
             row = connection.execute("SELECT COUNT(*) FROM mailtrack_events").fetchone()
         return int(row[0])
@@ -432,6 +534,7 @@ class EventStore:
     ) -> t.Iterator[dict[str, t.Any]]:
         # Pages by id, so memory stays flat whatever the size of the store.
         where = _Where(since, until, metadata)
+        self.flush()
         last_id = 0
         while True:
             with self._db.connection() as connection:
@@ -521,6 +624,7 @@ class EventStore:
             cutoff = t.cast(float, to_timestamp(older_than))
         else:
             cutoff = time.time() - float(older_than)
+        self.flush()
         with self._db.connection() as connection:
             cursor = connection.execute(
                 "DELETE FROM mailtrack_events WHERE occurred_at < ?", (cutoff,)
@@ -528,8 +632,14 @@ class EventStore:
         return int(cursor.rowcount)
 
     def close(self) -> None:
-        """Stop recording and close the database connections."""
+        """Stop recording, write pending events, close the database."""
         self.disconnect()
+        self._closing = True
+        self._wake.set()
+        writer = self._writer
+        if writer is not None and self._writer_pid == os.getpid():
+            writer.join()
+        self.flush()
         self._db.close()
 
     def __enter__(self) -> EventStore:

@@ -100,6 +100,7 @@ import json
 import logging
 import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -130,6 +131,11 @@ _USER_AGENT = "flask-mailtrack-webhooks/1"
 #: reused; a longer body closes the connection instead.
 _MAX_RESPONSE_BYTES = 64 * 1024
 
+#: Delivered events are deleted from the outbox in groups of at most this
+#: many, or after this many seconds.
+_DELETE_BATCH = 20
+_DELETE_SECONDS = 0.1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_outbox (
     id INTEGER PRIMARY KEY,
@@ -146,8 +152,6 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 );
 CREATE INDEX IF NOT EXISTS webhook_outbox_due
     ON webhook_outbox (next_attempt_at);
-CREATE INDEX IF NOT EXISTS webhook_outbox_owner
-    ON webhook_outbox (lease_owner);
 CREATE TABLE IF NOT EXISTS webhook_dead_letter (
     id INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -304,13 +308,22 @@ class _Transport:
 
     def _connect(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
         host = parts.hostname or ""
+        connection: http.client.HTTPConnection
         if parts.scheme == "https":
             if self._ssl_context is None:
                 self._ssl_context = ssl.create_default_context()
-            return http.client.HTTPSConnection(
+            connection = http.client.HTTPSConnection(
                 host, parts.port, timeout=self.timeout, context=self._ssl_context
             )
-        return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
+        else:
+            connection = http.client.HTTPConnection(
+                host, parts.port, timeout=self.timeout
+            )
+        connection.connect()
+        # http.client writes the headers and the body separately; without
+        # TCP_NODELAY the body waits for the ACK of the headers.
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST ``body`` and return the status code.
@@ -466,6 +479,9 @@ class WebhookSender:
     :param poll_interval: Seconds between looks at the outbox for events
         added by other processes (events of this process wake the thread at
         once).
+    :param deliver: Start the delivery thread when events arrive. ``False``
+        makes a sender that only queues, for processes that leave delivery
+        to another process sharing the outbox (which calls :meth:`start`).
 
     .. versionadded:: 0.1
     """
@@ -483,6 +499,7 @@ class WebhookSender:
         batch_size: int = 50,
         lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
+        deliver: bool = True,
     ) -> None:
         if url is not None:
             _check_url(url)
@@ -503,6 +520,8 @@ class WebhookSender:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        #: Whether events start the delivery thread.
+        self.deliver = deliver
         self._key = decode_secret(secret)
         self._db = ConnectionPool(outbox_path, _SCHEMA)
         self._wake = threading.Event()
@@ -532,7 +551,8 @@ class WebhookSender:
         for signal in (email_opened, link_clicked):
             signal.connect(self._receive, sender=sender, weak=False)
         self._connected_senders.append(sender)
-        self.start()
+        if self.deliver:
+            self.start()
         return self
 
     def disconnect(self) -> None:
@@ -574,8 +594,9 @@ class WebhookSender:
                 " VALUES (?, ?, ?, ?, ?)",
                 (result.event_id, url, body, now, now),
             )
-        self.start()
-        self._wake.set()
+        if self.deliver:
+            self.start()
+            self._wake.set()
         return True
 
     # -- the delivery thread --------------------------------------------------
@@ -583,8 +604,9 @@ class WebhookSender:
     def start(self) -> None:
         """Start the delivery thread if it is not running in this process.
 
-        Called by :meth:`connect` and :meth:`enqueue`; call it yourself to
-        deliver an outbox left by another process without receiving events.
+        Called by :meth:`connect` and :meth:`enqueue` (unless ``deliver`` is
+        false); call it yourself to deliver an outbox filled by other
+        processes without receiving events.
         """
         if self._thread_pid == os.getpid() and self._thread is not None:
             return
@@ -635,20 +657,33 @@ class WebhookSender:
     def _claim(self) -> tuple[str, list[_Row]]:
         owner = f"{os.getpid()}-{uuid.uuid4().hex}-{next(self._claims)}"
         now = time.time()
-        with self._db.connection() as connection:
-            # One statement, so two processes can never claim the same row
-            # while its lease runs.
+        # BEGIN IMMEDIATE holds the write lock from the SELECT to the
+        # UPDATE, so two processes never claim the same row while its lease
+        # runs. (No index on lease_owner: it would triple the cost of the
+        # insert on the request path.)
+        with self._db.transaction() as connection:
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT id FROM webhook_outbox"
+                    " WHERE next_attempt_at <= ? AND lease_until <= ?"
+                    " ORDER BY next_attempt_at LIMIT ?",
+                    (now, now, self.batch_size),
+                )
+            ]
+            if not ids:
+                return owner, []
+            marks = ",".join("?" * len(ids))
             connection.execute(
                 "UPDATE webhook_outbox SET lease_owner = ?, lease_until = ?"
-                " WHERE id IN (SELECT id FROM webhook_outbox"
-                " WHERE next_attempt_at <= ? AND lease_until <= ?"
-                " ORDER BY next_attempt_at LIMIT ?)",
-                (owner, now + self.lease_seconds, now, now, self.batch_size),
+                f" WHERE id IN ({marks}) AND lease_until <= ?",
+                (owner, now + self.lease_seconds, *ids, now),
             )
             rows = connection.execute(
                 "SELECT id, event_id, url, body, created_at, attempts"
-                " FROM webhook_outbox WHERE lease_owner = ? ORDER BY id",
-                (owner,),
+                f" FROM webhook_outbox WHERE id IN ({marks}) AND lease_owner = ?"
+                " ORDER BY id",
+                (*ids, owner),
             ).fetchall()
         return owner, [_Row(*row) for row in rows]
 
@@ -658,29 +693,46 @@ class WebhookSender:
         # Endpoints that failed to connect in this batch: their other events
         # fail the same way, without waiting for the same timeout again.
         unreachable: dict[str, tuple[float, str | None]] = {}
-        for index, row in enumerate(rows):
-            if time.time() >= self._deadline:
-                self._release(owner, [r.id for r in rows[index:]])
-                break
-            if row.url in unreachable:
-                next_at, error = unreachable[row.url]
-                self._failed(owner, row, None, error, next_at=next_at)
-                continue
-            if time.time() > lease_until - self.lease_seconds / 2:
-                lease_until = self._renew(owner)
-            status, error = self._attempt(transport, row)
-            if status is not None and 200 <= status < 300:
-                with self._db.connection() as connection:
-                    connection.execute(
-                        "DELETE FROM webhook_outbox WHERE id = ?", (row.id,)
-                    )
-            elif status == 410:
-                self._dead_letter(owner, row, "gone", status, error)
-            else:
-                next_at = self._failed(owner, row, status, error)
-                if status is None and next_at is not None:
-                    unreachable[row.url] = (next_at, error)
+        # Delivered rows are deleted a few at a time: one commit per event
+        # would cost more than the delivery. A process killed before the
+        # delete delivers them again, which at-least-once allows.
+        delivered: list[int] = []
+        deleted_at = time.monotonic()
+        try:
+            for index, row in enumerate(rows):
+                if time.time() >= self._deadline:
+                    self._release(owner, [r.id for r in rows[index:]])
+                    break
+                if row.url in unreachable:
+                    next_at, error = unreachable[row.url]
+                    self._failed(owner, row, None, error, next_at=next_at)
+                    continue
+                if time.time() > lease_until - self.lease_seconds / 2:
+                    lease_until = self._renew(owner, [r.id for r in rows[index:]])
+                status, error = self._attempt(transport, row)
+                if status is not None and 200 <= status < 300:
+                    delivered.append(row.id)
+                    if (
+                        len(delivered) >= _DELETE_BATCH
+                        or time.monotonic() - deleted_at > _DELETE_SECONDS
+                    ):
+                        self._delete(delivered)
+                        delivered, deleted_at = [], time.monotonic()
+                elif status == 410:
+                    self._dead_letter(owner, row, "gone", status, error)
+                else:
+                    retry_at = self._failed(owner, row, status, error)
+                    if status is None and retry_at is not None:
+                        unreachable[row.url] = (retry_at, error)
+        finally:
+            if delivered:
+                self._delete(delivered)
         return len(rows)
+
+    def _delete(self, ids: t.Sequence[int]) -> None:
+        marks = ",".join("?" * len(ids))
+        with self._db.connection() as connection:
+            connection.execute(f"DELETE FROM webhook_outbox WHERE id IN ({marks})", ids)
 
     def _attempt(
         self, transport: _Transport, row: _Row
@@ -696,12 +748,13 @@ class WebhookSender:
         logger.info("Webhook %s to %s answered %d.", row.event_id, row.url, status)
         return status, f"HTTP {status}"
 
-    def _renew(self, owner: str) -> float:
+    def _renew(self, owner: str, ids: t.Sequence[int]) -> float:
         lease_until = time.time() + self.lease_seconds
         with self._db.connection() as connection:
-            connection.execute(
-                "UPDATE webhook_outbox SET lease_until = ? WHERE lease_owner = ?",
-                (lease_until, owner),
+            connection.executemany(
+                "UPDATE webhook_outbox SET lease_until = ?"
+                " WHERE id = ? AND lease_owner = ?",
+                [(lease_until, row_id, owner) for row_id in ids],
             )
         return lease_until
 

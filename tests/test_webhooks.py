@@ -592,9 +592,11 @@ def test_killed_process_events_are_delivered_by_the_next(
     finally:
         _finish(first)
     # The receiver never answered the 6th delivery: it is not delivered.
+    # (Delivered rows are deleted in groups, so some of the first five may
+    # still be there too, and be delivered again: at least once.)
     receiver.hold_after = None
     receiver.release.set()
-    assert outbox_rows(outbox) == 15
+    assert 15 <= outbox_rows(outbox) <= 20
     second = _child(receiver.url, outbox, 0)
     try:
         assert _ids(second) == set()

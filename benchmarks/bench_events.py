@@ -1,0 +1,308 @@
+"""Events out: what the receivers cost the pixel, and how fast webhooks leave.
+
+In-process WSGI calls through :class:`~flask_mailtrack.TrackingMiddleware`
+on the reference link of ``../shared/bench/reference.json``, one run:
+
+- pixel requests per second with an :class:`~flask_mailtrack.EventStore`
+  and a :class:`~flask_mailtrack.WebhookSender` connected (its worker
+  delivering to a loopback receiver meanwhile, in this process) against no
+  receivers (target: at least 0.5 of the rate without receivers); also each
+  receiver alone, and the sender with ``deliver=False`` (the request-path
+  cost alone, when another process delivers);
+- the same request with pytracking 0.2.2's webhook pattern: decode, then
+  its ``send_webhook`` (a synchronous ``requests.post``) in the request,
+  to the same loopback receiver;
+- delivery rate of the outbox to the loopback receiver (events per second,
+  signed, with keep-alive), against pytracking's ``send_webhook`` called in
+  a loop.
+
+Run: ``python benchmarks/bench_events.py``
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+import pytracking  # noqa: E402
+from flask_mailtrack import Configuration  # noqa: E402
+from flask_mailtrack import EventStore  # noqa: E402
+from flask_mailtrack import TrackingMiddleware  # noqa: E402
+from flask_mailtrack import TrackingResult  # noqa: E402
+from flask_mailtrack import WebhookSender  # noqa: E402
+from flask_mailtrack.pixel import TRACKING_PIXEL  # noqa: E402
+from flask_mailtrack.webhooks import generate_secret  # noqa: E402
+from pytracking.webhook import send_webhook as pytracking_send_webhook  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
+
+WSGIApp = t.Callable[[dict[str, t.Any], t.Any], t.Iterable[bytes]]
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
+    " (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+DELIVERY_EVENTS = 2000
+
+
+RECEIVER = """
+import http.server, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class Receiver:
+    """A loopback webhook endpoint answering 204, in its own process (a
+    webhook endpoint is another service: it must not share this process's
+    CPU time)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def _start_response(status: str, headers: t.Any, exc_info: t.Any = None) -> t.Any:
+    return None
+
+
+def caller(app: WSGIApp, environ: dict[str, t.Any]) -> t.Callable[[], None]:
+    """One request as a WSGI server makes it."""
+
+    def call() -> None:
+        app_iter = app(dict(environ), _start_response)
+        try:
+            for _ in app_iter:
+                pass
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+
+    return call
+
+
+def environ_for(url: str) -> dict[str, t.Any]:
+    return EnvironBuilder(
+        path=urlsplit(url).path,
+        headers={"User-Agent": CHROME, "Accept": "image/avif,image/webp,*/*"},
+        environ_base={"REMOTE_ADDR": "198.51.100.23"},
+    ).get_environ()
+
+
+def not_found(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return []
+
+
+def pytracking_app(configuration: t.Any) -> WSGIApp:
+    """pytracking's documented pattern: decode the pixel, post the webhook in
+    the request, return the pixel."""
+    prefix = urlsplit(configuration.base_open_tracking_url).path
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        path = environ["PATH_INFO"][len(prefix) :]
+        result = pytracking.get_open_tracking_result(
+            path,
+            request_data={"user_agent": environ.get("HTTP_USER_AGENT")},
+            configuration=configuration,
+        )
+        pytracking_send_webhook(result, configuration=configuration)
+        start_response("200 OK", [("Content-Type", "image/gif")])
+        return [TRACKING_PIXEL]
+
+    return app
+
+
+def delivery_rate(receiver: Receiver, directory: str, round_: int) -> float:
+    """Seconds per event to drain an outbox of DELIVERY_EVENTS events."""
+    path = f"{directory}/drain-{round_}.sqlite3"
+    secret = generate_secret()
+    filler = WebhookSender(receiver.url, secret=secret, outbox_path=path, deliver=False)
+    now = int(time.time())
+    for n in range(DELIVERY_EVENTS):
+        filler.enqueue(
+            TrackingResult(is_open_tracking=True, metadata={"n": n}, timestamp=now)
+        )
+    filler.close(timeout=0)
+    sender = WebhookSender(receiver.url, secret=secret, outbox_path=path)
+    started = time.perf_counter()
+    sender.start()
+    # An event leaves the outbox when the receiver has answered 2xx.
+    while sender.pending():
+        time.sleep(0.0005)
+    elapsed = time.perf_counter() - started
+    sender.close(timeout=0)
+    return elapsed / DELIVERY_EVENTS
+
+
+def main() -> None:
+    reference = _common.load_reference()
+    bases = {
+        "base_open_tracking_url": reference["base_open_tracking_url"],
+        "base_click_tracking_url": reference["base_click_tracking_url"],
+    }
+    metadata = reference["metadata"]
+    receiver = Receiver()
+    directory = tempfile.mkdtemp(prefix="bench-events-")
+
+    configuration = Configuration(secret_key=_common.SECRET, **bases)
+    middleware = TrackingMiddleware(not_found, configuration=configuration)
+    environ = environ_for(middleware.tracker.open_url(metadata))
+    pixel = caller(middleware, environ)
+
+    store = EventStore(f"{directory}/events.sqlite3")
+    sender = WebhookSender(
+        receiver.url,
+        secret=generate_secret(),
+        outbox_path=f"{directory}/outbox.sqlite3",
+    )
+
+    # The receivers stay connected for a whole timing run.
+    def timed_with(*receivers: t.Any) -> float:
+        for r in receivers:
+            r.connect(middleware)
+        try:
+            return _common.best_seconds(pixel, repeat=5)
+        finally:
+            for r in receivers:
+                r.disconnect()
+
+    for warm_up in (store, sender):  # create both databases' pages
+        warm_up.connect(middleware)
+    pixel()
+    store.disconnect()
+    sender.disconnect()
+    queue_only = WebhookSender(
+        receiver.url,
+        secret=generate_secret(),
+        outbox_path=f"{directory}/queue-only.sqlite3",
+        deliver=False,
+    )
+    none_s = both_s = store_s = sender_s = queued_s = float("inf")
+    for _ in range(3):  # interleaved
+        none_s = min(none_s, _common.best_seconds(pixel, repeat=5))
+        both_s = min(both_s, timed_with(store, sender))
+        store_s = min(store_s, timed_with(store))
+        sender_s = min(sender_s, timed_with(sender))
+        queued_s = min(queued_s, timed_with(store, queue_only))
+    queue_only.close(timeout=0)
+    stored = store.count()
+
+    theirs_config = pytracking.Configuration(webhook_url=receiver.url, **bases)
+    theirs_environ = environ_for(
+        pytracking.get_open_tracking_url(metadata, configuration=theirs_config)
+    )
+    theirs_s = _common.best_seconds(
+        caller(pytracking_app(theirs_config), theirs_environ), repeat=5
+    )
+
+    rows = [
+        ["no receivers", _common.per_second(none_s), _common.micros(none_s), "1.00"],
+        [
+            "EventStore + WebhookSender",
+            _common.per_second(both_s),
+            _common.micros(both_s),
+            f"{none_s / both_s:.2f} (>= 0.5)",
+        ],
+        [
+            "EventStore only",
+            _common.per_second(store_s),
+            _common.micros(store_s),
+            f"{none_s / store_s:.2f}",
+        ],
+        [
+            "WebhookSender only",
+            _common.per_second(sender_s),
+            _common.micros(sender_s),
+            f"{none_s / sender_s:.2f}",
+        ],
+        [
+            "EventStore + WebhookSender(deliver=False)",
+            _common.per_second(queued_s),
+            _common.micros(queued_s),
+            f"{none_s / queued_s:.2f}",
+        ],
+        [
+            "pytracking 0.2.2: send_webhook in the request",
+            _common.per_second(theirs_s),
+            _common.micros(theirs_s),
+            f"{none_s / theirs_s:.2f}",
+        ],
+    ]
+    _common.print_table(
+        "Pixel requests through TrackingMiddleware (in process, best of repeats)",
+        ["receivers", "rate", "per request", "vs no receivers"],
+        rows,
+    )
+    print(
+        f"\nwith receivers: ours vs pytracking's synchronous webhook:"
+        f" {theirs_s / both_s:.1f}x faster ({stored:,} events stored meanwhile)"
+    )
+    sender.close(timeout=30)
+    store.close()
+
+    # -- delivery rate ---------------------------------------------------------
+    ours_delivery = min(delivery_rate(receiver, directory, n) for n in range(3))
+    pytracking_result = pytracking.get_open_tracking_result(
+        pytracking.get_open_tracking_url(metadata, configuration=theirs_config),
+        configuration=theirs_config,
+    )
+    theirs_delivery = _common.best_seconds(
+        lambda: pytracking_send_webhook(pytracking_result, configuration=theirs_config),
+        repeat=3,
+    )
+    _common.print_table(
+        f"Webhook delivery to a loopback receiver ({DELIVERY_EVENTS} events drained)",
+        ["sender", "events/s", "per event"],
+        [
+            [
+                "WebhookSender outbox (signed, keep-alive)",
+                _common.per_second(ours_delivery),
+                _common.micros(ours_delivery),
+            ],
+            [
+                "pytracking send_webhook loop (unsigned, requests.post)",
+                _common.per_second(theirs_delivery),
+                _common.micros(theirs_delivery),
+            ],
+            ["ratio", f"{theirs_delivery / ours_delivery:.1f}x", ""],
+        ],
+    )
+    receiver.stop()
+
+
+if __name__ == "__main__":
+    main()
