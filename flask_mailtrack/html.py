@@ -138,6 +138,39 @@ _INTERESTING = "a|area|body|html|plaintext|" + "|".join(_RAW_TEXT)
 _SKIP = _skip_pattern(_INTERESTING)
 _SKIP_WITH_IMG = _skip_pattern(_INTERESTING + "|img")
 
+_OPT_OUT_NAMES = "|".join(
+    re.escape(name) for name in (OPT_OUT_ATTRIBUTE, *_ESP_OPT_OUTS)
+)
+# A well-formed link tag with an href and no opt-out attribute, matched in
+# one go: most links are. Anything else takes the exact attribute loop.
+_LINK = re.compile(
+    r"<(?i:a|area|v:[^\t\n\f\r />]*)(?=[\t\n\f\r />])"
+    r"(?:"
+    + _WS_CLASS
+    + r"+(?!(?i:href|"
+    + _OPT_OUT_NAMES
+    + r")[\t\n\f\r />=])"
+    + _FAST_ATTRIBUTE
+    + r")*"
+    + _WS_CLASS
+    + r"+(?i:href)"
+    + _WS_CLASS
+    + r"*="
+    + _WS_CLASS
+    + r"*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)'"
+    r"|(?P<uq>[^\t\n\f\r >\"'=<`][^\t\n\f\r >]*))"
+    r"(?:"
+    + _WS_CLASS
+    + r"+(?!(?i:"
+    + _OPT_OUT_NAMES
+    + r")[\t\n\f\r />=])"
+    + _FAST_ATTRIBUTE
+    + r")*"
+    + _WS_CLASS
+    + r"*/?>"
+)
+_QUOTES = {"dq": '"', "sq": "'", "uq": ""}
+
 _META_CHARSET = re.compile(
     rb"<meta[^>]{0,512}?charset[\t\n\f\r ]*=[\t\n\f\r ]*[\"']?([A-Za-z0-9_.:\-]+)",
     re.IGNORECASE,
@@ -233,8 +266,22 @@ class _Scanner:
         text = self.text
         skip = (_SKIP if self.open_prefix is None else _SKIP_WITH_IMG).match
         markup = _MARKUP.match
+        link = _LINK.match
+        target = self.policy.target
+        edits = self.edits
+        track_links = self.track_links
         while True:
             pos = skip(text, pos, endpos).end()  # type: ignore[union-attr]
+            m = link(text, pos, endpos)
+            if m is not None:
+                if track_links:
+                    group = t.cast(str, m.lastgroup)
+                    value_start, value_end = m.span(group)
+                    url = target(text[value_start:value_end])
+                    if url is not None:
+                        edits.append(_Edit(value_start, value_end, url, _QUOTES[group]))
+                pos = m.end()
+                continue
             m = markup(text, pos, endpos)
             if m is None:
                 if pos >= endpos:
