@@ -345,3 +345,39 @@ def test_closed_store_refuses() -> None:
     store.close()
     with pytest.raises(RuntimeError):
         store.record(opened(T))
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "direct"])
+def test_signal_events_reach_the_file(tmp_path: t.Any, buffered: bool) -> None:
+    path = tmp_path / "e.sqlite3"
+    store = EventStore(path, buffered=buffered).connect()
+    try:
+        for n in range(50):
+            email_opened.send(None, result=opened(T + n, recipient=str(n)))
+        # Another reader of the file sees them once flushed (reads by the
+        # store itself flush first).
+        store.flush()
+        with EventStore(path) as reader:
+            assert reader.count() == 50
+    finally:
+        store.close()
+
+
+def test_close_writes_pending_events(tmp_path: t.Any) -> None:
+    path = tmp_path / "e.sqlite3"
+    store = EventStore(path).connect()
+    for n in range(20):
+        link_clicked.send(None, result=clicked(T + n, A, recipient=str(n)))
+    store.close()
+    with EventStore(path) as reader:
+        assert reader.stats()["clicks"]["unique"] == 20
+
+
+def test_full_buffer_is_written_by_the_receiving_thread(tmp_path: t.Any) -> None:
+    path = tmp_path / "e.sqlite3"
+    with EventStore(path, max_buffer=1) as store, EventStore(path) as reader:
+        store.connect()
+        for n in range(3):
+            email_opened.send(None, result=opened(T + n, recipient=str(n)))
+            # Written before send() returned, without waiting for the writer.
+            assert reader.count() == n + 1
