@@ -61,9 +61,12 @@ The rules, each with its source:
     The patterns of the ``crawler-user-agents`` project
     (https://github.com/monperrus/crawler-user-agents, released monthly on
     PyPI), when that package is installed (``pip install
-    flask-mailtrack[machine]``). Its ~1,500 patterns are compiled once into
-    one regular expression whose literal patterns are merged into a prefix
-    tree, which makes it about 20 times faster than joining them.
+    flask-mailtrack[machine]``). Its ~1,500 patterns are compiled once
+    (about 50 ms, on first use) into one regular expression in which the
+    literal beginnings of the patterns form a prefix tree: about 25 times
+    faster than joining them with ``|`` (some 20 us instead of 500 us for a
+    browser's user agent). The verdict of a user agent is then cached, so a
+    user agent seen before costs a dictionary lookup.
 ``gateway-network`` (``scanner``)
     A client address in the published ranges of mail security gateways,
     shipped in ``flask_mailtrack/data/gateway_networks.json`` with the source
@@ -171,6 +174,13 @@ _TOOL = re.compile("|".join(re.escape(name) for name in TOOL_NAMES), re.IGNORECA
 _META = frozenset(".^$*+?{}[]|()\\")
 
 
+_QUANTIFIERS = frozenset("*+?{")
+
+# A pattern that expands to more literal prefixes than this stays a regular
+# expression: the tree would grow faster than it saves.
+_MAX_EXPANSIONS = 16
+
+
 def _literal(pattern: str) -> str | None:
     """The text a regular expression matches, if it matches only one text."""
     chars = []
@@ -191,25 +201,113 @@ def _literal(pattern: str) -> str | None:
     return "".join(chars)
 
 
-def _prefix_tree_pattern(words: t.Iterable[str]) -> str:
-    """One regular expression matching any of ``words``, as a prefix tree.
+def _split_alternatives(pattern: str) -> list[str]:
+    """``pattern`` split at its top-level ``|``."""
+    parts = []
+    depth = 0
+    start = 0
+    index = 0
+    in_class = False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def _expand(pattern: str) -> list[tuple[str, str]] | None:
+    """``(literal, tail)`` pairs such that a text contains a match of
+    ``pattern`` exactly when it contains one of the literals followed by a
+    match of its tail (a regular expression, often empty). ``None`` when
+    ``pattern`` does not start with a literal part.
+
+    Small classes (``[wW]get``) and groups of literals (``Ahrefs(Bot|Site)``)
+    are expanded into several literals; the expansion stops at the first
+    construct that is neither.
+    """
+    pairs: list[tuple[str, str]] = []
+    for alternative in _split_alternatives(pattern):
+        prefixes = [""]
+        index = 0
+        size = len(alternative)
+        while index < size:
+            char = alternative[index]
+            if char == "\\":
+                following = alternative[index + 1 : index + 2]
+                end = index + 2
+                options = [following]
+                if not following or following.isalnum():
+                    break
+            elif char == "[":
+                end = alternative.find("]", index + 1) + 1
+                body = alternative[index + 1 : end - 1]
+                if not end or not body or not set(body).isdisjoint(_META | {"-"}):
+                    break
+                options = list(body)
+            elif char == "(":
+                end = alternative.find(")", index + 1) + 1
+                body = alternative[index + 1 : end - 1]
+                body = body[2:] if body.startswith("?:") else body
+                literals = [_literal(option) for option in body.split("|")]
+                if not end or not all(literals):
+                    break
+                options = t.cast("list[str]", literals)
+            elif char in _META:
+                break
+            else:
+                end = index + 1
+                options = [char]
+            if alternative[end : end + 1] in _QUANTIFIERS and end < size:
+                break
+            prefixes = [prefix + option for prefix in prefixes for option in options]
+            if len(prefixes) > _MAX_EXPANSIONS:
+                return None
+            index = end
+        tail = alternative[index:]
+        if not all(prefixes) or re.search(r"\\[0-9]", tail):
+            return None
+        pairs.extend((prefix, tail) for prefix in prefixes)
+    return pairs if len(pairs) <= _MAX_EXPANSIONS else None
+
+
+def _prefix_tree_pattern(entries: t.Iterable[tuple[str, str]]) -> str:
+    """One regular expression matching any of the ``(literal, tail)``
+    ``entries``, as a prefix tree.
 
     ``re`` tries the branches of ``a|b|c`` one after the other at every
     position of the text; a tree tries only the branches that share the
-    characters already read. A word that has another as prefix is dropped:
-    a search only needs the shorter one to match.
+    characters already read. Below a literal without a tail nothing more is
+    needed: a search only needs the shorter one to match.
     """
     root: dict[str, t.Any] = {}
-    for word in words:
+    for word, tail in entries:
         node = root
         for char in word:
             node = node.setdefault(char, {})
-        node[""] = {}
+        node.setdefault("", set()).add(tail)
 
     def pattern(node: dict[str, t.Any]) -> str:
-        if "" in node:
+        tails: set[str] = node.get("", set())
+        if "" in tails:
             return ""
-        branches = [re.escape(char) + pattern(node[char]) for char in sorted(node)]
+        branches = [f"(?:{tail})" for tail in sorted(tails)]
+        branches += [
+            re.escape(char) + pattern(node[char]) for char in sorted(node) if char
+        ]
         if len(branches) == 1:
             return branches[0]
         return "(?:" + "|".join(branches) + ")"
@@ -217,30 +315,46 @@ def _prefix_tree_pattern(words: t.Iterable[str]) -> str:
     return pattern(root)
 
 
+# A pattern starting with "(^|x)": matched at the start or after x.
+_START_OR = re.compile(r"\((?:\?:)?\^\|([^()|\\\[]+)\)(.*)")
+
+
 def compile_crawler_patterns(patterns: t.Sequence[str]) -> re.Pattern[str]:
     """Compile the patterns of ``crawler-user-agents`` into one expression.
 
-    Literal patterns go into one prefix tree, ``^literal`` ones into another,
-    and the few real expressions are added as they are. The result matches
-    exactly the texts the plain ``|``-join of ``patterns`` matches.
+    Patterns that start with literal text (nearly all) go into one prefix
+    tree, those anchored with ``^`` into another, and the few others are added
+    as they are. The result matches the texts the plain ``|``-join of
+    ``patterns`` matches.
     """
-    literals: list[str] = []
-    anchored: list[str] = []
+    floating: list[tuple[str, str]] = []
+    anchored: list[tuple[str, str]] = []
     others: list[str] = []
     for pattern in patterns:
-        literal = _literal(pattern)
-        if literal is not None and literal:
-            literals.append(literal)
+        start_or = _START_OR.fullmatch(pattern)
+        if start_or is not None:
+            # "(^| )name": "name" at the start, or " name" anywhere.
+            pattern = f"^{start_or[2]}|{start_or[1]}{start_or[2]}"
+            first, second = _split_alternatives(pattern)
+            anchored_part = _expand(first[1:])
+            floating_part = _expand(second)
+            if anchored_part is not None and floating_part is not None:
+                anchored.extend(anchored_part)
+                floating.extend(floating_part)
+                continue
+        expanded = _expand(pattern)
+        if expanded is not None:
+            floating.extend(expanded)
             continue
         if pattern.startswith("^"):
-            literal = _literal(pattern[1:])
-            if literal:
-                anchored.append(literal)
+            expanded = _expand(pattern[1:])
+            if expanded is not None and "|" not in pattern:
+                anchored.extend(expanded)
                 continue
         others.append(f"(?:{pattern})")
     parts = []
-    if literals:
-        parts.append(_prefix_tree_pattern(literals))
+    if floating:
+        parts.append(_prefix_tree_pattern(floating))
     if anchored:
         parts.append("^" + _prefix_tree_pattern(anchored))
     parts.extend(others)

@@ -364,6 +364,18 @@ def test_compiled_crawler_patterns_agree_with_the_plain_join(text: str) -> None:
         pytest.param(["[wW]get"], "Wget", True, id="character-class"),
         pytest.param(["x\\d"], "x1", True, id="digit-class-kept-as-regex"),
         pytest.param([], "anything", False, id="empty"),
+        pytest.param(["Ahrefs(Bot|SiteAudit)"], "AhrefsSiteAudit/6", True, id="group"),
+        pytest.param(["Ahrefs(Bot|SiteAudit)"], "Ahrefs/6", False, id="group-miss"),
+        pytest.param(["bots?x"], "botx", True, id="quantifier-after-literal"),
+        pytest.param(["bots?x"], "botsx", True, id="quantifier-used"),
+        pytest.param(["a-b([^-]|$)"], "xa-b", True, id="tail-end"),
+        pytest.param(["a-b([^-]|$)"], "a-b-", False, id="tail-refuses"),
+        pytest.param(["Auto|News Feed"], "a News Feed", True, id="top-level-or"),
+        pytest.param(["(^| )sentry\\/"], "sentry/1", True, id="start-or-start"),
+        pytest.param(["(^| )sentry\\/"], "x sentry/1", True, id="start-or-space"),
+        pytest.param(["(^| )sentry\\/"], "xsentry/1", False, id="start-or-miss"),
+        pytest.param(["^a|b"], "xb", True, id="anchored-with-or"),
+        pytest.param(["X[\\s\\S]*Y"], "X and Y", True, id="any-characters"),
     ],
 )
 def test_compile_crawler_patterns(
