@@ -458,11 +458,7 @@ def serve(
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     root = f"http://{shown_host}:{port}"
-    if state.generated_secret:
-        echo(
-            f"No {ConfigKeys.SECRET_KEY} set: links are signed with a random key"
-            " for this session and stop working when the server stops."
-        )
+    # create_app has logged it when the key was made up for this session.
     echo(f"Events are recorded in {state.store.path}.")
     if state.demo:
         echo(f"Demo: open {root}/ in a browser.")
