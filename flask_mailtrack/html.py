@@ -13,6 +13,11 @@ downlevel-hidden conditional comments (``<!--[if mso]> ... <![endif]-->``),
 which is where bulletproof buttons live. Which URLs are tracked is decided
 by :class:`~flask_mailtrack.links.LinkPolicy`.
 
+Rewriting is idempotent: links already on this configuration's click base
+are left alone and no pixel is added where this configuration's pixel is
+already present. One exception: ``data-mailtrack="off"`` is removed, so a
+link that carried it is tracked if the output is rewritten again.
+
 Scanning happens once, in :class:`HTMLTemplate`; rendering for a recipient
 only makes tokens and joins strings. Every pattern here is linear in the
 length of its input: an unterminated comment, quote or raw-text element ends

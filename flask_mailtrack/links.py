@@ -74,6 +74,8 @@ def has_merge_tag(url: str) -> bool:
     counts as a merge tag only when the closing ``%`` does not start an
     escape itself.
     """
+    if _MERGE_MARKERS.search(url) is None:  # the common case, quickly
+        return False
     for match in _MERGE_MARKERS.finditer(url):
         text = match.group()
         if text[0] != "%" or text == "%>":
@@ -124,14 +126,16 @@ class LinkPolicy:
     :param utm_params: Query parameters added to tracked destinations.
     """
 
-    __slots__ = ("_click_prefix", "_open_prefix", "_untracked", "utm_params")
+    __slots__ = ("_prefixes", "_untracked", "utm_params")
 
     def __init__(
         self, tracker: Tracker, utm_params: t.Mapping[str, str] | None = None
     ) -> None:
-        click, open_ = tracker.click_base, tracker.open_base
-        self._click_prefix = click.prefix if click is not None else None
-        self._open_prefix = open_.prefix if open_ is not None else None
+        self._prefixes = tuple(
+            base.prefix
+            for base in (tracker.click_base, tracker.open_base)
+            if base is not None
+        )
         patterns = [p for p in tracker.configuration.untracked_url_patterns if p]
         self._untracked = (
             re.compile("|".join(map(re.escape, patterns)), re.IGNORECASE)
@@ -143,9 +147,7 @@ class LinkPolicy:
 
     def is_tracking_url(self, url: str) -> bool:
         """Whether ``url`` is one of this configuration's tracking URLs."""
-        return (
-            self._click_prefix is not None and url.startswith(self._click_prefix)
-        ) or (self._open_prefix is not None and url.startswith(self._open_prefix))
+        return bool(self._prefixes) and url.startswith(self._prefixes)
 
     def target(self, value: str, *, entities: bool = True) -> str | None:
         """The destination to put in a click token for the link ``value``
@@ -155,7 +157,9 @@ class LinkPolicy:
         :param entities: ``value`` is HTML and may hold character references.
         """
         url = clean_url(value, entities=entities)
-        if not _HTTP_SCHEME.match(url) or self.is_tracking_url(url):
+        if not _HTTP_SCHEME.match(url) or (
+            self._prefixes and url.startswith(self._prefixes)
+        ):
             return None
         if has_merge_tag(url):
             return None
@@ -165,10 +169,11 @@ class LinkPolicy:
             url = add_query_params(url, self.utm_params)
         if not is_safe_target(url):
             return None
-        try:
-            # Undecodable bytes of a mis-declared charset survive as lone
-            # surrogates, which no token can carry.
-            url.encode("utf-8")
-        except UnicodeEncodeError:
-            return None
+        if not url.isascii():
+            try:
+                # Undecodable bytes of a mis-declared charset survive as lone
+                # surrogates, which no token can carry.
+                url.encode("utf-8")
+            except UnicodeEncodeError:
+                return None
         return url

@@ -550,6 +550,14 @@ def test_bytes_undecodable_kept(tracker: Tracker) -> None:
     assert output.startswith(b'<p>\xff\xfe broken</p><a href="https://t.example.com/')
 
 
+def test_bytes_undecodable_url_not_tracked(tracker: Tracker) -> None:
+    source = b'<a href="https://example.com/\xff">x</a><a href="https://e.com/">y</a>'
+    output = tracker.track_html(source, METADATA, open_tracking=False)
+    assert output.startswith(
+        b'<a href="https://example.com/\xff">x</a><a href="https://t.'
+    )
+
+
 def test_bytes_unknown_meta_charset_falls_back(tracker: Tracker) -> None:
     source = b'<meta charset="no-such-charset"><p>\xc3\xa9</p>'
     output = tracker.track_html(source, METADATA, open_tracking=False)
