@@ -43,12 +43,11 @@ from collections.abc import Mapping
 
 from blinker import ANY
 
+from ._connect import SignalConnections
 from ._sqlite import ConnectionPool
 from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
 from .result import TrackingResult
-from .signals import email_opened
-from .signals import link_clicked
 
 #: Metadata keys that identify a recipient, for unique counts.
 DEFAULT_IDENTITY_KEYS = (
@@ -211,7 +210,7 @@ class EventStore:
         #: Whether signal events are written by a background thread.
         self.buffered = buffered
         self.max_buffer = max_buffer
-        self._connected_senders: list[t.Any] = []
+        self._signals = SignalConnections(self._receive)
         self._pending: collections.deque[Event] = collections.deque()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -235,17 +234,12 @@ class EventStore:
         :param sender: Only events from this sender; all by default.
         :return: ``self``.
         """
-        for signal in (email_opened, link_clicked):
-            signal.connect(self._receive, sender=sender, weak=False)
-        self._connected_senders.append(sender)
+        self._signals.connect(sender)
         return self
 
     def disconnect(self) -> None:
         """Stop recording events."""
-        for sender in self._connected_senders:
-            for signal in (email_opened, link_clicked):
-                signal.disconnect(self._receive, sender=sender)
-        self._connected_senders = []
+        self._signals.disconnect()
 
     def _receive(
         self, sender: t.Any, result: TrackingResult | None = None, **extra: t.Any

@@ -111,12 +111,11 @@ from collections.abc import Mapping
 
 from blinker import ANY
 
+from ._connect import SignalConnections
 from ._sqlite import ConnectionPool
 from .configuration import Configuration
 from .exceptions import MailTrackError
 from .result import TrackingResult
-from .signals import email_opened
-from .signals import link_clicked
 from .signals import webhook_failed
 
 logger = logging.getLogger("flask_mailtrack.webhooks")
@@ -530,7 +529,7 @@ class WebhookSender:
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         self._start_lock = threading.Lock()
-        self._connected_senders: list[t.Any] = []
+        self._signals = SignalConnections(self._receive)
         self._claims = itertools.count()
 
     @property
@@ -548,19 +547,14 @@ class WebhookSender:
             middleware); all by default.
         :return: ``self``, so ``sender = WebhookSender(...).connect()`` works.
         """
-        for signal in (email_opened, link_clicked):
-            signal.connect(self._receive, sender=sender, weak=False)
-        self._connected_senders.append(sender)
+        self._signals.connect(sender)
         if self.deliver:
             self.start()
         return self
 
     def disconnect(self) -> None:
         """Stop receiving events (delivery of the outbox continues)."""
-        for sender in self._connected_senders:
-            for signal in (email_opened, link_clicked):
-                signal.disconnect(self._receive, sender=sender)
-        self._connected_senders = []
+        self._signals.disconnect()
 
     def _receive(
         self, sender: t.Any, result: TrackingResult | None = None, **extra: t.Any

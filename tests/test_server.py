@@ -586,3 +586,41 @@ def test_gunicorn(database: str) -> None:
         assert status == 200
         stats = json.loads(body)
         assert (stats["opens"]["total"], stats["clicks"]["total"]) == (1, 1)
+
+
+def test_flask_extension_connects_receivers_per_app(tmp_path: t.Any) -> None:
+    from flask_mailtrack import MailTrack
+
+    def make(database: str | None) -> Flask:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY=KEY, MAILTRACK_DATABASE=database)
+        MailTrack(app)
+        return app
+
+    recording = make(str(tmp_path / "a.sqlite3"))
+    other = make(None)
+    assert get_state(other).receivers == []
+    try:
+        for app in (recording, other):
+            with app.test_request_context():
+                pixel = get_state(app).link_tracker(app).open_url({"app": app.name})
+            assert app.test_client().get(pixel).status_code == 200
+        (store,) = get_state(recording).receivers
+        assert isinstance(store, EventStore)
+        assert store.count() == 1
+    finally:
+        for receiver in get_state(recording).receivers:
+            receiver.close()
+
+
+def test_connected_receivers_do_not_keep_the_app_alive(tmp_path: t.Any) -> None:
+    import gc
+    import weakref
+
+    with EventStore(tmp_path / "a.sqlite3") as store:
+        app = Flask(__name__)
+        store.connect(app)
+        reference = weakref.ref(app)
+        del app
+        gc.collect()
+        assert reference() is None

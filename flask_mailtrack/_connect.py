@@ -1,0 +1,46 @@
+"""Connecting a receiver object to the event signals, for
+:class:`~flask_mailtrack.WebhookSender` and :class:`~flask_mailtrack.EventStore`."""
+
+from __future__ import annotations
+
+import typing as t
+import weakref
+
+from blinker import ANY
+
+from .signals import email_opened
+from .signals import link_clicked
+
+#: The signals that carry a tracking event.
+EVENT_SIGNALS = (email_opened, link_clicked)
+
+
+class SignalConnections:
+    """The senders one receiver function is connected for.
+
+    The receiver is held strongly by the signals (``weak=False``: users often
+    keep no reference to a sender or store they connected), but senders are
+    held weakly here, so connecting to a Flask app does not keep the app
+    alive; blinker forgets a sender that is garbage collected.
+    """
+
+    def __init__(self, receiver: t.Callable[..., None]) -> None:
+        self._receiver = receiver
+        self._senders: list[t.Callable[[], t.Any]] = []
+
+    def connect(self, sender: t.Any = ANY) -> None:
+        for signal in EVENT_SIGNALS:
+            signal.connect(self._receiver, sender=sender, weak=False)
+        try:
+            self._senders.append(weakref.ref(sender))
+        except TypeError:  # ANY and other objects without weak references
+            self._senders.append(lambda: sender)
+
+    def disconnect(self) -> None:
+        for reference in self._senders:
+            sender = reference()
+            if sender is None:
+                continue
+            for signal in EVENT_SIGNALS:
+                signal.disconnect(self._receiver, sender=sender)
+        self._senders = []
