@@ -147,6 +147,12 @@ class _Where:
                 raise TypeError(f"Filter {key!r} must be a string, number or bool.")
             if value is None:
                 self.add("json_extract(metadata, ?) IS NULL", f'$."{key}"')
+            elif isinstance(value, str):
+                # Text matches numbers too, as filters from a query string or
+                # the command line are text: "42" finds 42 and "42".
+                self.add(
+                    "CAST(json_extract(metadata, ?) AS TEXT) = ?", f'$."{key}"', value
+                )
             else:
                 # JSON true/false come back from json_extract as 1/0.
                 param = int(value) if isinstance(value, bool) else value

@@ -146,6 +146,8 @@ def test_stats_time_range(
         pytest.param({"vip": True}, 1, id="bool"),
         pytest.param({"tier": 2}, 1, id="int"),
         pytest.param({"tier": 3}, 0, id="int-no-match"),
+        pytest.param({"tier": "2"}, 1, id="text-finds-int"),
+        pytest.param({"recipient": "ALICE"}, 0, id="case-sensitive"),
         pytest.param({"campaign": "spring", "recipient": "bob"}, 1, id="two-keys"),
         pytest.param({"list": None}, 5, id="missing-key-is-null"),
         pytest.param({"a.b": "x"}, 0, id="dotted-key"),
