@@ -51,7 +51,8 @@ _ESP_OPT_OUTS: dict[str, str | None] = {
     "clicktracking": "off",  # SendGrid
     "ses:no-track": None,  # Amazon SES
     "data-pm-no-track": None,  # Postmark
-    "disable-tracking": "true",  # Mailgun, Mandrill
+    "disable-tracking": "true",
+    "mc:disable-tracking": None,  # Mandrill
 }
 
 #: Attributes of the open pixel after its ``src``.

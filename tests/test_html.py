@@ -320,7 +320,11 @@ UNTOUCHED = [
         '<a href="https://example.com/" data-pm-no-track>x</a>', id="postmark"
     ),
     pytest.param(
-        '<a href="https://example.com/" disable-tracking=true>x</a>', id="mailgun-off"
+        '<a href="https://example.com/" disable-tracking=true>x</a>',
+        id="disable-tracking",
+    ),
+    pytest.param(
+        '<a mc:disable-tracking href="https://example.com/">x</a>', id="mandrill"
     ),
     pytest.param('<a href="https://t.example.com/c/1abc">x</a>', id="already-tracked"),
     pytest.param("<p>Just text, no links.</p>", id="no-links"),

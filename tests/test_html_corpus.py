@@ -97,6 +97,7 @@ _OPT_OUTS = {
     "ses:no-track": None,
     "data-pm-no-track": None,
     "disable-tracking": "true",
+    "mc:disable-tracking": None,
     "data-mailtrack": "off",
 }
 _DOWNLEVEL_HIDDEN = re.compile(
