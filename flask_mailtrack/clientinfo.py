@@ -68,7 +68,8 @@ def client_ip(environ: t.Mapping[str, t.Any], trusted_proxies: int = 0) -> str |
 
 
 def anonymize_ip(address: str | None) -> str | None:
-    """``address`` with its last IPv4 octet or last 80 IPv6 bits zeroed.
+    """``address`` with its last IPv4 octet or last 80 IPv6 bits zeroed
+    (an IPv4-mapped IPv6 address is truncated as the IPv4 address it is).
 
     Text that is not an IP address (a proxy may write ``unknown`` or a host
     name) is not returned at all, since it cannot be truncated safely.
@@ -79,6 +80,8 @@ def anonymize_ip(address: str | None) -> str | None:
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     if ip.version == 4:
         network = ipaddress.ip_network((int(ip), 24), strict=False)
     else:

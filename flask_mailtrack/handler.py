@@ -19,7 +19,8 @@ click token, valid                     a 302 to the verified target,
                                        ``link_clicked``
 click token, invalid, expired, or      a small 404 page, never a redirect;
 with an unsafe target                  ``tracking_failed``
-a method other than GET or HEAD        405 with ``Allow: GET, HEAD``
+a method other than GET or HEAD        405 with ``Allow: GET, HEAD``, no
+                                       signal (the token is not read)
 =====================================  ======================================
 
 The pixel is served for a bad open token by default because the response is

@@ -417,7 +417,7 @@ def test_client_ip(
         pytest.param(
             "2001:db8:85a3:8d3:1319:8a2e:370:7348", "2001:db8:85a3::", id="ipv6"
         ),
-        pytest.param("::ffff:203.0.113.195", "::", id="ipv4-mapped"),
+        pytest.param("::ffff:203.0.113.195", "203.0.113.0", id="ipv4-mapped"),
         pytest.param("unknown", None, id="not-an-address"),
     ],
 )
