@@ -71,8 +71,9 @@ CHART_WINDOWS: dict[str, tuple[int, int]] = {
     "30d": (86400, 30),
 }
 
-#: Query arguments of the stats endpoints that are not metadata filters.
-_RESERVED_ARGS = frozenset(("since", "until", "limit", "window"))
+#: Query arguments of the stats endpoints that are not metadata filters
+#: (``_`` is for cache busting).
+_RESERVED_ARGS = frozenset(("since", "until", "limit", "window", "_"))
 
 _TRUE = frozenset(("1", "true", "yes", "on"))
 
@@ -368,7 +369,7 @@ def _add_routes(app: Flask) -> None:
             {
                 "title": title,
                 "text": text,
-                "url": url_for("demo_landing", slug=slug, r=reader, _external=True),
+                "url": url_for("demo_landing", slug=slug, _external=True),
             }
             for slug, title, text in DEMO_ARTICLES
         ]

@@ -286,8 +286,12 @@ def test_stats_filters_and_pages(make_app: t.Callable[..., Flask]) -> None:
     svg = client.get("/stats/chart.svg?window=24h")
     assert svg.mimetype == "image/svg+xml"
     root = ET.fromstring(svg.get_data())
-    bars = root.findall("{http://www.w3.org/2000/svg}rect[@class='opens']")
+    bars_path = "{http://www.w3.org/2000/svg}rect[@class='opens']"
+    bars = root.findall(bars_path)
     assert len(bars) == 1  # one non-empty bucket in the last 24 hours
+    # The demo page reloads the chart with a cache-busting argument.
+    svg = client.get("/stats/chart.svg?_=1767225600000").get_data()
+    assert len(ET.fromstring(svg).findall(bars_path)) == 1
 
 
 def test_chart_geometry() -> None:
