@@ -514,10 +514,15 @@ class WebhookSender:
         self.timeout = timeout
         #: Seconds an event is retried.
         self.max_age = float(max_age)
+        #: Seconds before the first retry (doubling after each failure).
         self.retry_base = retry_base
+        #: The longest wait between two attempts.
         self.retry_max = retry_max
+        #: Events claimed at once.
         self.batch_size = batch_size
+        #: Seconds a claim lasts before another process may take the events.
         self.lease_seconds = lease_seconds
+        #: Seconds between looks for events queued by other processes.
         self.poll_interval = poll_interval
         #: Whether events start the delivery thread.
         self.deliver = deliver
