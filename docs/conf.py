@@ -23,4 +23,6 @@ html_theme = "flask"
 html_context = {"project_links": []}
 html_title = f"flask_mailtrack Documentation ({version})"
 html_show_sourcelink = False
+html_static_path = ["_static"]
+html_css_files = ["mailtrack.css"]
 exclude_patterns = ["_build"]
