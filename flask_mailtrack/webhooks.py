@@ -693,6 +693,9 @@ class WebhookSender:
         url = result.webhook_url or self.url
         if not url:
             return False
+        if _UNSAFE_VALUE.search(result.event_id):
+            logger.error("Event not queued: bad event id %r.", result.event_id)
+            return False
         try:
             _check_url(url)
         except MailTrackError:

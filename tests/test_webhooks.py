@@ -833,3 +833,9 @@ def test_header_injection_is_refused(event_id: str) -> None:
     result.event_id = event_id
     with pytest.raises(MailTrackError):
         send_webhook(result, secret=SECRET)
+    sender = WebhookSender(None, secret=SECRET, outbox_path=":memory:")
+    try:
+        assert not sender.enqueue(result)
+        assert sender.pending() == 0
+    finally:
+        sender.close(0)
