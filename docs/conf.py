@@ -18,6 +18,8 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_preserve_defaults = True
 nitpicky = False
+# The sidebar lists sections; API pages would list every method.
+toc_object_entries = False
 
 html_theme = "flask"
 html_context = {"project_links": []}

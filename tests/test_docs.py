@@ -28,6 +28,7 @@ from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
 from flask_mailtrack.configuration import Configuration
 from flask_mailtrack.constants import ConfigKeys
+from flask_mailtrack.extension import DEFAULT_URL_PREFIX
 
 DOCS = pathlib.Path(__file__).parents[1] / "docs"
 
@@ -196,6 +197,13 @@ def test_config_defaults_match_code() -> None:
         key = "MAILTRACK_" + field.name.upper()
         expected = _ADAPTER_DEFAULTS.get(key, repr(field.default))
         assert entries[key] == expected, key
+
+
+def test_adapter_defaults_match_code() -> None:
+    entries = _data_entries((DOCS / "config.rst").read_text("utf-8"))
+    assert entries[ConfigKeys.URL_PREFIX] == repr(DEFAULT_URL_PREFIX)
+    for key in (ConfigKeys.BASE_URL, ConfigKeys.DATABASE, ConfigKeys.WEBHOOK_SECRET):
+        assert entries[key] == "None", key
 
 
 def test_every_public_name_documented() -> None:
