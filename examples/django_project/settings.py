@@ -27,6 +27,8 @@ MAILTRACK_TRUSTED_PROXIES = int(os.environ.get("MAILTRACK_TRUSTED_PROXIES", "0")
 
 LOGGING = {
     "version": 1,
+    # Keep the loggers configured before Django (flask_mailtrack's).
+    "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_project": {"handlers": ["console"], "level": "INFO"}},
 }
