@@ -198,6 +198,8 @@ class EventStore:
         never take this shortcut: see :class:`~flask_mailtrack.WebhookSender`.)
     :param max_buffer: Pending events above which the receiving thread
         writes them itself, so memory stays bounded when the disk is slow.
+    :param flush_interval: Seconds the background writer lets events gather
+        before writing them in one transaction.
 
     .. versionadded:: 0.1
     """
@@ -209,13 +211,17 @@ class EventStore:
         identity_keys: t.Sequence[str] = DEFAULT_IDENTITY_KEYS,
         buffered: bool = True,
         max_buffer: int = 10_000,
+        flush_interval: float = 0.05,
     ) -> None:
         self._db = ConnectionPool(path, _SCHEMA)
         #: Metadata keys that identify a recipient.
         self.identity_keys = tuple(identity_keys)
         #: Whether signal events are written by a background thread.
         self.buffered = buffered
+        #: Pending events above which the receiving thread writes them.
         self.max_buffer = max_buffer
+        #: Seconds the writer lets events gather before a transaction.
+        self.flush_interval = flush_interval
         self._signals = SignalConnections(self._receive)
         self._pending: collections.deque[Event] = collections.deque()
         self._flush_lock = threading.Lock()
@@ -260,7 +266,8 @@ class EventStore:
             self.flush()
         else:
             self._start_writer()
-            self._wake.set()
+            if not self._wake.is_set():  # set() takes a lock; is_set() does not
+                self._wake.set()
 
     def _start_writer(self) -> None:
         if self._writer_pid == os.getpid():
@@ -278,6 +285,8 @@ class EventStore:
     def _write_pending(self) -> None:
         while not self._closing:
             self._wake.wait(1.0)
+            # Let events gather: one transaction for many is the point.
+            time.sleep(self.flush_interval)
             self._wake.clear()
             try:
                 self.flush()

@@ -714,7 +714,8 @@ class WebhookSender:
             )
         if self.deliver:
             self.start()
-            self._wake.set()
+            if not self._wake.is_set():  # set() takes a lock; is_set() does not
+                self._wake.set()
         return True
 
     # -- the delivery thread --------------------------------------------------
