@@ -36,6 +36,7 @@ DOCS = pathlib.Path(__file__).parents[1] / "docs"
 TESTED_PAGES = (
     "quickstart",
     "migrating",
+    "flask",
     "rewriting",
     "signals",
     "webhooks",
