@@ -12,7 +12,9 @@ here is preceded by a comment saying why, ``.. skip-test: <reason>``.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import pathlib
 import re
 import typing as t
@@ -133,6 +135,46 @@ def test_skipped_blocks_are_few() -> None:
         blocks = code_blocks(DOCS / f"{page}.rst")
         skipped = sum(block.skipped for block in blocks)
         assert skipped <= len(blocks) // 2, page
+
+
+def _pytracking_names() -> set[str]:
+    """The public names of pytracking 0.2.2: its modules' functions and
+    classes, their methods, and the ``Configuration`` keywords. Read from
+    the source, so that the Django module need not be imported."""
+    pytracking = pytest.importorskip("pytracking")
+    root = pathlib.Path(pytracking.__file__).parent
+    names = set(pytracking.__all__)
+    for module in ("tracking", "django", "html", "webhook"):
+        tree = ast.parse((root / f"{module}.py").read_text("utf-8"))
+        for node in tree.body:
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            if not node.name.startswith("_"):
+                names.add(node.name)
+            if isinstance(node, ast.ClassDef):
+                names.update(
+                    item.name
+                    for item in node.body
+                    if isinstance(item, ast.FunctionDef)
+                    and not item.name.startswith("_")
+                )
+    parameters = inspect.signature(pytracking.Configuration).parameters
+    names.update(name for name in parameters if name != "kwargs")
+    # The Django views' HTTP handler, covered by the views' rows.
+    names.discard("get")
+    return names
+
+
+def test_migration_guide_names_every_pytracking_name() -> None:
+    text = (DOCS / "migrating.rst").read_text("utf-8")
+    names = _pytracking_names()
+    assert {"OpenTrackingView", "notify_decoding_error", "append_slash"} <= names
+    missing = [
+        name
+        for name in sorted(names)
+        if not re.search(r"``[^`]*\b" + re.escape(name) + r"\b[^`]*``", text)
+    ]
+    assert missing == []
 
 
 def test_code_block_extraction() -> None:
