@@ -42,6 +42,8 @@ import logging
 import math
 import os
 import secrets
+import signal
+import threading
 import typing as t
 
 from flask import abort
@@ -465,10 +467,18 @@ def serve(
         echo(f"Demo: open {root}/ in a browser.")
     elif app.config.get(ConfigKeys.STATS_PASSWORD):
         echo(f"Statistics: {root}/stats (password: {ConfigKeys.STATS_PASSWORD}).")
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (systemd, docker stop) stops as Ctrl-C does, so pending
+        # events are written and due webhooks flushed on the way out.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         run_simple(host, port, app, threaded=True)
     finally:
         close_app(app)
+
+
+def _exit_on_signal(signum: int, frame: t.Any) -> None:
+    raise SystemExit(0)
 
 
 def open_store(path: str | None) -> EventStore:

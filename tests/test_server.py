@@ -542,6 +542,7 @@ def test_mailtrack_serve_subprocess(database: str, tmp_path: t.Any) -> None:
     with running([*command, "serve", "--port", str(port)], env, port) as root:
         _track_through(root, env)
         assert fetch(f"{root}/stats")[0] == 404  # no password, no demo
+    # Stopped by SIGTERM: the events it had not written yet were written.
     with EventStore(database) as store:
         stats = store.stats(recipient="dee")
         assert (stats["opens"]["total"], stats["clicks"]["total"]) == (1, 1)
