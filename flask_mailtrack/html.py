@@ -91,6 +91,17 @@ _FAST_TAIL = r"(?:" + _WS_CLASS + r"+" + _FAST_ATTRIBUTE + r")*" + _WS_CLASS + r
 _TAG_NAME_END = r"[\t\n\f\r />]"
 
 
+def _any_case(*words: str) -> str:
+    """An alternation of ``words`` in any ASCII case. Character classes
+    (``[bB][oO]...``) match faster than a case-insensitive group."""
+    return "|".join(
+        "".join(
+            f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word
+        )
+        for word in words
+    )
+
+
 def _skip_pattern(start_tags: str) -> re.Pattern[str]:
     """A pattern that consumes text and well-formed tags of no interest in one
     match, stopping at the next ``<`` the scanner has to look at: markup
@@ -101,9 +112,9 @@ def _skip_pattern(start_tags: str) -> re.Pattern[str]:
     regular expression engine slows down on longer repetitions."""
     return re.compile(
         r"(?:[^<]+"
-        r"|<(?!(?i:" + start_tags + r"|v:[^\t\n\f\r />]*)" + _TAG_NAME_END + r")"
+        r"|<(?!(?:" + start_tags + r"|[vV]:[^\t\n\f\r />]*)" + _TAG_NAME_END + r")"
         r"[A-Za-z][^\t\n\f\r />]*" + _FAST_TAIL + r""
-        r"|</(?!(?i:body|head|html)" + _TAG_NAME_END + r")"
+        r"|</(?!(?:" + _any_case("body", "head", "html") + r")" + _TAG_NAME_END + r")"
         r"[A-Za-z][^\t\n\f\r />]*" + _FAST_TAIL + r""
         r"|<(?![!?/A-Za-z])){0,256}"
     )
@@ -136,30 +147,31 @@ _RAW_TEXT = (
     "noframes",
 )
 _RAW_TEXT_END = {
-    name: re.compile(r"</" + name + r"[\t\n\f\r />]", re.IGNORECASE)
-    for name in _RAW_TEXT
+    name: re.compile(r"</" + _any_case(name) + r"[\t\n\f\r />]") for name in _RAW_TEXT
 }
 
-_INTERESTING = "a|area|body|html|plaintext|" + "|".join(_RAW_TEXT)
-_SKIP = _skip_pattern(_INTERESTING)
-_SKIP_WITH_IMG = _skip_pattern(_INTERESTING + "|img")
+_INTERESTING = ("a", "area", "body", "html", "plaintext", *_RAW_TEXT)
+_SKIP = _skip_pattern(_any_case(*_INTERESTING))
+_SKIP_WITH_IMG = _skip_pattern(_any_case(*_INTERESTING, "img"))
 
-_OPT_OUT_NAMES = "|".join(
-    re.escape(name) for name in (OPT_OUT_ATTRIBUTE, *_ESP_OPT_OUTS)
-)
+_OPT_OUT_NAMES = _any_case(OPT_OUT_ATTRIBUTE, *_ESP_OPT_OUTS)
 # A well-formed link tag with an href and no opt-out attribute, matched in
 # one go: most links are. Anything else takes the exact attribute loop.
 _LINK = re.compile(
-    r"<(?i:a|area|v:[^\t\n\f\r />]*)(?=[\t\n\f\r />])"
+    r"<(?:" + _any_case("a", "area") + r"|[vV]:[^\t\n\f\r />]*)(?=[\t\n\f\r />])"
     r"(?:"
     + _WS_CLASS
-    + r"+(?!(?i:href|"
+    + r"+(?!(?:"
+    + _any_case("href")
+    + "|"
     + _OPT_OUT_NAMES
     + r")[\t\n\f\r />=])"
     + _FAST_ATTRIBUTE
     + r")*"
     + _WS_CLASS
-    + r"+(?i:href)"
+    + r"+(?:"
+    + _any_case("href")
+    + ")"
     + _WS_CLASS
     + r"*="
     + _WS_CLASS
@@ -167,7 +179,7 @@ _LINK = re.compile(
     r"|(?P<uq>[^\t\n\f\r >\"'=<`][^\t\n\f\r >]*))"
     r"(?:"
     + _WS_CLASS
-    + r"+(?!(?i:"
+    + r"+(?!(?:"
     + _OPT_OUT_NAMES
     + r")[\t\n\f\r />=])"
     + _FAST_ATTRIBUTE
