@@ -112,30 +112,35 @@ def request_data(
     environ = request.environ
     if configuration.anonymize_ip:
         ip = anonymize_ip(ip)
-    data: dict[str, t.Any] = {
-        "user_agent": _header(environ, "HTTP_USER_AGENT"),
-        "user_ip": ip,
-        "method": request.method,
-        "accept": _header(environ, "HTTP_ACCEPT"),
-    }
-    for key, name in PREFETCH_HEADERS:
-        data[name] = _header(environ, key)
+    get = environ.get
+    data: dict[str, t.Any] = {"user_ip": ip, "method": request.method}
+    for key, name in _HEADER_KEYS:
+        value = get(key)
+        if not value:
+            data[name] = None
+        elif len(value) <= _MAX_HEADER_LENGTH and value.isascii():
+            data[name] = value
+        else:
+            data[name] = _decode_header(value)
     data["received_at"] = utc_iso(now)
     return data
 
 
-def _header(environ: t.Mapping[str, t.Any], key: str) -> str | None:
-    value = environ.get(key)
-    if not value:
-        return None
-    if not value.isascii():
-        # WSGI gives headers as latin-1 decoded bytes; a UTF-8 user agent
-        # (rare but real) reads better decoded.
-        try:
-            value = value.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            pass
-    return t.cast(str, value[:_MAX_HEADER_LENGTH])
+_HEADER_KEYS = (
+    ("HTTP_USER_AGENT", "user_agent"),
+    ("HTTP_ACCEPT", "accept"),
+    *PREFETCH_HEADERS,
+)
+
+
+def _decode_header(value: str) -> str:
+    # WSGI gives headers as latin-1 decoded bytes; a UTF-8 user agent (rare
+    # but real) reads better decoded.
+    try:
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
+    return value[:_MAX_HEADER_LENGTH]
 
 
 # Formatting a date costs more than the rest of the request data; hits come

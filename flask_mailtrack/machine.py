@@ -81,8 +81,10 @@ each is called as ``rule(result, request)`` and returns a label or ``None``;
 the reason recorded is the callable's ``__name__``. A rule that raises is
 logged and skipped.
 
-User agents repeat (every Gmail open carries the same one), so the verdict of
-a user agent is cached (:data:`USER_AGENT_CACHE_SIZE` entries).
+Requests repeat (every Gmail open carries the same user agent, from a few
+proxy addresses), so the verdict of the rules that depend only on the request
+is cached (:data:`USER_AGENT_CACHE_SIZE` entries; :func:`clear_caches`
+empties it).
 """
 
 from __future__ import annotations
@@ -503,12 +505,7 @@ def apply_verdict(
         rules see the real address.
     :param now: The time of the hit.
     """
-    found: list[tuple[str, str]] = []
     environ = request.environ
-    if request.method == "HEAD":
-        found.append((PREFETCH, "head-request"))
-    if _is_prefetch(environ):
-        found.append((PREFETCH, "prefetch-header"))
     data = result.request_data
     if data is not None and "user_agent" in data:
         user_agent = data["user_agent"]
@@ -516,19 +513,24 @@ def apply_verdict(
         user_agent = environ.get("HTTP_USER_AGENT")
         # The verdict cache is keyed on the text: keep it small.
         user_agent = user_agent[:512] if user_agent else user_agent
-    verdict = user_agent_verdict(user_agent)
-    if verdict is not None:
-        found.append(verdict)
-    network = gateway_networks().lookup(ip)
-    if network is not None:
-        found.append((SCANNER, "gateway-network"))
+    get = environ.get
+    found = _request_verdict(
+        request.method,
+        user_agent,
+        ip[:64] if ip else None,
+        # Only short values mean a prefetch; keep the cache keys small.
+        get("HTTP_SEC_PURPOSE", "")[:32],
+        get("HTTP_PURPOSE", "")[:32],
+        get("HTTP_X_PURPOSE", "")[:32],
+        get("HTTP_X_MOZ", "")[:32],
+    )
     if (
         configuration.click_scan_seconds
         and result.is_click_tracking
         and result.issued_at is not None
         and now - result.issued_at <= configuration.click_scan_seconds
     ):
-        found.append((SCANNER, "click-too-fast"))
+        found = (*found, (SCANNER, "click-too-fast"))
     for rule in configuration.machine_rules:
         try:
             label = rule(result, request)
@@ -536,15 +538,43 @@ def apply_verdict(
             logger.exception("Machine rule %r raised; it is skipped.", rule)
             continue
         if label:
-            found.append((str(label), getattr(rule, "__name__", repr(rule))))
+            found = (*found, (str(label), getattr(rule, "__name__", repr(rule))))
     if found:
         result.machine = found[0][0]
         result.machine_reasons = [reason for _, reason in found]
 
 
-def _is_prefetch(environ: t.Mapping[str, t.Any]) -> bool:
-    for key in ("HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HTTP_X_MOZ"):
-        value = environ.get(key)
+@functools.lru_cache(maxsize=USER_AGENT_CACHE_SIZE)
+def _request_verdict(
+    method: str,
+    user_agent: str | None,
+    ip: str | None,
+    *prefetch_headers: str | None,
+) -> tuple[tuple[str, str], ...]:
+    """The ``(label, reason)`` pairs of the rules that depend only on the
+    request. Mail is opened from a few proxies and clients, so the same
+    requests come again and again, and their verdict is cached."""
+    found: list[tuple[str, str]] = []
+    if method == "HEAD":
+        found.append((PREFETCH, "head-request"))
+    if _is_prefetch(prefetch_headers):
+        found.append((PREFETCH, "prefetch-header"))
+    verdict = user_agent_verdict(user_agent)
+    if verdict is not None:
+        found.append(verdict)
+    if gateway_networks().lookup(ip) is not None:
+        found.append((SCANNER, "gateway-network"))
+    return tuple(found)
+
+
+def clear_caches() -> None:
+    """Forget the cached verdicts (after changing the rules' data, in tests)."""
+    user_agent_verdict.cache_clear()
+    _request_verdict.cache_clear()
+
+
+def _is_prefetch(values: t.Iterable[str | None]) -> bool:
+    for value in values:
         if value and any(word in value.lower() for word in _PREFETCH_VALUES):
             return True
     return False

@@ -389,13 +389,13 @@ def test_without_crawler_package(
     tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(machine, "crawler_pattern", lambda: None)
-    machine.user_agent_verdict.cache_clear()
+    machine.clear_caches()
     try:
         googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1)"
         assert hit(tracker, headers={"User-Agent": googlebot}).machine is None
         assert hit(tracker, headers={"User-Agent": "curl/8"}).machine == "bot"
     finally:
-        machine.user_agent_verdict.cache_clear()
+        machine.clear_caches()
 
 
 # -- network sets and the data file -----------------------------------------------
