@@ -83,7 +83,9 @@ _TRUE = frozenset(("1", "true", "yes", "on"))
 class ServerState:
     """What the server keeps in ``app.extensions["mailtrack_server"]``."""
 
-    def __init__(self, store: EventStore, *, demo: bool, generated_secret: bool):
+    def __init__(
+        self, store: EventStore, *, demo: bool, generated_secret: bool
+    ) -> None:
         #: The event store every event is recorded in.
         self.store = store
         #: Whether the demo pages are served (and the stats are open).
