@@ -277,10 +277,13 @@ class _Scanner:
         self.html_start_end = -1
         self.html_end = -1
         self.doctype_end = -1
+        #: Start of an unterminated construct that ends the top-level scan.
+        self.cut = -1
 
     def scan(self, pos: int, endpos: int, *, top: bool) -> None:
         """Scan ``text[pos:endpos]``; ``top`` is false inside a conditional
-        comment, whose ``<body>`` tags do not place the pixel."""
+        comment, whose ``<body>`` tags do not place the pixel. Stops early
+        at a construct that does not end before ``endpos``."""
         text = self.text
         skip = (_SKIP if self.open_prefix is None else _SKIP_WITH_IMG).match
         markup = _MARKUP.match
@@ -316,7 +319,7 @@ class _Scanner:
                 name = m.group("name").lower()
                 attributes, pos = _parse_attributes(text, m.end("name"), endpos)
                 if pos == -1:
-                    return
+                    break
                 if m.group("slash"):
                     if top:
                         if name == "body":
@@ -331,19 +334,19 @@ class _Scanner:
                 if raw_text_end is not None:
                     raw_end = raw_text_end.search(text, pos, endpos)
                     if raw_end is None:
-                        return
+                        break
                     pos = raw_end.start()
                 elif name == "plaintext":
-                    return
+                    break
             elif kind == "cdata":
                 close = text.find("]]>", m.end(), endpos)
                 if close == -1:
-                    return
+                    break
                 pos = close + 3
             else:  # bogus comment, doctype
                 close = text.find(">", m.end(), endpos)
                 if close == -1:
-                    return
+                    break
                 pos = close + 1
                 if (
                     top
@@ -352,7 +355,11 @@ class _Scanner:
                 ):
                     self.doctype_end = pos
             if pos == -1:
-                return
+                break
+        # A comment, tag or raw-text element runs to the end of the input:
+        # anything added after it would be part of it.
+        if top:
+            self.cut = start
 
     def _comment(self, start: int, endpos: int) -> int:
         text = self.text
@@ -446,7 +453,7 @@ class _Scanner:
                 if index != -1:
                     return index
             return 0
-        for index in (self.body_end, self.html_end):
+        for index in (self.body_end, self.html_end, self.cut):
             if index != -1:
                 return index
         return len(self.text)

@@ -13,7 +13,11 @@ from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
 from flask_mailtrack.html import PIXEL_ATTRIBUTES
 from flask_mailtrack.links import add_query_params
+from flask_mailtrack.links import clean_url
 from flask_mailtrack.links import has_merge_tag
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 OPEN_BASE = "https://t.example.com/o/"
 CLICK_BASE = "https://t.example.com/c/"
@@ -38,6 +42,12 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
 
 _PLACEHOLDER = re.compile(r"@@(.*?)@@", re.DOTALL)
 _TRACKED = re.compile(re.escape(CLICK_BASE) + r"[0-9A-Za-z_-]+")
+_PIXEL = re.compile(
+    r'<img src="'
+    + re.escape(OPEN_BASE)
+    + r'[0-9A-Za-z_-]+"'
+    + re.escape(PIXEL_ATTRIBUTES)
+)
 
 
 def expand(tracker: Tracker, expected: str) -> str:
@@ -471,6 +481,16 @@ PIXELS = [
         id="top-doctype",
     ),
     pytest.param("", "bottom", "@@", id="empty"),
+    pytest.param("<p>x</p><a href=x", "bottom", "<p>x</p>@@<a href=x", id="cut-tag"),
+    pytest.param(
+        "<body><p>x</p><!-- </body>",
+        "bottom",
+        "<body><p>x</p>@@<!-- </body>",
+        id="cut-comment",
+    ),
+    pytest.param(
+        "<body><script>x</body>", "bottom", "<body>@@<script>x</body>", id="cut-script"
+    ),
 ]
 
 
@@ -817,3 +837,92 @@ def test_adversarial_many_links(tracker: Tracker) -> None:
     template = tracker.compile_html(source, open_tracking=False)
     assert template.link_count == 20_000
     assert len(template.urls) == 1
+
+
+# -- property: whatever the markup, only tracked hrefs and the pixel change --
+
+_PIECES = [
+    "<a ",
+    "<A ",
+    "<area ",
+    "<v:rect ",
+    "href=",
+    "HREF = ",
+    '"',
+    "'",
+    "https://e.com/x",
+    "HTTP://e.com/?a=1&amp;b",
+    "mailto:x@e.com",
+    "{{ u }}",
+    ">",
+    "/>",
+    " ",
+    "\n",
+    "=",
+    "<",
+    "/",
+    "<!--",
+    "-->",
+    "<!--[if mso]>",
+    "<![endif]-->",
+    "<!-->",
+    "<script>",
+    "</script>",
+    "<style>",
+    "</style x>",
+    "<title>",
+    "</title>",
+    "<![CDATA[",
+    "]]>",
+    "<body>",
+    "</body>",
+    "<!DOCTYPE html>",
+    "text",
+    "clicktracking=off ",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_any_markup(pieces: list[str]) -> None:
+    tracker = Tracker(
+        secret_key="property-secret-key-0123",
+        base_open_tracking_url=OPEN_BASE,
+        base_click_tracking_url=CLICK_BASE,
+    )
+    source = "".join(pieces)
+    output = t.cast(str, tracker.track_html(source, METADATA))
+    pixels = list(_PIXEL.finditer(output))
+    assert len(pixels) == 1
+    pixel = pixels[0]
+    rest = output[: pixel.start()] + output[pixel.end() :]
+    # Outside the tracked values, the output is the input.
+    parts = _TRACKED.split(rest)
+    urls = _TRACKED.findall(rest)
+    position = 0
+    gained_quote = False
+    for index, part in enumerate(parts):
+        if gained_quote:
+            # The value was unquoted: its closing quote is new too.
+            assert part.startswith('"')
+            part = part[1:]
+        last = index + 1 == len(parts)
+        # An unquoted value gains quotes: the opening one is new.
+        gained_quote = not last and source.find(part, position) == -1
+        if gained_quote:
+            assert part.endswith('"')
+            part = part[:-1]
+        if index == 0:
+            assert source.startswith(part)
+            found = 0
+        else:
+            found = source.find(part, position) if part else position
+            if part and last:
+                found = len(source) - len(part)
+                assert source.endswith(part)
+            old = source[position:found]
+            target = tracker.decode_click(html.unescape(urls[index - 1])).tracked_url
+            assert target == clean_url(old)
+        position = found + len(part)
+    assert position == len(source)
+    assert tracker.track_html(output, METADATA) == output
