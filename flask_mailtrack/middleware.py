@@ -111,7 +111,7 @@ class TrackingMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> t.Iterable[bytes]:
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        path = environ.get("SCRIPT_NAME", "").rstrip("/") + environ.get("PATH_INFO", "")
         # WSGI gives the path as latin-1 decoded bytes; the base URLs name it
         # in UTF-8. Decoding only matters for non-ASCII paths.
         if not path.isascii():

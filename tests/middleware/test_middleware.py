@@ -267,3 +267,19 @@ def test_wsgi_example(wsgi_example: t.Any, caplog: pytest.LogCaptureFixture) -> 
     assert any(m.startswith("open ") for m in messages)
     assert any(m.startswith("click ") for m in messages)
     assert any(m.startswith("refused click token") for m in messages)
+
+
+@pytest.mark.parametrize("script_name", ["/app", "/app/"])
+def test_script_name_with_or_without_slash(
+    inner: RecordingApp, script_name: str
+) -> None:
+    tracker = Tracker(
+        secret_key=SECRET, base_open_tracking_url=HOST + "/app/mailtrack/o/"
+    )
+    middleware = TrackingMiddleware(inner, tracker=tracker)
+    environ = EnvironBuilder(path="/mailtrack/o/" + tracker.open_token()).get_environ()
+    environ["SCRIPT_NAME"] = script_name
+    with record_events() as events:
+        assert _call(middleware, environ).startswith("200")
+    assert [event.signal for event in events] == ["email-opened"]
+    assert inner.calls == []
