@@ -18,7 +18,7 @@ link and metadata of ``../shared/bench/reference.json``:
 pytracking's links are its default unsigned tokens; ours are signed
 (HMAC-SHA256), which is more work per request.
 
-Each figure is the best of many short (30-call) runs, interleaved, because
+Each figure is the best of many short (~2 ms) runs, interleaved, because
 on a shared machine long runs are preempted and return to cold caches, which
 makes the figures swing from run to run (see :func:`short_windows`). The
 load average is printed with the figures.
@@ -166,21 +166,25 @@ def check(app: WSGIApp, environ: dict[str, t.Any], status: str) -> None:
 # -- main --------------------------------------------------------------------------
 
 
-def short_windows(*funcs: t.Callable[[], None], rounds: int = 10) -> list[float]:
+def short_windows(*funcs: t.Callable[[], object], rounds: int = 10) -> list[float]:
     """Seconds per call of each of ``funcs``: the best of many short runs
-    (30 calls), interleaved.
+    (about 2 ms each), interleaved.
 
     On a machine shared with other busy processes, a run of a second is
     preempted many times and each time comes back to cold caches, which
     penalises the longer code path more than the shorter one, so the
-    figures swing from run to run. The best 30-call window is the cost of a
+    figures swing from run to run. The best short window is the cost of a
     request with the code warm, as on a server answering a steady stream of
-    tracking requests, and is stable across runs.
+    requests, and is stable across runs.
     """
+    numbers = []
+    for func in funcs:
+        estimate = _common.best_seconds(func, number=5, repeat=3)
+        numbers.append(max(3, min(50, int(0.002 / estimate))))
     best = [float("inf")] * len(funcs)
     for _ in range(rounds):
         for index, func in enumerate(funcs):
-            seconds = _common.best_seconds(func, number=30, repeat=50)
+            seconds = _common.best_seconds(func, number=numbers[index], repeat=50)
             best[index] = min(best[index], seconds)
     return best
 
@@ -248,7 +252,7 @@ def main() -> None:
             ]
         )
     _common.print_table(
-        "WSGI requests through TrackingMiddleware (in process, best 30-call windows)",
+        "WSGI requests through TrackingMiddleware (in process, best ~2 ms windows)",
         [
             "request",
             "ours",
