@@ -117,6 +117,31 @@ class ConnectionPool:
             if not keep:
                 connection.close()
 
+    def write(self, sql: str, parameters: t.Sequence[t.Any] = ()) -> int:
+        """Run one writing statement in its own transaction and return its
+        ``rowcount``.
+
+        The request path's way in: no generator, no lock (``list.pop`` and
+        ``append`` are atomic), a few microseconds less than
+        :meth:`connection`.
+        """
+        if self.memory or self._closed or self._pid != os.getpid():
+            with self.connection() as connection:
+                return connection.execute(sql, parameters).rowcount
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._open()
+        try:
+            return connection.execute(sql, parameters).rowcount
+        finally:
+            if connection.in_transaction:  # pragma: no cover - autocommit
+                connection.rollback()
+            if not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append(connection)
+            else:
+                connection.close()
+
     @contextlib.contextmanager
     def transaction(self) -> t.Iterator[sqlite3.Connection]:
         """A connection inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.

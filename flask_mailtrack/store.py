@@ -331,10 +331,7 @@ class EventStore:
         :return: ``False`` when an event with the same id is already stored
             (webhook redeliveries are deduplicated).
         """
-        row = self._row(event)
-        with self._db.connection() as connection:
-            cursor = connection.execute(_INSERT, row)
-        return cursor.rowcount == 1
+        return self._db.write(_INSERT, self._row(event)) == 1
 
     def _row(self, event: Event) -> tuple[t.Any, ...]:
         data = event.to_json_dict() if isinstance(event, TrackingResult) else event

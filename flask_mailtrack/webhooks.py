@@ -141,6 +141,11 @@ _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]|[^\x00-\xff]")
 _DELETE_BATCH = 20
 _DELETE_SECONDS = 0.1
 
+_ENQUEUE = (
+    "INSERT INTO webhook_outbox (event_id, url, body, created_at, next_attempt_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_outbox (
     id INTEGER PRIMARY KEY,
@@ -652,6 +657,7 @@ class WebhookSender:
         self._start_lock = threading.Lock()
         self._signals = SignalConnections(self._receive)
         self._claims = itertools.count()
+        self._good_urls: set[str] = set()
 
     @property
     def outbox_path(self) -> str:
@@ -696,22 +702,20 @@ class WebhookSender:
         if _UNSAFE_VALUE.search(result.event_id):
             logger.error("Event not queued: bad event id %r.", result.event_id)
             return False
-        try:
-            _check_url(url)
-        except MailTrackError:
-            logger.error(
-                "Event %s not queued: bad webhook URL %r.", result.event_id, url
-            )
-            return False
+        if url not in self._good_urls:
+            try:
+                _check_url(url)
+            except MailTrackError:
+                logger.error(
+                    "Event %s not queued: bad webhook URL %r.", result.event_id, url
+                )
+                return False
+            if len(self._good_urls) >= 64:  # URLs from tokens: keep it bounded
+                self._good_urls.clear()
+            self._good_urls.add(url)
         body = _encode_event(result.to_json_dict())
         now = time.time()
-        with self._db.connection() as connection:
-            connection.execute(
-                "INSERT INTO webhook_outbox"
-                " (event_id, url, body, created_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (result.event_id, url, body, now, now),
-            )
+        self._db.write(_ENQUEUE, (result.event_id, url, body, now, now))
         if self.deliver:
             self.start()
             if not self._wake.is_set():  # set() takes a lock; is_set() does not
