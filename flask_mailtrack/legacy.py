@@ -88,7 +88,9 @@ def loads(
             raise InvalidToken("Malformed pytracking token.", reason="legacy") from None
     try:
         data = json.loads(raw.decode(encoding))
-    except (ValueError, LookupError):
+    except (ValueError, LookupError, RecursionError):
+        # Deeply nested JSON ("[[[[...") raises RecursionError, not
+        # ValueError; a plain token is attacker-made, so it must be caught.
         raise InvalidToken("Malformed pytracking token.", reason="legacy") from None
     if (
         not isinstance(data, dict)
@@ -102,7 +104,10 @@ def loads(
         url=data.get("url"),
         metadata=data.get("metadata") or {},
         issued_at=issued_at,
-        webhook_url=data.get("webhook"),
+        # Anyone can write a plain token, so its webhook URL is not honoured
+        # (it would let anyone make the server post to any address); the
+        # configured webhook_url is used instead.
+        webhook_url=data.get("webhook") if authenticated else None,
         legacy=True,
     )
     return payload, authenticated

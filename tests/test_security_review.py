@@ -1,0 +1,79 @@
+"""Regression tests of the findings of the adversarial review (issue 7;
+``docs/security.rst``, "Review findings"). One test (or table) per finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import typing as t
+
+import pytest
+from flask_mailtrack import InvalidToken
+from flask_mailtrack import Tracker
+
+SECRET = "review-secret-key-0123456789abcdef"
+OPEN_BASE = "https://t.example.com/mt/o/"
+CLICK_BASE = "https://t.example.com/mt/c/"
+
+
+def plain_token(data: t.Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode("ascii")
+
+
+def legacy_tracker(**extra: t.Any) -> Tracker:
+    return Tracker(
+        secret_key=SECRET,
+        base_open_tracking_url=OPEN_BASE,
+        base_click_tracking_url=CLICK_BASE,
+        accept_legacy_tokens=True,
+        legacy_redirect_hosts=["www.example.com"],
+        **extra,
+    )
+
+
+# -- finding: deeply nested JSON in a plain pytracking token ----------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 3000, id="arrays"),
+        pytest.param(b'{"a":' * 1000, id="objects"),
+        pytest.param(b'{"metadata":' + b"[" * 2900 + b"]" * 2900 + b"}", id="inside"),
+    ],
+)
+def test_legacy_deep_json_is_an_invalid_token(raw: bytes) -> None:
+    token = base64.urlsafe_b64encode(raw).decode("ascii")
+    with pytest.raises(InvalidToken):
+        legacy_tracker().decode_open(token)
+
+
+# -- finding: a plain pytracking token chose the webhook URL (SSRF) --------------
+
+
+@pytest.mark.parametrize("kind", ["open", "click"])
+def test_plain_legacy_token_cannot_choose_the_webhook(kind: str) -> None:
+    tracker = legacy_tracker(
+        include_webhook_url=True, webhook_url="https://hooks.example.com/in"
+    )
+    data: dict[str, t.Any] = {
+        "metadata": {"a": 1},
+        "webhook": "http://169.254.169.254/latest/meta-data/",
+    }
+    if kind == "click":
+        data["url"] = "https://www.example.com/x"
+    result = tracker.decode(kind, plain_token(data))  # type: ignore[arg-type]
+    assert result.webhook_url is None
+
+
+def test_fernet_legacy_token_keeps_its_webhook() -> None:
+    fernet = pytest.importorskip("cryptography.fernet")
+    key = fernet.Fernet.generate_key()
+    tracker = legacy_tracker(include_webhook_url=True, encryption_bytestring_key=key)
+    token = (
+        fernet.Fernet(key)
+        .encrypt(json.dumps({"webhook": "https://hooks.example.com/a"}).encode())
+        .decode()
+    )
+    assert tracker.decode_open(token).webhook_url == "https://hooks.example.com/a"
