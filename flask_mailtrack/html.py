@@ -398,13 +398,12 @@ class _Scanner:
                 self.html_start_end = end
             return
         if name == "img":
-            if not self.has_pixel:
+            # Only looked at when this configuration's open URL is in the text.
+            if self.open_prefix is not None and not self.has_pixel:
                 for attribute in attributes:
                     if attribute.name == "src":
                         value = self.text[attribute.value_start : attribute.value_end]
-                        self.has_pixel = value.strip(_WS).startswith(
-                            t.cast(str, self.open_prefix)
-                        )
+                        self.has_pixel = value.strip(_WS).startswith(self.open_prefix)
                         break
             return
         if name not in ("a", "area") and not name.startswith("v:"):

@@ -225,6 +225,11 @@ TRACKED = [
         id="end-tag-spaces",
     ),
     pytest.param(
+        '<img alt=a"b src="x"><a href="https://example.com/">x</a>',
+        '<img alt=a"b src="x"><a href="@@https://example.com/@@">x</a>',
+        id="malformed-img",
+    ),
+    pytest.param(
         "<a href='https://example.com/' title=a\"b>x</a>",
         "<a href='@@https://example.com/@@' title=a\"b>x</a>",
         id="quote-inside-unquoted-value",
