@@ -14,10 +14,13 @@ import datetime
 import os
 import sqlite3
 import threading
+import time
 import typing as t
 
 #: Path that keeps the database in memory, for one process only.
 MEMORY = ":memory:"
+
+_AUTOCHECKPOINT_PAGES = 10_000
 
 TimeInput = t.Union[datetime.datetime, float, int, None]
 
@@ -54,6 +57,7 @@ class ConnectionPool:
         self._memory_connection: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._closed = False
+        self._checkpointed = 0.0
         with self.connection() as connection:
             if not self.memory:
                 # WAL lets readers run beside the one writer and makes a
@@ -76,7 +80,23 @@ class ConnectionPool:
         # dies, only (possibly) the last ones on a power loss, and saves an
         # fsync per commit on the request path.
         connection.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint copies the log into the database and waits for the
+        # disk: a thread of ours does it (checkpoint()), so a request never
+        # does. This threshold (~40 MB of log) is only a safety net for a
+        # process without such a thread.
+        connection.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         return connection
+
+    def checkpoint(self, every: float = 1.0) -> None:
+        """Copy the write-ahead log into the database, at most once per
+        ``every`` seconds; for background threads (``PASSIVE``: writers are
+        not blocked)."""
+        now = time.monotonic()
+        if self.memory or now - self._checkpointed < every:
+            return
+        self._checkpointed = now
+        with self.connection() as connection:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():

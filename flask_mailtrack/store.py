@@ -290,6 +290,7 @@ class EventStore:
             self._wake.clear()
             try:
                 self.flush()
+                self._db.checkpoint()
             except Exception:
                 logger.exception("Writing tracking events failed; retrying.")
                 time.sleep(0.5)

@@ -754,6 +754,7 @@ class WebhookSender:
                     break
                 try:
                     claimed = self._deliver_batch(transport)
+                    self._db.checkpoint()
                     delay = 0.0 if claimed else self._idle_delay()
                 except Exception:
                     logger.exception("Webhook delivery failed; retrying shortly.")
