@@ -225,6 +225,21 @@ TRACKED = [
         id="end-tag-spaces",
     ),
     pytest.param(
+        '<![if !mso]><a href="https://example.com/">x</a><![endif]>',
+        '<![if !mso]><a href="@@https://example.com/@@">x</a><![endif]>',
+        id="downlevel-revealed-without-dashes",
+    ),
+    pytest.param(
+        '<![endif]--><a href="https://example.com/">x</a>',
+        '<![endif]--><a href="@@https://example.com/@@">x</a>',
+        id="stray-endif-is-a-bogus-comment",
+    ),
+    pytest.param(
+        '<?xml version="1.0"?><a href="https://example.com/">x</a>',
+        '<?xml version="1.0"?><a href="@@https://example.com/@@">x</a>',
+        id="processing-instruction",
+    ),
+    pytest.param(
         '<img alt=a"b src="x"><a href="https://example.com/">x</a>',
         '<img alt=a"b src="x"><a href="@@https://example.com/@@">x</a>',
         id="malformed-img",
