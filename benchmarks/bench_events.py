@@ -8,7 +8,11 @@ on the reference link of ``../shared/bench/reference.json``, one run:
   delivering to a loopback receiver meanwhile, in this process) against no
   receivers (target: at least 0.5 of the rate without receivers); also each
   receiver alone, and the sender with ``deliver=False`` (the request-path
-  cost alone, when another process delivers);
+  cost alone, when another process delivers). Each is given in wall time
+  and in CPU time of the whole process: on a shared, loaded machine the
+  wall time also counts the other processes' turns, while the CPU time
+  counts exactly what this process spent, background threads included.
+  The receiver runs in its own process, as a webhook endpoint would;
 - the same request with pytracking 0.2.2's webhook pattern: decode, then
   its ``send_webhook`` (a synchronous ``requests.post``) in the request,
   to the same loopback receiver;
