@@ -15,6 +15,8 @@ from .configuration import Configuration
 from .pixel import PIXEL_MIME_TYPE
 from .pixel import TRACKING_PIXEL
 from .result import TrackingResult
+from .tokens import CLICK
+from .tokens import OPEN
 from .tracker import Metadata
 from .tracker import Tracker
 from .webhooks import send_webhook as send_webhook
@@ -32,6 +34,10 @@ def get_tracker(
     """The cached :class:`Tracker` for ``configuration`` updated with ``kwargs``."""
     base = configuration if configuration is not None else _DEFAULT
     if not kwargs:
+        # Tracker.for_configuration, inlined: this runs on every call.
+        tracker = base.__dict__.get("_tracker")
+        if tracker is not None:
+            return t.cast(Tracker, tracker)
         return Tracker.for_configuration(base)
     key = (id(base), repr(sorted(kwargs.items())))
     cached = _override_cache.get(key)
@@ -75,8 +81,8 @@ def get_open_tracking_result(
 
     :raise InvalidToken: for anything but a valid open token.
     """
-    return get_tracker(configuration, kwargs).decode_open(
-        encoded_url_path, request_data=request_data
+    return get_tracker(configuration, kwargs).decode(
+        OPEN, encoded_url_path, request_data=request_data
     )
 
 
@@ -90,8 +96,8 @@ def get_click_tracking_result(
 
     :raise InvalidToken: for anything but a valid click token with a safe target.
     """
-    return get_tracker(configuration, kwargs).decode_click(
-        encoded_url_path, request_data=request_data
+    return get_tracker(configuration, kwargs).decode(
+        CLICK, encoded_url_path, request_data=request_data
     )
 
 

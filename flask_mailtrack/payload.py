@@ -34,8 +34,6 @@ _WEBHOOK = 0x04
 _URL = 0x08
 _KNOWN_FLAGS = _DEFLATED | _EXPIRES | _WEBHOOK | _URL
 
-_UINT32 = struct.Struct(">I")
-_UINT32_MAX = 2**32 - 1
 
 #: The largest body a token may inflate to. A token is capped in length
 #: before decoding; this caps what a decompression bomb could cost.
@@ -69,7 +67,13 @@ ZDICT = (
 # one; a small memLevel keeps the copied state small.
 _PRIMED_COMPRESSOR = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 2, 0, ZDICT)
 
+# Shorter bodies never deflate to fewer bytes, even with the dictionary.
+_MIN_DEFLATE_SIZE = 25
+
 _EMPTY: t.Mapping[str, t.Any] = types.MappingProxyType({})
+
+_HEAD = struct.Struct(">BI")
+_HEAD_EXPIRES = struct.Struct(">BII")
 
 
 class Payload(t.NamedTuple):
@@ -90,45 +94,107 @@ class Payload(t.NamedTuple):
     legacy: bool = False
 
 
-_dump_json = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False
-).encode
+def _refuse(value: object) -> t.NoReturn:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_json_encoder() -> t.Callable[[t.Any], str]:
+    """Compact JSON: no spaces, UTF-8 text as is, no NaN or infinity.
+
+    :meth:`json.JSONEncoder.encode` builds a new C encoder on every call,
+    which costs as much as encoding a small object. The C encoder is built
+    once here instead, with the same arguments the json module passes it,
+    and kept only if it gives the same text as the public encoder.
+    """
+    public = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - Python built without _json
+        return public
+    try:
+        # Circular references are not tracked (markers=None): they end in
+        # RecursionError, which pack() reports like any unserializable value.
+        iterencode = make(
+            None, _refuse, json.encoder.encode_basestring, None, ":", ",",
+            False, False, False,
+        )  # fmt: skip
+
+        def encode(value: t.Any) -> str:
+            return "".join(iterencode(value, 0))
+
+        sample = {"k": [1, 2.5, None, True, 'é\u2028"\\'], "n": {"": -0.0}}
+        if encode(sample) != public(sample):  # pragma: no cover - future Pythons
+            return public
+    except Exception:  # pragma: no cover - a json module with another API
+        return public
+    return encode
+
+
+#: Compact JSON encoding of metadata.
+encode_json = _make_json_encoder()
+
+_raw_decode_json = json.JSONDecoder().raw_decode
 
 
 def pack(payload: Payload) -> bytes:
     """Serialize ``payload``; raise :exc:`MailTrackError` if it cannot be."""
-    if payload.issued_at is None:
-        raise MailTrackError("A token needs its issue time.")
-    flags = 0
-    head = _check_time(payload.issued_at)
-    parts: list[str] = []
-    if payload.expires_at is not None:
-        flags |= _EXPIRES
-        head += _check_time(payload.expires_at)
-    if payload.url is not None:
-        flags |= _URL
-        parts.append(payload.url)
-    if payload.webhook_url is not None:
-        flags |= _WEBHOOK
-        parts.append(payload.webhook_url)
-    if payload.metadata:
+    return pack_fields(
+        payload.url,
+        payload.metadata,
+        payload.issued_at,
+        payload.expires_at,
+        payload.webhook_url,
+    )
+
+
+def pack_fields(
+    url: str | None,
+    metadata: t.Mapping[str, t.Any] | None,
+    issued_at: int | None,
+    expires_at: int | None = None,
+    webhook_url: str | None = None,
+) -> bytes:
+    """:func:`pack` without building a :class:`Payload` first."""
+    if metadata:
+        if type(metadata) is not dict:
+            metadata = dict(metadata)
         try:
-            parts.append(_dump_json(payload.metadata))
-        except (TypeError, ValueError) as e:
+            text = encode_json(metadata)
+        except (TypeError, ValueError, RecursionError) as e:
             raise MailTrackError(f"Metadata must be JSON-serializable: {e}") from e
     else:
-        parts.append("")
+        text = ""
+    flags = 0
+    if webhook_url is not None:
+        flags = _WEBHOOK
+        text = webhook_url + "\n" + text
+    if url is not None:
+        flags |= _URL
+        text = url + "\n" + text
+    if flags and text.count("\n") != (url is not None) + (webhook_url is not None):
+        raise MailTrackError("A URL in a token cannot contain a newline.")
     try:
-        body = "\n".join(parts).encode("utf-8")
+        body = text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise MailTrackError(f"Token text must be valid Unicode: {e}") from e
-    if len(body) > 24:
+    if len(body) >= _MIN_DEFLATE_SIZE:
         compressor = _PRIMED_COMPRESSOR.copy()
         deflated = compressor.compress(body) + compressor.flush()
         if len(deflated) < len(body):
             flags |= _DEFLATED
             body = deflated
-    return bytes((flags,)) + head + body
+    try:
+        if expires_at is None:
+            return _HEAD.pack(flags, issued_at) + body
+        return _HEAD_EXPIRES.pack(flags | _EXPIRES, issued_at, expires_at) + body
+    except struct.error:
+        pass
+    if issued_at is None:
+        raise MailTrackError("A token needs its issue time.")
+    raise MailTrackError(
+        f"Times {issued_at!r}, {expires_at!r} are outside the token's range."
+    )
 
 
 def unpack(data: bytes) -> Payload:
@@ -137,46 +203,50 @@ def unpack(data: bytes) -> Payload:
     Only call this on authenticated bytes: it trusts their structure no more
     than it must, but it does inflate them.
     """
-    if len(data) < 5 or data[0] & ~_KNOWN_FLAGS:
+    size = len(data)
+    if size < 5:
         raise InvalidToken("Malformed token payload.", reason="payload")
     flags = data[0]
-    issued_at = _UINT32.unpack_from(data, 1)[0]
-    offset = 5
-    expires_at = None
     if flags & _EXPIRES:
-        if len(data) < 9:
+        if size < 9:
             raise InvalidToken("Malformed token payload.", reason="payload")
-        expires_at = _UINT32.unpack_from(data, 5)[0]
-        offset = 9
-    raw = data[offset:]
+        _, issued_at, expires_at = _HEAD_EXPIRES.unpack_from(data)
+        raw = data[9:]
+    else:
+        issued_at = _HEAD.unpack_from(data)[1]
+        expires_at = None
+        raw = data[5:]
+    if flags & ~_KNOWN_FLAGS:
+        raise InvalidToken("Malformed token payload.", reason="payload")
     if flags & _DEFLATED:
         raw = _inflate(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidToken("Malformed token payload.", reason="payload") from None
-    fields = text.split("\n")
-    expected = 1 + bool(flags & _URL) + bool(flags & _WEBHOOK)
-    if len(fields) != expected:
+    url = webhook_url = None
+    if flags & (_URL | _WEBHOOK):
+        fields = text.split("\n")
+        expected = 1 + (flags & _URL == _URL) + (flags & _WEBHOOK == _WEBHOOK)
+        if len(fields) != expected:
+            raise InvalidToken("Malformed token payload.", reason="payload")
+        if flags & _URL:
+            url = fields[0]
+        if flags & _WEBHOOK:
+            webhook_url = fields[-2]
+        text = fields[-1]
+    elif "\n" in text:
         raise InvalidToken("Malformed token payload.", reason="payload")
-    url = fields[0] if flags & _URL else None
-    webhook_url = fields[expected - 2] if flags & _WEBHOOK else None
-    metadata: dict[str, t.Any] = {}
-    if fields[-1]:
+    metadata: t.Any = {}
+    if text:
         try:
-            loaded = json.loads(fields[-1])
-        except ValueError:
+            metadata, end = _raw_decode_json(text)
+        except (ValueError, RecursionError):
             raise InvalidToken("Malformed token metadata.", reason="payload") from None
-        if not isinstance(loaded, dict):
+        if end != len(text) or type(metadata) is not dict:
             raise InvalidToken("Malformed token metadata.", reason="payload")
-        metadata = loaded
-    return Payload(
-        url=url,
-        metadata=metadata,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        webhook_url=webhook_url,
-    )
+    # _make skips the keyword handling of the generated constructor.
+    return Payload._make((url, metadata, issued_at, expires_at, webhook_url, False))
 
 
 def _inflate(data: bytes) -> bytes:
@@ -188,9 +258,3 @@ def _inflate(data: bytes) -> bytes:
     if not decompressor.eof or decompressor.unconsumed_tail or decompressor.unused_data:
         raise InvalidToken("Malformed token payload.", reason="payload")
     return raw
-
-
-def _check_time(value: int) -> bytes:
-    if not 0 <= value <= _UINT32_MAX:
-        raise MailTrackError(f"Time {value!r} is outside the token's range.")
-    return _UINT32.pack(value)

@@ -11,8 +11,31 @@ import typing as t
 EVENT_SCHEMA_VERSION = 1
 
 
+# Event ids are 128 random bits. Reading them from the OS in batches makes
+# one id cost a slice instead of a system call, on every tracking hit.
+_EVENT_IDS_PER_BATCH = 256
+_event_ids: t.Iterator[str] = iter(())
+
+
 def _new_event_id() -> str:
-    return "evt_" + os.urandom(16).hex()
+    global _event_ids
+    # next() on a list iterator is atomic, so threads never share an id;
+    # two threads refilling at once each take fresh random bytes.
+    for random_hex in _event_ids:
+        return "evt_" + random_hex
+    batch = os.urandom(16 * _EVENT_IDS_PER_BATCH).hex()
+    _event_ids = iter([batch[i : i + 32] for i in range(32, len(batch), 32)])
+    return "evt_" + batch[:32]
+
+
+def _forget_event_ids() -> None:
+    # A forked child must not hand out the ids its parent still holds.
+    global _event_ids
+    _event_ids = iter(())
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_forget_event_ids)
 
 
 @dataclasses.dataclass

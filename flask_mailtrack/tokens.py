@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 import typing as t
+from hmac import compare_digest
 
 from .encryption import KeyRing
 from .exceptions import ExpiredToken
@@ -30,10 +32,12 @@ from .exceptions import MailTrackError
 from .legacy import dumps_unsigned
 from .legacy import loads as loads_legacy
 from .payload import pack
+from .payload import pack_fields
 from .payload import Payload
 from .payload import unpack
 from .signing import make_signer
 from .signing import TAG_SIZE
+from .signing import TruncatedHMACSHA256
 from .urls import is_safe_target
 from .urls import url_host
 
@@ -57,6 +61,12 @@ MAX_TOKEN_LENGTH = 4096
 
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_B64_TEXT = re.compile(r"[A-Za-z0-9_-]*")
+_B64_PADDING = (b"", b"", b"==", b"=")
+# The last character of unpadded base64 carries bits beyond the data; only
+# characters whose extra bits are zero are canonical. Without this check two
+# texts would decode to the same bytes, so a changed character could pass.
+_B64_CANONICAL_LAST = ("", "", "AQgw", "AEIMQUYcgkosw048")
 
 
 def _b64encode(data: bytes) -> str:
@@ -69,17 +79,21 @@ def _b32encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    # Strict: the re-encoding must give back the text, which refuses any
-    # character outside the alphabet (binascii would skip it), padding, and
-    # non-canonical final characters, so no two texts decode to the same bytes.
-    try:
-        padded = (text + "=" * (-len(text) % 4)).encode("ascii")
-        data = binascii.a2b_base64(padded.translate(_FROM_URLSAFE))
-    except (UnicodeEncodeError, binascii.Error):
-        raise InvalidToken("Malformed token.", reason="format") from None
-    if _b64encode(data) != text:
+    # Strict: only the URL-safe alphabet (binascii would skip other
+    # characters), no padding, and a canonical last character.
+    rest = len(text) % 4
+    if (
+        rest == 1
+        or _B64_TEXT.fullmatch(text) is None
+        or (rest and text[-1] not in _B64_CANONICAL_LAST[rest])
+    ):
         raise InvalidToken("Malformed token.", reason="format")
-    return data
+    try:
+        return binascii.a2b_base64(
+            text.encode("ascii").translate(_FROM_URLSAFE) + _B64_PADDING[rest]
+        )
+    except binascii.Error:  # pragma: no cover - excluded by the checks above
+        raise InvalidToken("Malformed token.", reason="format") from None
 
 
 def _b32decode(text: str) -> bytes:
@@ -87,9 +101,17 @@ def _b32decode(text: str) -> bytes:
         data = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
     except (binascii.Error, ValueError):
         raise InvalidToken("Malformed token.", reason="format") from None
+    # Re-encoding refuses non-canonical texts, as in _b64decode.
     if _b32encode(data) != text:
         raise InvalidToken("Malformed token.", reason="format")
     return data
+
+
+_NO_KEY_MESSAGE = (
+    "No secret key is configured, so tracking links cannot be made."
+    " Set Configuration(secret_key=...) (MAILTRACK_SECRET_KEY or"
+    " Flask's SECRET_KEY); `mailtrack keygen` prints a new one."
+)
 
 
 class TokenSerializer:
@@ -106,6 +128,7 @@ class TokenSerializer:
     :param legacy_redirect_hosts: Hosts that unsigned legacy click tokens may
         redirect to.
     :param unsigned: Make pytracking's unsigned tokens (insecure).
+    :param encoding: Text encoding of pytracking tokens.
     """
 
     def __init__(
@@ -121,7 +144,8 @@ class TokenSerializer:
         unsigned: bool = False,
         encoding: str = "utf-8",
     ) -> None:
-        self._signer = make_signer(secret_keys) if secret_keys else None
+        #: The itsdangerous signer holding the HMAC keys, or ``None``.
+        self.signer = make_signer(secret_keys) if secret_keys else None
         self._keyring = KeyRing(encryption_keys) if encryption_keys else None
         self.case_insensitive = case_insensitive
         self.max_length = max_length
@@ -130,12 +154,36 @@ class TokenSerializer:
         self.legacy_redirect_hosts = frozenset(h.lower() for h in legacy_redirect_hosts)
         self.unsigned = unsigned
         self._encoding = encoding
+
+        self._sign: t.Callable[[bytes], bytes] | None = None
+        # Tag functions of every key, newest first: a token made with an
+        # older key verifies until that key is removed.
+        self._tag_functions: list[t.Callable[[bytes], bytes]] = []
+        if self.signer is not None:
+            algorithm = self.signer.algorithm
+            assert isinstance(algorithm, TruncatedHMACSHA256)
+            self._tag_functions = [
+                algorithm.signature_function(key)
+                for key in reversed(self.signer.secret_keys)
+            ]
+            self._sign = self._tag_functions[0]
         if self._keyring is not None:
             self._marker = _ENCRYPTED_B32 if case_insensitive else _ENCRYPTED
-        else:
+        elif self._sign is not None:
             self._marker = _SIGNED_B32 if case_insensitive else _SIGNED
-        if not unsigned and self._signer is None and self._keyring is None:
+        else:
             self._marker = ""
+        self._encode_text = _b32encode if case_insensitive else _b64encode
+        # What each token is signed (or authenticated) with besides its
+        # payload: the kind's context and the format marker.
+        self._contexts: dict[str, dict[str, bytes]] = {
+            marker: {
+                kind: context + marker.encode("ascii")
+                for kind, context in _CONTEXTS.items()
+            }
+            for marker in (_SIGNED, _ENCRYPTED, _SIGNED_B32, _ENCRYPTED_B32)
+        }
+        self._own_contexts = self._contexts.get(self._marker, {})
 
     @property
     def can_encode(self) -> bool:
@@ -145,28 +193,50 @@ class TokenSerializer:
     def dumps(self, kind: Kind, payload: Payload) -> str:
         """Make a token of ``kind`` carrying ``payload``."""
         if self.unsigned:
-            self._check_legacy_target(kind, payload)
+            self._check_unsigned_target(kind, payload.url)
             return dumps_unsigned(payload, encoding=self._encoding)
-        raw = pack(payload)
-        context = _CONTEXTS[kind]
-        marker = self._marker
-        if self._keyring is not None:
-            sealed = self._keyring.encrypt(raw, context + marker.encode())
-            if marker == _ENCRYPTED:
-                return marker + _b64encode(sealed)
-            return marker + _b32encode(sealed)
-        if self._signer is None:
-            raise MailTrackError(
-                "No secret key is configured, so tracking links cannot be made."
-                " Set Configuration(secret_key=...) (MAILTRACK_SECRET_KEY or"
-                " Flask's SECRET_KEY); `mailtrack keygen` prints a new one."
-            )
-        signer = self._signer
-        tag = signer.algorithm.get_signature(
-            signer.secret_keys[-1], context + marker.encode("ascii") + raw
+        return self.seal(kind, pack(payload))
+
+    def encode(
+        self,
+        kind: Kind,
+        url: str | None,
+        metadata: t.Mapping[str, t.Any] | None,
+        issued_at: int,
+        expires_at: int | None = None,
+        webhook_url: str | None = None,
+    ) -> str:
+        """:meth:`dumps` without building a :class:`Payload` first."""
+        if self.unsigned:
+            payload = Payload(url, metadata or {}, issued_at, expires_at, webhook_url)
+            return self.dumps(kind, payload)
+        return self.seal(
+            kind, pack_fields(url, metadata, issued_at, expires_at, webhook_url)
         )
-        encode = _b64encode if marker == _SIGNED else _b32encode
-        return marker + encode(raw + tag)
+
+    def seal(self, kind: Kind, raw: bytes) -> str:
+        """Sign or encrypt packed payload bytes into a token of ``kind``."""
+        context = self._own_contexts.get(kind)
+        if context is None:
+            if not self._marker:
+                raise MailTrackError(_NO_KEY_MESSAGE)
+            raise ValueError(f"Unknown token kind {kind!r}.")
+        if self._keyring is not None:
+            sealed = self._keyring.encrypt(raw, context)
+        else:
+            sealed = raw + self._sign(context + raw)  # type: ignore[misc]
+        if self.case_insensitive:
+            token = self._marker + _b32encode(sealed)
+        else:
+            # _b64encode, inlined: this runs once per tracked link.
+            encoded = binascii.b2a_base64(sealed, newline=False)
+            token = self._marker + encoded.translate(_TO_URLSAFE).rstrip(b"=").decode()
+        if len(token) > self.max_length:
+            raise MailTrackError(
+                f"The token would be {len(token)} characters long, more than"
+                f" max_token_length ({self.max_length}) allows reading back."
+            )
+        return token
 
     def loads(self, kind: Kind, token: str, *, now: float | None = None) -> Payload:
         """Verify and decode a token of ``kind``; raise :exc:`InvalidToken`."""
@@ -177,63 +247,29 @@ class TokenSerializer:
                 f"Token is longer than {self.max_length} characters.", reason="length"
             )
         marker = token[0]
-        context = _CONTEXTS[kind]
-        if marker in (_SIGNED, _SIGNED_B32):
-            payload = self._loads_signed(marker, token, context)
-        elif marker in (_ENCRYPTED, _ENCRYPTED_B32):
-            payload = self._loads_encrypted(marker, token, context)
-        elif self.accept_legacy:
-            return self._loads_legacy(kind, token)
-        else:
+        contexts = self._contexts.get(marker)
+        if contexts is None:
+            if self.accept_legacy:
+                return self._loads_legacy(kind, token)
             raise InvalidToken("Unknown token format.", reason="format", token=token)
-        if payload.expires_at is not None:
-            if (time.time() if now is None else now) >= payload.expires_at:
-                raise ExpiredToken(
-                    "Token has expired.",
-                    expires_at=payload.expires_at,
-                    payload=payload,
-                    token=token,
-                )
-        self._check_kind(kind, payload, token)
-        return payload
-
-    def _loads_signed(self, marker: str, token: str, context: bytes) -> Payload:
-        if self._signer is None:
-            raise InvalidToken("Signed tokens are not accepted.", reason="signature")
-        if marker == _SIGNED:
-            sealed = _b64decode(token[1:])
+        context = contexts.get(kind)
+        if context is None:
+            raise ValueError(f"Unknown token kind {kind!r}.")
+        if marker == _SIGNED or marker == _SIGNED_B32:
+            raw = self._verify(marker, token, context)
         else:
-            sealed = _b32decode(token[1:].lower())
-        if len(sealed) <= TAG_SIZE:
-            raise InvalidToken("Malformed token.", reason="format")
-        raw, tag = sealed[:-TAG_SIZE], sealed[-TAG_SIZE:]
-        # The signer's keys, newest first, each compared in constant time.
-        signed = context + marker.encode("ascii") + raw
-        algorithm = self._signer.algorithm
-        for key in reversed(self._signer.secret_keys):
-            if algorithm.verify_signature(key, signed, tag):
-                return unpack(raw)
-        raise InvalidToken("Token signature does not match.", reason="signature")
-
-    def _loads_encrypted(self, marker: str, token: str, context: bytes) -> Payload:
-        if self._keyring is None:
-            raise InvalidToken("Encrypted tokens are not accepted.", reason="signature")
-        if marker == _ENCRYPTED:
-            sealed = _b64decode(token[1:])
-        else:
-            sealed = _b32decode(token[1:].lower())
-        return unpack(self._keyring.decrypt(sealed, context + marker.encode()))
-
-    def _loads_legacy(self, kind: Kind, token: str) -> Payload:
-        payload, authenticated = loads_legacy(
-            token, fernet=self._legacy_fernet, encoding=self._encoding
-        )
-        self._check_kind(kind, payload, token)
-        if not authenticated:
-            self._check_legacy_target(kind, payload)
-        return payload
-
-    def _check_kind(self, kind: Kind, payload: Payload, token: str) -> None:
+            raw = self._decrypt(marker, token, context)
+        payload = unpack(raw)
+        expires_at = payload.expires_at
+        if expires_at is not None and (
+            (time.time() if now is None else now) >= expires_at
+        ):
+            raise ExpiredToken(
+                "Token has expired.",
+                expires_at=expires_at,
+                payload=payload,
+                token=token,
+            )
         if kind == CLICK:
             if not is_safe_target(payload.url):
                 raise InvalidToken(
@@ -241,13 +277,66 @@ class TokenSerializer:
                 )
         elif payload.url is not None:
             raise InvalidToken("Click token used as open token.", reason="kind")
+        return payload
 
-    def _check_legacy_target(self, kind: Kind, payload: Payload) -> None:
+    def _verify(self, marker: str, token: str, context: bytes) -> bytes:
+        if not self._tag_functions:
+            raise InvalidToken("Signed tokens are not accepted.", reason="signature")
+        if marker == _SIGNED:
+            sealed = _b64decode(token[1:])
+        else:
+            sealed = _b32decode(token[1:].lower())
+        if len(sealed) <= TAG_SIZE:
+            raise InvalidToken("Malformed token.", reason="format")
+        raw = sealed[:-TAG_SIZE]
+        tag = sealed[-TAG_SIZE:]
+        signed = context + raw
+        for tag_function in self._tag_functions:
+            if compare_digest(tag, tag_function(signed)):
+                return raw
+        raise InvalidToken("Token signature does not match.", reason="signature")
+
+    def _decrypt(self, marker: str, token: str, context: bytes) -> bytes:
+        if self._keyring is None:
+            raise InvalidToken("Encrypted tokens are not accepted.", reason="signature")
+        if marker == _ENCRYPTED:
+            sealed = _b64decode(token[1:])
+        else:
+            sealed = _b32decode(token[1:].lower())
+        return self._keyring.decrypt(sealed, context)
+
+    def _loads_legacy(self, kind: Kind, token: str) -> Payload:
+        payload, authenticated = loads_legacy(
+            token, fernet=self._legacy_fernet, encoding=self._encoding
+        )
+        if kind == CLICK:
+            if not is_safe_target(payload.url):
+                raise InvalidToken(
+                    "Click token has no safe target URL.", reason="target", token=token
+                )
+            if not authenticated and (
+                url_host(t.cast(str, payload.url)) not in self.legacy_redirect_hosts
+            ):
+                raise InvalidToken(
+                    "Unsigned click tokens may only redirect to legacy_redirect_hosts.",
+                    reason="legacy",
+                    token=token,
+                )
+        elif kind == OPEN:
+            if payload.url is not None:
+                raise InvalidToken("Click token used as open token.", reason="kind")
+        else:
+            raise ValueError(f"Unknown token kind {kind!r}.")
+        return payload
+
+    def _check_unsigned_target(self, kind: Kind, url: str | None) -> None:
+        # An unsigned click token is read back only for an allowed host, so
+        # making one for any other host would make a dead link.
         if kind == CLICK and (
-            not is_safe_target(payload.url)
-            or url_host(t.cast(str, payload.url)) not in self.legacy_redirect_hosts
+            not is_safe_target(url)
+            or url_host(t.cast(str, url)) not in self.legacy_redirect_hosts
         ):
-            raise InvalidToken(
-                "Unsigned click tokens may only redirect to legacy_redirect_hosts.",
-                reason="legacy",
+            raise MailTrackError(
+                f"Refusing to make an unsigned click token for {url!r}: its host"
+                " is not in legacy_redirect_hosts, so it would not be followed."
             )

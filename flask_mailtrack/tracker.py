@@ -14,6 +14,7 @@ from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
 from .legacy import make_fernet
+from .payload import pack_fields
 from .payload import Payload
 from .result import TrackingResult
 from .tokens import CLICK
@@ -80,6 +81,14 @@ class Tracker:
         self._embedded_defaults = defaults if c.include_default_metadata else {}
         self._decoded_defaults = {} if c.include_default_metadata else defaults
         self._embedded_webhook = c.webhook_url if c.include_webhook_url else None
+        self._max_age = c.max_age
+        self._max_url_length = c.max_token_length + 2048
+        self._include_webhook = c.include_webhook_url
+        self._webhook = c.webhook_url
+        self._loads = self.serializer.loads
+        # Packing and sealing directly skips building a Payload per link;
+        # pytracking's unsigned format goes through the serializer.
+        self._seal = None if c.insecure_unsigned_tokens else self.serializer.seal
 
     @classmethod
     def for_configuration(cls, configuration: Configuration) -> Tracker:
@@ -92,24 +101,26 @@ class Tracker:
 
     # -- making links ---------------------------------------------------------
 
-    def _payload(self, url: str | None, metadata: Metadata) -> Payload:
-        if metadata is not None and not isinstance(metadata, (dict, Mapping)):
-            raise TypeError("metadata must be a mapping (a dict) or None.")
+    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str:
+        if metadata is not None and type(metadata) is not dict:
+            if not isinstance(metadata, Mapping):
+                raise TypeError("metadata must be a mapping (a dict) or None.")
+            metadata = dict(metadata)
         if self._embedded_defaults:
             metadata = {**self._embedded_defaults, **(metadata or {})}
         issued_at = int(time.time())
-        max_age = self.configuration.max_age
-        return Payload(
-            url=url,
-            metadata=metadata or {},
-            issued_at=issued_at,
-            expires_at=issued_at + max_age if max_age is not None else None,
-            webhook_url=self._embedded_webhook,
-        )
+        max_age = self._max_age
+        expires_at = None if max_age is None else issued_at + max_age
+        if self._seal is None:
+            return self.serializer.encode(
+                kind, url, metadata, issued_at, expires_at, self._embedded_webhook
+            )
+        raw = pack_fields(url, metadata, issued_at, expires_at, self._embedded_webhook)
+        return self._seal(kind, raw)
 
     def open_token(self, metadata: Metadata = None) -> str:
         """A token for the open pixel, carrying ``metadata``."""
-        return self.serializer.dumps(OPEN, self._payload(None, metadata))
+        return self._token(OPEN, None, metadata)
 
     def click_token(self, url: str, metadata: Metadata = None) -> str:
         """A token that redirects to ``url``, carrying ``metadata``.
@@ -123,16 +134,21 @@ class Tracker:
                 " host and no control characters, userinfo or backslashes can"
                 " be click targets."
             )
-        return self.serializer.dumps(CLICK, self._payload(url, metadata))
+        return self._token(CLICK, url, metadata)
 
     def open_url(self, metadata: Metadata = None) -> str:
         """The pixel URL for ``metadata``, on ``base_open_tracking_url``."""
-        return self._base(OPEN).join(self.open_token(metadata))
+        base = self.open_base or self._base(OPEN)
+        return base.prefix + self._token(OPEN, None, metadata) + base.suffix
 
     def click_url(self, url: str, metadata: Metadata = None) -> str:
         """The tracked URL of ``url`` for ``metadata``, on
         ``base_click_tracking_url``."""
-        return self._base(CLICK).join(self.click_token(url, metadata))
+        base = self.click_base
+        if base is None or not is_safe_target(url):
+            # Raises the right error.
+            return self._base(CLICK).join(self.click_token(url, metadata))
+        return base.prefix + self._token(CLICK, url, metadata) + base.suffix
 
     def _base(self, kind: Kind) -> TokenURL:
         base = self.open_base if kind == OPEN else self.click_base
@@ -184,15 +200,15 @@ class Tracker:
         now: float | None = None,
     ) -> TrackingResult:
         """Verify a token of ``kind`` (``"open"`` or ``"click"``)."""
-        token = self.token_from(kind, url_or_token)
-        payload = self.serializer.loads(kind, token, now=now)
-        return self.result(kind, payload, request_data=request_data, now=now)
+        payload = self._loads(kind, self.token_from(kind, url_or_token), now=now)
+        # The payload was just decoded, so its metadata dict is ours to give.
+        return self._result(kind, payload, payload.metadata, request_data, now)
 
     def token_from(self, kind: Kind, url_or_token: str) -> str:
         """The token inside a tracking URL of ``kind``, or the bare token."""
         if not isinstance(url_or_token, str):
             raise InvalidToken("A token or URL must be text.", reason="format")
-        if len(url_or_token) > self.configuration.max_token_length + 2048:
+        if len(url_or_token) > self._max_url_length:
             raise InvalidToken("Token URL is too long.", reason="length")
         if "://" in url_or_token[:12]:
             base = self.open_base if kind == OPEN else self.click_base
@@ -214,20 +230,29 @@ class Tracker:
         now: float | None = None,
     ) -> TrackingResult:
         """The :class:`TrackingResult` of a verified payload."""
-        c = self.configuration
-        metadata = dict(payload.metadata)
+        return self._result(kind, payload, dict(payload.metadata), request_data, now)
+
+    def _result(
+        self,
+        kind: Kind,
+        payload: Payload,
+        metadata: t.Any,
+        request_data: dict[str, t.Any] | None,
+        now: float | None,
+    ) -> TrackingResult:
         if self._decoded_defaults:
             metadata = {**self._decoded_defaults, **metadata}
+        is_click = kind == CLICK
         return TrackingResult(
-            is_open_tracking=kind == OPEN,
-            is_click_tracking=kind == CLICK,
-            tracked_url=payload.url if kind == CLICK else None,
-            webhook_url=payload.webhook_url if c.include_webhook_url else c.webhook_url,
-            metadata=metadata,
-            request_data=request_data,
-            timestamp=int(time.time() if now is None else now),
-            issued_at=payload.issued_at,
-            expires_at=payload.expires_at,
+            not is_click,
+            is_click,
+            payload.url if is_click else None,
+            payload.webhook_url if self._include_webhook else self._webhook,
+            metadata,
+            request_data,
+            int(time.time() if now is None else now),
+            payload.issued_at,
+            payload.expires_at,
             legacy=payload.legacy,
         )
 

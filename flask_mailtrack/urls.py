@@ -14,15 +14,18 @@ from urllib.parse import urlunsplit
 
 # Absolute http(s) URL with a host. The host excludes everything that lets a
 # browser read a different host than a naive parser would: userinfo ("@"),
-# backslashes, percent escapes, whitespace and controls. The rest of the URL
-# may hold any character but ASCII/C1 controls and Unicode line separators
-# (a CR/LF would split the Location header). Each part is a single character
-# class, so matching is linear in the length of the input.
+# backslashes, percent escapes, whitespace and controls, and the other code
+# points the WHATWG URL standard forbids in hosts. The rest of the URL may
+# hold any character but ASCII/C1 controls and Unicode line separators (a
+# CR/LF would split the Location header), and may not end with whitespace.
+# Each part is a single character class, so matching is linear in the
+# length of the input.
 _SAFE_TARGET = re.compile(
     r"https?://"
-    r"(?:\[[0-9a-f:.]+\]|[^\x00-\x20\x7f-\x9f/\\?#@:\[\]%\u2028\u2029]+)"
+    r"(?:\[[0-9a-f:.]+\]|[^\x00-\x20\x7f-\x9f/\\?#@:\[\]%<>^|\u2028\u2029]+)"
     r"(?::[0-9]{1,5})?"
-    r"(?:[/?#][^\x00-\x1f\x7f-\x9f\u2028\u2029]*)?",
+    r"(?:[/?#][^\x00-\x1f\x7f-\x9f\u2028\u2029]*)?"
+    r"(?<!\s)",
     re.IGNORECASE,
 )
 
@@ -36,11 +39,7 @@ def is_safe_target(url: object) -> bool:
     percent escapes in the host, control characters anywhere, and leading or
     trailing whitespace.
     """
-    return (
-        isinstance(url, str)
-        and _SAFE_TARGET.fullmatch(url) is not None
-        and url == url.strip()
-    )
+    return isinstance(url, str) and _SAFE_TARGET.fullmatch(url) is not None
 
 
 def url_host(url: str) -> str:
@@ -101,9 +100,7 @@ class TokenURL:
 def strip_token(text: str) -> str:
     """The token in the remainder of a URL path: up to a query or fragment,
     without the slashes that may surround it."""
-    end = len(text)
-    for mark in ("?", "#"):
-        index = text.find(mark)
-        if index != -1 and index < end:
-            end = index
-    return text[:end].strip("/")
+    if "?" in text or "#" in text:
+        # Cutting at each mark in turn cuts at whichever comes first.
+        text = text.partition("?")[0].partition("#")[0]
+    return text.strip("/")

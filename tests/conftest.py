@@ -1,0 +1,26 @@
+"""Fixtures shared by the test suite: a configuration with a secret key and
+base URLs, and its tracker. Test modules may define their own."""
+
+from __future__ import annotations
+
+import pytest
+from flask_mailtrack import Configuration
+from flask_mailtrack import Tracker
+
+SECRET = "test-secret-key-0123456789abcdef"
+OPEN_BASE = "https://t.example.com/mailtrack/o/"
+CLICK_BASE = "https://t.example.com/mailtrack/c/"
+
+
+@pytest.fixture
+def configuration() -> Configuration:
+    return Configuration(
+        secret_key=SECRET,
+        base_open_tracking_url=OPEN_BASE,
+        base_click_tracking_url=CLICK_BASE,
+    )
+
+
+@pytest.fixture
+def tracker(configuration: Configuration) -> Tracker:
+    return Tracker(configuration)
