@@ -67,12 +67,14 @@ class RecordedEvent(t.NamedTuple):
 
 @contextlib.contextmanager
 def record_events() -> t.Iterator[list[RecordedEvent]]:
-    """Record every tracking signal sent in the block, for tests::
+    """Record every tracking signal sent in the block, for tests:
 
-    with record_events() as events:
-        client.get(pixel_url)
-    assert events[0].signal == "email-opened"
-    assert events[0].kwargs["result"].metadata == {...}
+    .. code-block:: python
+
+        with record_events() as events:
+            client.get(pixel_url)
+        assert events[0].signal == "email-opened"
+        assert events[0].kwargs["result"].metadata == {...}
     """
     events: list[RecordedEvent] = []
     receivers = []
