@@ -16,9 +16,10 @@ in-process, and the answer is classified:
 - **accepted forgeries**: an altered token accepted with a payload (target,
   metadata) that was never issued (must be 0).
 
-An alteration that leaves the token the same after canonicalisation (a case
-change of a case-insensitive token is the same token) is drawn again, so
-every counted mutation is a different token.
+An alteration that gives back a valid token (the seed itself after
+canonicalisation, as a case change of a case-insensitive token does, or
+another seed, as a splice of two tokens with a common prefix can) is drawn
+again, so every counted mutation is a token that was never issued.
 
 Usage::
 
@@ -115,6 +116,10 @@ class ModeReport:
     #: ... of which redirected outside legacy_redirect_hosts (must be 0).
     plain_bad_redirects: int = 0
     by_status: dict[int, int] = dataclasses.field(default_factory=dict)
+    #: The first few accepted altered tokens: (operation, kind, seed, token).
+    accepted_samples: list[tuple[str, str, str, str]] = dataclasses.field(
+        default_factory=list
+    )
 
 
 @dataclasses.dataclass
@@ -127,7 +132,9 @@ class Report:
         total = ModeReport()
         for report in self.modes.values():
             for field in dataclasses.fields(ModeReport):
-                if field.name == "by_status":
+                if field.name == "accepted_samples":
+                    total.accepted_samples.extend(report.accepted_samples)
+                elif field.name == "by_status":
                     for status, count in report.by_status.items():
                         total.by_status[status] = total.by_status.get(status, 0) + count
                 else:
@@ -191,6 +198,7 @@ class Mutator:
     def __init__(self, seeds: list[Seed], rng: random.Random) -> None:
         self.seeds = seeds
         self.rng = rng
+        self.issued = {(s.kind, _canonical(s.token)) for s in seeds}
         self.operations: list[t.Callable[[Seed], tuple[str, str]]] = [
             self.bit_flip,
             self.truncate,
@@ -204,11 +212,13 @@ class Mutator:
         ]
 
     def mutate(self, seed: Seed) -> tuple[str, str, str]:
-        """``(operation, kind, token)``: a token that differs from the seed."""
+        """``(operation, kind, token)``: a token that is none of the seeds
+        (a splice of two tokens with a common prefix can give back the
+        other one)."""
         while True:
             operation = self.rng.choice(self.operations)
             kind, token = operation(seed)
-            if kind != seed.kind or _canonical(token) != _canonical(seed.token):
+            if (kind, _canonical(token)) not in self.issued:
                 return operation.__name__, kind, token
 
     def bit_flip(self, seed: Seed) -> tuple[str, str]:
@@ -312,7 +322,7 @@ def run(total: int = 1_000_000, *, seed: int = 1, lint: bool = False) -> Report:
     started = time.perf_counter()
     for _ in range(total):
         s = rng.choice(seeds)
-        _, kind, token = mutator.mutate(s)
+        operation, kind, token = mutator.mutate(s)
         report = reports[s.mode]
         report.mutations += 1
         environ = dict(template)
@@ -340,6 +350,8 @@ def run(total: int = 1_000_000, *, seed: int = 1, lint: bool = False) -> Report:
                 report.plain_bad_redirects += 1
             continue
         report.accepted += 1
+        if len(report.accepted_samples) < 5:
+            report.accepted_samples.append((operation, kind, s.token, token))
         if 300 <= code < 400:
             report.redirects += 1
         found = (kind, result.tracked_url, json.dumps(result.metadata, sort_keys=True))

@@ -63,6 +63,15 @@ def loads(
     authenticated (Fernet) rather than plain."""
     if _PADDED_B64.fullmatch(token) is None or len(token) % 4:
         raise InvalidToken("Not a pytracking token.", reason="legacy")
+    try:
+        decoded = base64.urlsafe_b64decode(token)
+    except (binascii.Error, ValueError):
+        raise InvalidToken("Malformed pytracking token.", reason="legacy") from None
+    # The character before the padding has unused low bits, so several texts
+    # decode to the same bytes. pytracking and Fernet write the canonical
+    # one; refusing the others means a changed character never passes.
+    if base64.urlsafe_b64encode(decoded) != token.encode("ascii"):
+        raise InvalidToken("Malformed pytracking token.", reason="legacy")
     issued_at = None
     authenticated = False
     if token.startswith("gAAAAA"):
@@ -82,10 +91,7 @@ def loads(
             ) from None
         authenticated = True
     else:
-        try:
-            raw = base64.urlsafe_b64decode(token)
-        except (binascii.Error, ValueError):
-            raise InvalidToken("Malformed pytracking token.", reason="legacy") from None
+        raw = decoded
     try:
         data = json.loads(raw.decode(encoding))
     except (ValueError, LookupError, RecursionError):

@@ -77,3 +77,44 @@ def test_fernet_legacy_token_keeps_its_webhook() -> None:
         .decode()
     )
     assert tracker.decode_open(token).webhook_url == "https://hooks.example.com/a"
+
+
+# -- finding: pytracking tokens in a non-canonical base64 were accepted -----------
+
+
+def _non_canonical(token: str) -> str:
+    """``token`` with unused bits set in the character before the padding."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    stripped = token.rstrip("=")
+    unused = 4 if len(token) - len(stripped) == 2 else 2
+    last = alphabet.index(stripped[-1])
+    assert last % (1 << unused) == 0  # canonical: the unused bits are zero
+    changed = alphabet[last + 1]
+    return stripped[:-1] + changed + token[len(stripped) :]
+
+
+@pytest.mark.parametrize("padding", [1, 2])
+def test_legacy_fernet_token_in_non_canonical_base64_is_refused(padding: int) -> None:
+    fernet = pytest.importorskip("cryptography.fernet")
+    key = fernet.Fernet.generate_key()
+    tracker = legacy_tracker(encryption_bytestring_key=key)
+    for size in range(40):
+        token = fernet.Fernet(key).encrypt(b'{"metadata": {"n": "%s"}}' % (b"x" * size))
+        text = token.decode()
+        if len(text) - len(text.rstrip("=")) == padding:
+            break
+    tracker.decode_open(text)
+    with pytest.raises(InvalidToken):
+        tracker.decode_open(_non_canonical(text))
+
+
+@pytest.mark.parametrize("padding", [1, 2])
+def test_legacy_plain_token_in_non_canonical_base64_is_refused(padding: int) -> None:
+    tracker = legacy_tracker()
+    for size in range(3):
+        text = plain_token({"metadata": {"n": "x" * size}})
+        if len(text) - len(text.rstrip("=")) == padding:
+            break
+    tracker.decode_open(text)
+    with pytest.raises(InvalidToken):
+        tracker.decode_open(_non_canonical(text))
