@@ -1,0 +1,199 @@
+"""Configuration: pytracking's keywords, strict keywords, mappings."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import pickle
+
+import pytest
+from flask_mailtrack import Configuration
+from flask_mailtrack import InsecureTokenWarning
+from flask_mailtrack import MailTrackError
+from flask_mailtrack import Tracker
+
+PYTRACKING_KEYWORDS = (
+    "webhook_url",
+    "webhook_timeout_seconds",
+    "include_webhook_url",
+    "base_open_tracking_url",
+    "base_click_tracking_url",
+    "default_metadata",
+    "include_default_metadata",
+    "encryption_bytestring_key",
+    "encoding",
+    "append_slash",
+)
+
+
+def test_pytracking_keywords_come_first_in_order() -> None:
+    names = [field.name for field in dataclasses.fields(Configuration)]
+    assert tuple(names[: len(PYTRACKING_KEYWORDS)]) == PYTRACKING_KEYWORDS
+
+
+def test_is_immutable() -> None:
+    configuration = Configuration(secret_key="k" * 16)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        configuration.secret_key = "other"  # type: ignore[misc]
+    changed = configuration.replace(max_age=60)
+    assert changed.max_age == 60 and configuration.max_age is None
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: Configuration(secret_kye="x"), id="Configuration"),
+        pytest.param(lambda: Configuration().replace(secret_kye="x"), id="replace"),
+        pytest.param(lambda: Tracker(secret_kye="x"), id="Tracker"),
+        pytest.param(lambda: Tracker(Configuration(), secret_kye="x"), id="Tracker+"),
+    ],
+)
+def test_unknown_keyword_raises_type_error_naming_it(build: object) -> None:
+    with pytest.raises(TypeError, match="secret_kye"):
+        build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pixel_position": "middle"}, "pixel_position"),
+        ({"max_age": 0}, "max_age"),
+        ({"trusted_proxies": -1}, "trusted_proxies"),
+        ({"max_token_length": 10}, "max_token_length"),
+    ],
+)
+def test_invalid_values(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Configuration(**kwargs)  # type: ignore[arg-type]
+
+
+def test_key_lists() -> None:
+    configuration = Configuration(secret_key=["old", b"new"])
+    assert configuration.secret_keys == [b"old", b"new"]
+    assert Configuration(secret_key="only").secret_keys == [b"only"]
+    assert Configuration().secret_keys == []
+    with pytest.raises(MailTrackError):
+        _ = Configuration(secret_key=[""]).secret_keys
+    encrypted = Configuration(
+        encryption_key=["a" * 16, "b" * 32], encryption_bytestring_key=b"f" * 44
+    )
+    assert encrypted.encryption_keys == [b"f" * 44, b"a" * 16, b"b" * 32]
+
+
+def test_tracker_cached_on_configuration() -> None:
+    configuration = Configuration(secret_key="k" * 16)
+    tracker = Tracker.for_configuration(configuration)
+    assert Tracker.for_configuration(configuration) is tracker
+    # The cache is not a field: equal configurations stay equal.
+    assert configuration == Configuration(secret_key="k" * 16)
+
+
+def test_copy_and_pickle() -> None:
+    configuration = Configuration(
+        secret_key="k" * 16, base_click_tracking_url="https://t.example.com/c/"
+    )
+    Tracker.for_configuration(configuration).click_url("https://example.com/")
+    for clone in (
+        copy.copy(configuration),
+        copy.deepcopy(configuration),
+        pickle.loads(pickle.dumps(configuration)),
+    ):
+        assert clone == configuration
+        url = Tracker.for_configuration(clone).click_url("https://example.com/")
+        assert Tracker.for_configuration(configuration).decode_click(url).tracked_url
+
+
+# -- from_mapping ----------------------------------------------------------------
+
+
+def test_from_mapping_converts_environment_text() -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": "env-secret-0123456789",
+        "MAILTRACK_BASE_CLICK_TRACKING_URL": "https://t.example.com/c/",
+        "MAILTRACK_INCLUDE_WEBHOOK_URL": "yes",
+        "MAILTRACK_APPEND_SLASH": "0",
+        "MAILTRACK_CASE_INSENSITIVE_TOKENS": "TRUE",
+        "MAILTRACK_ANONYMIZE_IP": "off",
+        "MAILTRACK_MAX_AGE": " 3600 ",
+        "MAILTRACK_MAX_TOKEN_LENGTH": "2048",
+        "MAILTRACK_TRUSTED_PROXIES": "2",
+        "MAILTRACK_WEBHOOK_TIMEOUT_SECONDS": "2.5",
+        "MAILTRACK_CLICK_SCAN_SECONDS": "3",
+        "MAILTRACK_LEGACY_REDIRECT_HOSTS": "a.example.com, B.example.com ,",
+        "MAILTRACK_UNTRACKED_URL_PATTERNS": json.dumps(["unsubscribe", "a,b"]),
+        "MAILTRACK_DEFAULT_METADATA": '{"list": "news", "n": 1}',
+        "MAILTRACK_ENCRYPTION_KEY": json.dumps(["e" * 16, "f" * 16]),
+        "MAILTRACK_BASE_URL": "https://t.example.com",  # an adapter key
+        "OTHER_SETTING": "ignored",
+    }
+    configuration = Configuration.from_mapping(environ)
+    assert configuration.secret_key == "env-secret-0123456789"
+    assert configuration.include_webhook_url is True
+    assert configuration.append_slash is False
+    assert configuration.case_insensitive_tokens is True
+    assert configuration.anonymize_ip is False
+    assert configuration.max_age == 3600
+    assert configuration.max_token_length == 2048
+    assert configuration.trusted_proxies == 2
+    assert configuration.webhook_timeout_seconds == 2.5
+    assert configuration.click_scan_seconds == 3.0
+    assert configuration.legacy_redirect_hosts == {"a.example.com", "b.example.com"}
+    assert configuration.untracked_url_patterns == ("unsubscribe", "a,b")
+    assert configuration.default_metadata == {"list": "news", "n": 1}
+    assert configuration.encryption_keys == [b"e" * 16, b"f" * 16]
+    tracker = Tracker(configuration)
+    url = tracker.click_url("https://example.com/")
+    assert tracker.decode_click(url).metadata == {"list": "news", "n": 1}
+
+
+def test_from_mapping_keeps_typed_values_and_overrides() -> None:
+    mapping = {
+        "MAILTRACK_MAX_AGE": 60,
+        "MAILTRACK_APPEND_SLASH": True,
+        "MAILTRACK_DEFAULT_METADATA": {"a": 1},
+        "MAILTRACK_SECRET_KEY": ["k1", "k2"],
+    }
+    configuration = Configuration.from_mapping(mapping, max_age=120)
+    assert configuration.max_age == 120
+    assert configuration.append_slash is True
+    assert configuration.default_metadata == {"a": 1}
+    assert configuration.secret_keys == [b"k1", b"k2"]
+    assert Configuration.from_mapping({"MAILTRACK_MAX_AGE": "none"}).max_age is None
+
+
+def test_from_mapping_other_prefix() -> None:
+    configuration = Configuration.from_mapping(
+        {"TRACK_MAX_AGE": "5", "MAILTRACK_MAX_AGE": "9"}, prefix="TRACK_"
+    )
+    assert configuration.max_age == 5
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["MAILTRACK_SECRET_KYE", "MAILTRACK_MAXAGE", "MAILTRACK_BASE_URLS"],
+)
+def test_from_mapping_unknown_key(key: str) -> None:
+    with pytest.raises(TypeError, match=key):
+        Configuration.from_mapping({key: "x"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAILTRACK_APPEND_SLASH", "maybe"),
+        ("MAILTRACK_MAX_AGE", "an hour"),
+        ("MAILTRACK_WEBHOOK_TIMEOUT_SECONDS", "soon"),
+        ("MAILTRACK_DEFAULT_METADATA", "[1, 2]"),
+        ("MAILTRACK_DEFAULT_METADATA", "{not json"),
+        ("MAILTRACK_LEGACY_REDIRECT_HOSTS", "[broken"),
+    ],
+)
+def test_from_mapping_bad_values(key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=key[len("MAILTRACK_") :].lower()):
+        Configuration.from_mapping({key: value})
+
+
+def test_insecure_unsigned_tokens_warns() -> None:
+    with pytest.warns(InsecureTokenWarning, match="forge"):
+        Configuration(insecure_unsigned_tokens=True)
