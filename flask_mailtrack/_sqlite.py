@@ -58,6 +58,8 @@ class ConnectionPool:
         self._pid = os.getpid()
         self._closed = False
         self._checkpointed = 0.0
+        if not self.memory:
+            _create_private(self.path)
         with self.connection() as connection:
             if not self.memory:
                 # WAL lets readers run beside the one writer and makes a
@@ -189,6 +191,32 @@ class ConnectionPool:
             if self._memory_connection is not None:
                 self._memory_connection.close()
                 self._memory_connection = None
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (``0600``), and
+    its directory (``0700``) when missing; refuse a path that is a symbolic
+    link.
+
+    The files hold client addresses, user agents and metadata. SQLite would
+    create them with the process umask (often world-readable ``0644``), and
+    its ``-wal`` and ``-shm`` files take the database file's mode. A symbolic
+    link planted at the path (in a shared directory such as ``/tmp``) would
+    make the server write wherever it points; give the real path instead.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    if os.path.islink(path):
+        raise ValueError(
+            f"Refusing to open the database {path!r}: it is a symbolic link."
+            " Give the path of the file itself."
+        )
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        os.close(os.open(path, flags, 0o600))
+    except FileExistsError:
+        pass  # an existing database keeps the mode its owner gave it
 
 
 def to_timestamp(value: TimeInput) -> float | None:
