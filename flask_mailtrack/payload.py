@@ -135,6 +135,8 @@ def _make_json_encoder() -> t.Callable[[t.Any], str]:
 encode_json = _make_json_encoder()
 
 _raw_decode_json = json.JSONDecoder().raw_decode
+_decompressobj = zlib.decompressobj
+_new_tuple = tuple.__new__
 
 
 def pack(payload: Payload) -> bytes:
@@ -219,7 +221,18 @@ def unpack(data: bytes) -> Payload:
     if flags & ~_KNOWN_FLAGS:
         raise InvalidToken("Malformed token payload.", reason="payload")
     if flags & _DEFLATED:
-        raw = _inflate(raw)
+        # At most MAX_BODY_SIZE bytes, and nothing after the end of the stream.
+        decompressor = _decompressobj(_WBITS, zdict=ZDICT)
+        try:
+            raw = decompressor.decompress(raw, MAX_BODY_SIZE)
+        except zlib.error:
+            raise InvalidToken("Malformed token payload.", reason="payload") from None
+        if (
+            not decompressor.eof
+            or decompressor.unconsumed_tail
+            or decompressor.unused_data
+        ):
+            raise InvalidToken("Malformed token payload.", reason="payload")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -245,16 +258,7 @@ def unpack(data: bytes) -> Payload:
             raise InvalidToken("Malformed token metadata.", reason="payload") from None
         if end != len(text) or type(metadata) is not dict:
             raise InvalidToken("Malformed token metadata.", reason="payload")
-    # _make skips the keyword handling of the generated constructor.
-    return Payload._make((url, metadata, issued_at, expires_at, webhook_url, False))
-
-
-def _inflate(data: bytes) -> bytes:
-    decompressor = zlib.decompressobj(_WBITS, zdict=ZDICT)
-    try:
-        raw = decompressor.decompress(data, MAX_BODY_SIZE)
-    except zlib.error:
-        raise InvalidToken("Malformed token payload.", reason="payload") from None
-    if not decompressor.eof or decompressor.unconsumed_tail or decompressor.unused_data:
-        raise InvalidToken("Malformed token payload.", reason="payload")
-    return raw
+    # tuple.__new__ skips the argument handling of the generated constructor.
+    return _new_tuple(
+        Payload, (url, metadata, issued_at, expires_at, webhook_url, False)
+    )
