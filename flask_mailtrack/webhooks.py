@@ -95,6 +95,7 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import itertools
 import json
 import logging
@@ -322,6 +323,30 @@ class _ResponseError(http.client.HTTPException):
     """A response that is not HTTP/1.x as expected."""
 
 
+class _RefusedAddress(MailTrackError):
+    """A webhook host resolved to a non-public address, with
+    ``refuse_private_addresses``."""
+
+
+def _public_address(host: str, port: int) -> tuple[str, int]:
+    """The first public address of ``host``.
+
+    The connection is then made to that very address, so a name that
+    resolves differently a moment later (DNS rebinding) cannot slip through.
+
+    :raise _RefusedAddress: every address is loopback, private, link-local,
+        reserved or multicast (cloud metadata services, admin interfaces).
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for _, _, _, _, address in infos:
+        ip = ipaddress.ip_address(str(address[0]).partition("%")[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_global and not ip.is_multicast:
+            return str(address[0]), port
+    raise _RefusedAddress(f"The webhook host {host!r} has no public address.")
+
+
 class _Connection:
     """One kept-alive HTTP/1.1 connection to an endpoint.
 
@@ -336,10 +361,13 @@ class _Connection:
         parts: urllib.parse.SplitResult,
         timeout: float,
         ssl_context: ssl.SSLContext | None,
+        *,
+        public_only: bool = False,
     ) -> None:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        sock = socket.create_connection((host, port), timeout=timeout)
+        address = _public_address(host, port) if public_only else (host, port)
+        sock = socket.create_connection(address, timeout=timeout)
         try:
             # Small writes are sent at once, not held for the previous ACK.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -424,18 +452,27 @@ class _Transport:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._connections: dict[tuple[str, str], _Connection] = {}
+        self._connections: dict[tuple[str, str, bool], _Connection] = {}
         self._ssl_context: ssl.SSLContext | None = None
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        public_only: bool = False,
+    ) -> int:
         """POST ``body`` and return the status code.
 
+        :param public_only: Connect only to a public address of the host.
         :raise OSError: connection errors and timeouts.
         :raise http.client.HTTPException: a malformed response.
-        :raise MailTrackError: a bad URL or header value.
+        :raise MailTrackError: a bad URL or header value, or (with
+            ``public_only``) a host without a public address.
         """
         parts = _check_url(url)
-        key = (parts.scheme, parts.netloc)
+        key = (parts.scheme, parts.netloc, public_only)
         head = self._head(parts, body, headers)
         for attempt in itertools.count():
             connection = self._connections.pop(key, None)
@@ -446,7 +483,9 @@ class _Transport:
                     if self._ssl_context is None:
                         self._ssl_context = ssl.create_default_context()
                     context = self._ssl_context
-                connection = _Connection(parts, self.timeout, context)
+                connection = _Connection(
+                    parts, self.timeout, context, public_only=public_only
+                )
             try:
                 status, reusable = connection.post(head, body)
             except (
@@ -558,11 +597,20 @@ def send_webhook(
         transport.close()
 
 
+#: One encoder for every event: json.dumps with options builds a new one
+#: per call.
+_EVENT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode_event(event: Mapping[str, t.Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _EVENT_ENCODER.encode(event).encode("utf-8")
 
 
 # -- the sender ---------------------------------------------------------------
+
+
+#: What :meth:`WebhookSender._attempt` returns as the status of a refused URL.
+_REFUSED = -1
 
 
 class _Row(t.NamedTuple):
@@ -602,6 +650,14 @@ class WebhookSender:
     :param deliver: Start the delivery thread when events arrive. ``False``
         makes a sender that only queues, for processes that leave delivery
         to another process sharing the outbox (which calls :meth:`start`).
+    :param refuse_private_addresses: Post to a URL other than ``url`` (one
+        written in a token with ``include_webhook_url``) only when its host
+        resolves to a public address; loopback, private, link-local,
+        reserved and multicast addresses are refused, and the event is
+        dead-lettered with the reason ``"refused"``. Tokens are
+        authenticated, so only key holders choose these URLs; this limits
+        what a leaked key could reach inside your network. ``url`` itself is
+        always allowed.
 
     .. versionadded:: 0.1
     """
@@ -620,6 +676,7 @@ class WebhookSender:
         lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
         deliver: bool = True,
+        refuse_private_addresses: bool = False,
     ) -> None:
         if url is not None:
             _check_url(url)
@@ -647,6 +704,9 @@ class WebhookSender:
         self.poll_interval = poll_interval
         #: Whether events start the delivery thread.
         self.deliver = deliver
+        #: Whether URLs other than :attr:`url` must resolve to public
+        #: addresses.
+        self.refuse_private_addresses = refuse_private_addresses
         self._key = decode_secret(secret)
         self._db = ConnectionPool(outbox_path, _SCHEMA)
         self._wake = threading.Event()
@@ -844,6 +904,8 @@ class WebhookSender:
                         delivered, deleted_at = [], time.monotonic()
                 elif status == 410:
                     self._dead_letter(owner, row, "gone", status, error)
+                elif status == _REFUSED:
+                    self._dead_letter(owner, row, "refused", None, error)
                 else:
                     retry_at = self._failed(owner, row, status, error)
                     if status is None and retry_at is not None:
@@ -862,8 +924,12 @@ class WebhookSender:
         self, transport: _Transport, row: _Row
     ) -> tuple[int | None, str | None]:
         headers = signature_headers(self._key, row.event_id, row.body)
+        public_only = self.refuse_private_addresses and row.url != self.url
         try:
-            status = transport.post(row.url, row.body, headers)
+            status = transport.post(row.url, row.body, headers, public_only=public_only)
+        except _RefusedAddress as e:
+            logger.warning("Webhook %s to %s refused: %s", row.event_id, row.url, e)
+            return _REFUSED, str(e)
         except (OSError, http.client.HTTPException, MailTrackError) as e:
             logger.info("Webhook %s to %s failed: %r", row.event_id, row.url, e)
             return None, f"{type(e).__name__}: {e}"
