@@ -117,8 +117,15 @@ def _flush_at_exit(reference: weakref.ref[EventStore]) -> None:
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
 
 
-def _dumps(value: t.Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+#: Reused: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_SORTED_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, sort_keys=True
+)
+
+
+def _dumps(value: t.Any, *, sort_keys: bool = False) -> str:
+    return (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
 
 
 class _Where:
@@ -323,7 +330,7 @@ class EventStore:
         present = [
             [key, metadata[key]] for key in self.identity_keys if key in metadata
         ]
-        return _dumps(present if present else metadata)
+        return _dumps(present if present else metadata, sort_keys=True)
 
     def record(self, event: Event) -> bool:
         """Store one event: a :class:`TrackingResult`, or an event dict of
@@ -571,7 +578,7 @@ class EventStore:
         """
         written = 0
         for event in self._iter_events(since, until, metadata_filters):
-            file.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            file.write(_dumps(event))
             file.write("\n")
             written += 1
         return written
