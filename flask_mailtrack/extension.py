@@ -36,6 +36,7 @@ from flask import request
 from flask.blueprints import BlueprintSetupState
 from markupsafe import escape
 from markupsafe import Markup
+from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response
 
@@ -162,6 +163,12 @@ class MailTrackState:
 
 def _request_or_server_base(app: Flask) -> str:
     if has_request_context():
+        if not request.host:
+            # werkzeug gives an empty host for a Host header that is not a
+            # host name; links made on it could not be followed.
+            raise BadRequest("The Host header of the request is not valid.")
+        if not app.config.get("TRUSTED_HOSTS") and not (app.debug or app.testing):
+            _warn_request_host(app)
         return request.url_root
     server_name = app.config.get("SERVER_NAME")
     if server_name:
@@ -174,6 +181,18 @@ def _request_or_server_base(app: Flask) -> str:
         " app.config['MAILTRACK_BASE_URL'] to the external URL of the app"
         " (such as 'https://t.example.com') to make links outside a request,"
         " for example in a Celery worker or a CLI command."
+    )
+
+
+def _warn_request_host(app: Flask) -> None:
+    """Log once per app that links are made on the client's Host header."""
+    if app.extensions.get("mailtrack_host_warned"):
+        return
+    app.extensions["mailtrack_host_warned"] = True
+    app.logger.warning(
+        "MailTrack makes tracking links on the request's Host header, which"
+        " the client chooses: a forged Host puts links to another site in"
+        " the email. Set MAILTRACK_BASE_URL (or Flask's TRUSTED_HOSTS)."
     )
 
 
