@@ -14,6 +14,7 @@ newsletter, open it from the inbox (the pixel records an open), click a link
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import typing as t
@@ -85,9 +86,10 @@ def create_app(
     app.config.update(config or {})
     mail.init_app(app)
     mailtrack.init_app(app)
-    #: Tracking events of this app, newest last (a real app would store
-    #: them: see flask_mailtrack's EventStore).
-    events: list[dict[str, t.Any]] = []
+    #: The latest tracking events of this app, newest last (a real app
+    #: would store them: see flask_mailtrack's EventStore). Bounded: anyone
+    #: can request tracking URLs, valid or not, as often as they like.
+    events: collections.deque[dict[str, t.Any]] = collections.deque(maxlen=1000)
     app.extensions["example_events"] = events
     app.extensions["example_inbox"] = inbox
 
@@ -141,7 +143,7 @@ def create_app(
 
     @app.get("/events")
     def list_events() -> list[dict[str, t.Any]]:
-        return events
+        return list(events)
 
     return app
 
