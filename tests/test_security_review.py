@@ -21,13 +21,15 @@ def plain_token(data: t.Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode("ascii")
 
 
-def legacy_tracker(**extra: t.Any) -> Tracker:
+def legacy_tracker(
+    hosts: t.Sequence[str] = ("www.example.com",), **extra: t.Any
+) -> Tracker:
     return Tracker(
         secret_key=SECRET,
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
         accept_legacy_tokens=True,
-        legacy_redirect_hosts=["www.example.com"],
+        legacy_redirect_hosts=hosts,
         **extra,
     )
 
@@ -378,3 +380,223 @@ def test_flask_example_keeps_a_bounded_event_list(
     events = client.get("/events").get_json()
     assert len(events) == 1000
     assert events[-1] == {"type": "invalid click", "reason": "format"}
+
+
+# -- checked, no change needed: each defence below is pinned by a test -------------
+
+
+def _middleware(**extra: t.Any) -> t.Any:
+    from flask_mailtrack import TrackingMiddleware
+    from werkzeug.test import Client
+
+    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b""]
+
+    tracker = Tracker(
+        secret_key=SECRET,
+        base_open_tracking_url=OPEN_BASE,
+        base_click_tracking_url=CLICK_BASE,
+        **extra,
+    )
+    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("https://例え.jp/パス?q=値", id="iri"),
+        pytest.param("https://x.example/a b", id="space"),
+        pytest.param('https://x.example/"><script>alert(1)</script>', id="markup"),
+        pytest.param("https://x.example/%0d%0aSet-Cookie:%20a=b", id="escaped-crlf"),
+        pytest.param("https://x.example/\u00e9\u00ff", id="latin-1"),
+    ],
+)
+def test_location_header_is_ascii_without_line_breaks(target: str) -> None:
+    tracker, client = _middleware()
+    response = client.get(tracker.click_url(target)[len("https://t.example.com") :])
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.isascii()
+    assert not any(c in location for c in "\r\n\x00 ")
+    assert "Set-Cookie" not in response.headers
+    assert "<script>" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("https://x.example/\r\nSet-Cookie: a=b", id="crlf"),
+        pytest.param("https://x.example/\u2028", id="line-separator"),
+        pytest.param("https://x.example/\x85", id="next-line"),
+    ],
+)
+def test_click_targets_with_line_breaks_are_refused(target: str) -> None:
+    from flask_mailtrack import MailTrackError
+
+    tracker, _ = _middleware()
+    with pytest.raises(MailTrackError):
+        tracker.click_url(target)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param({"If-None-Match": "*"}, id="if-none-match"),
+        pytest.param(
+            {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}, id="if-modified"
+        ),
+        pytest.param({"Range": "bytes=0-1"}, id="range"),
+        pytest.param({"Accept-Encoding": "gzip"}, id="gzip"),
+    ],
+)
+def test_pixel_is_never_cached_or_varied(headers: dict[str, str]) -> None:
+    from flask_mailtrack.pixel import TRACKING_PIXEL
+
+    tracker, client = _middleware()
+    for path in (tracker.open_url()[len("https://t.example.com") :], "/mt/o/bad"):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200
+        assert response.get_data() == TRACKING_PIXEL
+        assert "no-store" in response.headers["Cache-Control"]
+        for name in ("ETag", "Last-Modified", "Vary", "Set-Cookie", "Content-Range"):
+            assert name not in response.headers
+
+
+def test_logged_refusals_hold_no_client_text(caplog: pytest.LogCaptureFixture) -> None:
+    _, client = _middleware(pixel_on_invalid_token=False)
+    agent = "evil\r\nFAKE LOG LINE"
+    with caplog.at_level("DEBUG", logger="flask_mailtrack"):
+        # A server hands header values on as they came (gunicorn refuses bare
+        # CR/LF, others may not); the test client would refuse to send them.
+        overrides = {"HTTP_USER_AGENT": agent}
+        client.get("/mt/c/1abc%0d%0aFAKE", environ_overrides=overrides)
+        client.get("/mt/c/" + "A" * 5000, environ_overrides=overrides)
+    assert caplog.records
+    for record in caplog.records:
+        text = record.getMessage()
+        assert "\n" not in text and "\r" not in text and "FAKE" not in text
+
+
+def test_deflate_bomb_in_an_authentic_token_is_refused() -> None:
+    import struct
+    import time
+    import zlib
+
+    from flask_mailtrack.payload import MAX_BODY_SIZE
+    from flask_mailtrack.payload import ZDICT
+
+    tracker, _ = _middleware()
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -10, 9, 0, ZDICT)
+    bomb = compressor.compress(b"{" + b" " * (50 * MAX_BODY_SIZE)) + compressor.flush()
+    raw = struct.pack(">BI", 0x01, int(time.time())) + bomb
+    token = tracker.serializer.seal("open", raw)
+    assert len(token) < tracker.serializer.max_length
+    with pytest.raises(InvalidToken):
+        tracker.decode_open(token)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://legacy.example.com.evil.example/", id="suffix"),
+        pytest.param("https://evil.example/legacy.example.com", id="path"),
+        pytest.param("https://legacy.example.com@evil.example/", id="userinfo"),
+        pytest.param("https://evil.example\\@legacy.example.com/", id="backslash"),
+        pytest.param("https://legacy.example.com./", id="trailing-dot"),
+        pytest.param("//legacy.example.com/", id="scheme-relative"),
+        pytest.param("javascript://legacy.example.com/%0aalert(1)", id="javascript"),
+        pytest.param("https://legacy.example.com%2eevil.example/", id="escaped-dot"),
+    ],
+)
+def test_plain_legacy_click_token_never_leaves_the_allowed_hosts(url: str) -> None:
+    tracker = legacy_tracker(["legacy.example.com"])
+    token = plain_token({"url": url})
+    with pytest.raises(InvalidToken):
+        tracker.decode_click(token)
+
+
+def test_plain_legacy_click_token_to_an_allowed_host() -> None:
+    tracker = legacy_tracker(["legacy.example.com"])
+    result = tracker.decode_click(plain_token({"url": "https://LEGACY.example.com/"}))
+    assert result.tracked_url == "https://LEGACY.example.com/"
+
+
+MEGABYTE = 1_000_000
+
+#: Inputs of 1 MB built to make a backtracking regular expression or a
+#: quadratic scan take forever. They must simply complete; their speed is
+#: not asserted (the machine is noisy), but each takes seconds at most.
+WORST_HTML = [
+    pytest.param("<" * MEGABYTE, id="lt"),
+    pytest.param("<a " * (MEGABYTE // 3), id="open-tags"),
+    pytest.param("<a href=" * (MEGABYTE // 8), id="open-hrefs"),
+    pytest.param('<a href="' + "x" * MEGABYTE, id="unclosed-value"),
+    pytest.param("<a " + "b " * (MEGABYTE // 2), id="attributes"),
+    pytest.param("<a" + " " * MEGABYTE + "href", id="whitespace"),
+    pytest.param("<!--[if mso]>" * (MEGABYTE // 13), id="conditionals"),
+    pytest.param("<v:" * (MEGABYTE // 3), id="vml"),
+    pytest.param("<a href=https://x.example/ " * (MEGABYTE // 26), id="unquoted"),
+    pytest.param(b"<meta charset" * (MEGABYTE // 13), id="meta-charset"),
+]
+
+
+@pytest.mark.parametrize("document", WORST_HTML)
+def test_rewriter_worst_case_inputs_complete(document: str | bytes) -> None:
+    tracker, _ = _middleware()
+    tracked = tracker.track_html(document)
+    assert len(tracked) >= len(document)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("http://" + "a" * MEGABYTE, id="long-url"),
+        pytest.param("http://a " * (MEGABYTE // 9), id="many-urls"),
+        pytest.param("http://a/" + "(" * MEGABYTE, id="brackets"),
+        pytest.param("http://a/" + "." * MEGABYTE, id="trailing"),
+    ],
+)
+def test_text_rewriter_worst_case_inputs_complete(text: str) -> None:
+    tracker, _ = _middleware()
+    tracked = tracker.track_text(text)
+    assert tracked.startswith("https://t.example.com/mt/c/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://" + "a" * MEGABYTE + "\x00", id="host"),
+        pytest.param("https://a.example/" + "a" * MEGABYTE + "\x00", id="path"),
+        pytest.param("https://[" + ":" * MEGABYTE, id="ipv6"),
+        pytest.param("https://a" + ":1" * (MEGABYTE // 2), id="ports"),
+    ],
+)
+def test_url_check_worst_case_inputs_complete(url: str) -> None:
+    from flask_mailtrack.urls import is_safe_target
+
+    assert not is_safe_target(url)
+
+
+def test_stats_basic_auth_compares_the_password(tmp_path: t.Any) -> None:
+    from flask_mailtrack.server import create_app
+
+    app = create_app(
+        {
+            "MAILTRACK_SECRET_KEY": SECRET,
+            "MAILTRACK_DATABASE": str(tmp_path / "events.sqlite3"),
+            "MAILTRACK_STATS_PASSWORD": "pässwörd",
+        }
+    )
+    client = app.test_client()
+
+    def get(user: str, password: str) -> int:
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers = {"Authorization": "Basic " + credentials}
+        return client.get("/stats.json", headers=headers).status_code
+
+    assert get("anyone", "pässwörd") == 200
+    for wrong in ("", "pässwörd ", "pässwör", "PÄSSWÖRD", "x" * 10000):
+        assert get("anyone", wrong) == 401
+    assert client.get("/stats.json").status_code == 401
