@@ -12,20 +12,35 @@ import flask_mailtrack
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _readme_test_command() -> str:
+def _readme_commands() -> list[str]:
+    """The shell commands README.md opens with, before its first section."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"```(?:sh|bash|console)?\n(.+?)\n```", readme)
-    assert match is not None, "README.md must open with the test command"
-    assert readme.index(match.group(0)) < readme.index("\n## "), (
-        "the test command must come before the first section"
-    )
-    command = match.group(1).strip()
-    assert "\n" not in command and "pytest" in command
-    return command
+    intro = readme[: readme.index("\n## ")]
+    commands = re.findall(r"```(?:sh|bash|console)\n(.+?)\n```", intro, re.DOTALL)
+    assert all("\n" not in command for command in commands)
+    return [command.strip() for command in commands]
+
+
+def test_readme_opens_with_the_main_command_then_the_test_command() -> None:
+    main, tests = _readme_commands()[:2]
+    assert main.startswith("pip install -e . && ")
+    assert main.endswith("mailtrack serve --demo")
+    assert tests.startswith("pip install -e '.[test]' && ")
+    assert tests.endswith("pytest")
+
+
+def test_readme_main_command_exists() -> None:
+    from click.testing import CliRunner
+
+    from flask_mailtrack.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--demo" in result.output
 
 
 def test_ci_runs_readme_test_command_verbatim() -> None:
-    command = _readme_test_command()
+    command = _readme_commands()[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert command in ci.splitlines()
 
