@@ -31,7 +31,6 @@ def test_readme_opens_with_the_main_command_then_the_test_command() -> None:
 
 def test_readme_main_command_exists() -> None:
     from click.testing import CliRunner
-
     from flask_mailtrack.cli import main
 
     result = CliRunner().invoke(main, ["serve", "--help"])
