@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
+import string
 import time
 import typing as t
 from hmac import compare_digest
@@ -61,7 +61,7 @@ MAX_TOKEN_LENGTH = 4096
 
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_B64_TEXT = re.compile(r"[A-Za-z0-9_-]*")
+_B64_ALPHABET = (string.ascii_letters + string.digits + "-_").encode("ascii")
 _B64_PADDING = (b"", b"", b"==", b"=")
 # The last character of unpadded base64 carries bits beyond the data; only
 # characters whose extra bits are zero are canonical. Without this check two
@@ -82,16 +82,18 @@ def _b64decode(text: str) -> bytes:
     # Strict: only the URL-safe alphabet (binascii would skip other
     # characters), no padding, and a canonical last character.
     rest = len(text) % 4
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidToken("Malformed token.", reason="format") from None
     if (
         rest == 1
-        or _B64_TEXT.fullmatch(text) is None
+        or data.translate(None, _B64_ALPHABET)
         or (rest and text[-1] not in _B64_CANONICAL_LAST[rest])
     ):
         raise InvalidToken("Malformed token.", reason="format")
     try:
-        return binascii.a2b_base64(
-            text.encode("ascii").translate(_FROM_URLSAFE) + _B64_PADDING[rest]
-        )
+        return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + _B64_PADDING[rest])
     except binascii.Error:  # pragma: no cover - excluded by the checks above
         raise InvalidToken("Malformed token.", reason="format") from None
 

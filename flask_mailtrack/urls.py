@@ -28,6 +28,13 @@ _SAFE_TARGET = re.compile(
     r"(?<!\s)",
     re.IGNORECASE,
 )
+_SAFE_AUTHORITY = re.compile(
+    r"https?://"
+    r"(?:\[[0-9a-f:.]+\]|[^\x00-\x20\x7f-\x9f/\\?#@:\[\]%<>^|\u2028\u2029]+)"
+    r"(?::[0-9]{1,5})?"
+    r"(?:[/?#]|\Z)",
+    re.IGNORECASE,
+)
 
 
 def is_safe_target(url: object) -> bool:
@@ -39,7 +46,18 @@ def is_safe_target(url: object) -> bool:
     percent escapes in the host, control characters anywhere, and leading or
     trailing whitespace.
     """
-    return isinstance(url, str) and _SAFE_TARGET.fullmatch(url) is not None
+    if not isinstance(url, str):
+        return False
+    if url.isascii():
+        # The same rules, cheaper: for ASCII text, isprintable() refuses
+        # exactly the control characters, and the only trailing whitespace
+        # left is a space. The pattern then only has to read the authority.
+        return (
+            url.isprintable()
+            and not url.endswith(" ")
+            and _SAFE_AUTHORITY.match(url) is not None
+        )
+    return _SAFE_TARGET.fullmatch(url) is not None
 
 
 def url_host(url: str) -> str:

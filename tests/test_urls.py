@@ -14,6 +14,9 @@ from flask_mailtrack.payload import pack_fields
 from flask_mailtrack.tokens import CLICK
 from flask_mailtrack.urls import strip_token
 from flask_mailtrack.urls import TokenURL
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -274,3 +277,18 @@ def test_missing_base_url() -> None:
     assert tracker.decode_click(token).tracked_url == "https://example.com/"
     with pytest.raises(InvalidToken):
         tracker.decode_click("https://t.example.com/c/" + token)
+
+
+_URL_LIKE = st.from_regex(
+    r"(?i)(https?|ftp|javascript)?:?/{0,3}[a-z0-9.\[\]:@%\\ \t\x00\x7f-]{0,12}"
+    r"(:[0-9]{0,6})?([/?#][\x00-\x7f]{0,12})?",
+    fullmatch=True,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(url=_URL_LIKE | st.text(st.characters(max_codepoint=127), max_size=40))
+def test_ascii_fast_path_agrees_with_the_full_pattern(url: str) -> None:
+    from flask_mailtrack.urls import _SAFE_TARGET
+
+    assert is_safe_target(url) == (_SAFE_TARGET.fullmatch(url) is not None)
