@@ -32,6 +32,10 @@ class ConfigKeys:
     WEBHOOK_SECRET = "MAILTRACK_WEBHOOK_SECRET"
     #: SQLite file of the webhook outbox.
     WEBHOOK_OUTBOX = "MAILTRACK_WEBHOOK_OUTBOX"
+    #: Post to webhook URLs written in tokens (``include_webhook_url``) only
+    #: when their host resolves to a public address (see
+    #: :class:`~flask_mailtrack.WebhookSender`). Default off.
+    WEBHOOK_REFUSE_PRIVATE = "MAILTRACK_WEBHOOK_REFUSE_PRIVATE"
     #: Password of the stats page outside demo mode.
     STATS_PASSWORD = "MAILTRACK_STATS_PASSWORD"
     #: Standalone server only: serve the demo page at ``/`` (``mailtrack
@@ -46,6 +50,7 @@ class ConfigKeys:
             "DATABASE",
             "WEBHOOK_SECRET",
             "WEBHOOK_OUTBOX",
+            "WEBHOOK_REFUSE_PRIVATE",
             "STATS_PASSWORD",
             "DEMO",
         )

@@ -63,9 +63,20 @@ def connect_receivers(
                 secret=secret,
                 outbox_path=outbox,
                 timeout=configuration.webhook_timeout_seconds,
+                refuse_private_addresses=_flag(
+                    settings.get(ConfigKeys.WEBHOOK_REFUSE_PRIVATE)
+                ),
             ).connect(sender)
         )
     return receivers
+
+
+def _flag(value: object) -> bool:
+    """A boolean setting, from a bool or environment text (``1``, ``true``,
+    ``yes``, ``on``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def find_receiver(receivers: t.Iterable[object], kind: type[R]) -> R | None:
