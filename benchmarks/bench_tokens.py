@@ -266,7 +266,7 @@ def main() -> None:
     ]
     rows = []
     for name, ours_call, theirs_call, target in cases:
-        ours_seconds, theirs_seconds = _common.compare(ours_call, theirs_call)
+        ours_seconds, theirs_seconds = _common.compare(ours_call, theirs_call, rounds=4)
         ratio = theirs_seconds / ours_seconds
         verdict = ""
         if target:
