@@ -63,24 +63,45 @@ METADATA = (
     {},
 )
 
-MODES: dict[str, dict[str, t.Any]] = {
-    "signed": {"secret_key": SECRET},
-    "encrypted": {"encryption_key": ENCRYPTION_KEY},
-    "signed-ci": {"secret_key": SECRET, "case_insensitive_tokens": True},
-    "encrypted-ci": {"encryption_key": ENCRYPTION_KEY, "case_insensitive_tokens": True},
-    "legacy": {
-        "secret_key": SECRET,
-        "accept_legacy_tokens": True,
-        "encryption_bytestring_key": FERNET_KEY,
-        "legacy_redirect_hosts": [LEGACY_HOST],
-    },
-}
 
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+def token_modes(
+    secret: str, encryption_key: str, fernet_key: bytes, legacy_host: str
+) -> dict[str, dict[str, t.Any]]:
+    """The ways a tracker reads tokens, by name: the configuration keywords
+    of each (besides the base URLs). ``tests/fuzz/test_properties.py`` fuzzes
+    the same modes with its own keys.
+
+    :param secret: The signing key.
+    :param encryption_key: The key of encrypted tokens.
+    :param fernet_key: The Fernet key of pytracking's encrypted tokens.
+    :param legacy_host: The one host that unsigned pytracking tokens may
+        redirect to.
+    """
+    return {
+        "signed": {"secret_key": secret},
+        "encrypted": {"encryption_key": encryption_key},
+        "signed-ci": {"secret_key": secret, "case_insensitive_tokens": True},
+        "encrypted-ci": {
+            "encryption_key": encryption_key,
+            "case_insensitive_tokens": True,
+        },
+        "legacy": {
+            "secret_key": secret,
+            "accept_legacy_tokens": True,
+            "encryption_bytestring_key": fernet_key,
+            "legacy_redirect_hosts": [legacy_host],
+        },
+    }
+
+
+MODES = token_modes(SECRET, ENCRYPTION_KEY, FERNET_KEY, LEGACY_HOST)
+
+#: The URL-safe base64 alphabet of tokens.
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _SWAPS = {"-": "+", "_": "/", "+": "-", "/": "_"}
 _APPENDIX = ("=", "==", "===", " ", "\t", "\n", "\r\n", "%20", "/", "//x", "\x00")
-_INSERTS = _B64 + "=+/.%~ \t\n\x00\x7f\u00e9\u2028\ufeff\U0001f600"
+_INSERTS = B64_ALPHABET + "=+/.%~ \t\n\x00\x7f\u00e9\u2028\ufeff\U0001f600"
 
 
 def _fernet_token(data: dict[str, t.Any]) -> str:
@@ -89,7 +110,8 @@ def _fernet_token(data: dict[str, t.Any]) -> str:
     return Fernet(FERNET_KEY).encrypt(json.dumps(data).encode()).decode("ascii")
 
 
-def _plain_token(data: dict[str, t.Any]) -> str:
+def plain_token(data: dict[str, t.Any]) -> str:
+    """An unsigned pytracking token: the JSON of ``data`` in base64."""
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode("ascii")
 
 
@@ -173,15 +195,13 @@ def make_seeds(trackers: dict[str, Tracker]) -> list[Seed]:
             for metadata in METADATA:
                 seeds.append(Seed(mode, "open", _fernet_token({"metadata": metadata})))
                 seeds.append(
-                    Seed(mode, "open", _plain_token({"metadata": metadata}), plain=True)
+                    Seed(mode, "open", plain_token({"metadata": metadata}), plain=True)
                 )
                 for url in TARGETS:
                     data = {"url": url, "metadata": metadata}
                     seeds.append(Seed(mode, "click", _fernet_token(data)))
                     if LEGACY_HOST in url:
-                        seeds.append(
-                            Seed(mode, "click", _plain_token(data), plain=True)
-                        )
+                        seeds.append(Seed(mode, "click", plain_token(data), plain=True))
     return seeds
 
 
@@ -246,7 +266,7 @@ class Mutator:
         if char in _SWAPS and self.rng.random() < 0.5:
             chars[index] = _SWAPS[char]
         else:
-            alphabet = _B32 if seed.token[:1] in ("3", "4") else _B64
+            alphabet = _B32 if seed.token[:1] in ("3", "4") else B64_ALPHABET
             chars[index] = self.rng.choice(alphabet)
         return seed.kind, "".join(chars)
 

@@ -28,6 +28,7 @@ import base64
 import json
 import os
 import pathlib
+import sys
 import typing as t
 import warnings
 from html.parser import HTMLParser
@@ -55,6 +56,16 @@ from werkzeug.urls import iri_to_uri
 
 pytest.importorskip("cryptography")
 from cryptography.fernet import Fernet  # noqa: E402
+
+# The token modes, unsigned pytracking tokens and the base64 alphabet are
+# those of benchmarks/mutation_campaign.py, which alters tokens at random
+# where these properties let hypothesis alter them.
+BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from mutation_campaign import B64_ALPHABET as _B64  # noqa: E402
+from mutation_campaign import plain_token as legacy_plain  # noqa: E402
+from mutation_campaign import token_modes  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MAILTRACK_FUZZ_EXAMPLES", "300"))
 
@@ -85,26 +96,11 @@ METADATA = {"recipient": "r@example.com", "campaign": 7, "tags": ["a", "b"]}
 
 _BASES = {"base_open_tracking_url": OPEN_BASE, "base_click_tracking_url": CLICK_BASE}
 
-MODES: dict[str, dict[str, t.Any]] = {
-    "signed": {"secret_key": SECRET},
-    "encrypted": {"encryption_key": ENCRYPTION_KEY},
-    "signed-ci": {"secret_key": SECRET, "case_insensitive_tokens": True},
-    "encrypted-ci": {"encryption_key": ENCRYPTION_KEY, "case_insensitive_tokens": True},
-    "legacy": {
-        "secret_key": SECRET,
-        "accept_legacy_tokens": True,
-        "encryption_bytestring_key": FERNET_KEY,
-        "legacy_redirect_hosts": [LEGACY_HOST],
-    },
-}
+MODES = token_modes(SECRET, ENCRYPTION_KEY, FERNET_KEY, LEGACY_HOST)
 
 
 def make_tracker(mode: str, **extra: t.Any) -> Tracker:
     return Tracker(Configuration(**_BASES, **MODES[mode], **extra))
-
-
-def legacy_plain(data: dict[str, t.Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode("ascii")
 
 
 def legacy_fernet(data: dict[str, t.Any]) -> str:
@@ -137,8 +133,6 @@ GENUINE = {
     }
     for mode in MODES
 }
-
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @st.composite
