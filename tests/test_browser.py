@@ -14,11 +14,8 @@ Skipped when Chromium is not installed, unless ``MAILTRACK_REQUIRE_BROWSER=1``
 
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
 import subprocess
-import threading
 import typing as t
 
 import pytest
@@ -29,12 +26,12 @@ from flask_mailtrack import email_opened
 from flask_mailtrack import link_clicked
 from flask_mailtrack import MailTrack
 from flask_mailtrack import tracking_failed
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
+
+from _browser import find_browser
+from _browser import HEADLESS_FLAGS
+from _browser import LiveServer
 
 pytestmark = pytest.mark.browser
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 EMAIL = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Tracked email</title></head>
@@ -54,45 +51,9 @@ window.addEventListener("load", function () {
 """
 
 
-def _find_browser() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    message = "headless Chromium is not installed (apt-get install chromium)"
-    if os.environ.get("MAILTRACK_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + ", and MAILTRACK_REQUIRE_BROWSER=1 requires it")
-    pytest.skip(message)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: t.Any) -> None:
-        pass
-
-
-class LiveServer:
-    """The app served by werkzeug on a free loopback port, in a thread."""
-
-    def __init__(self, app: Flask) -> None:
-        self.server = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
 def browser() -> str:
-    return _find_browser()
+    return find_browser()
 
 
 @pytest.fixture
@@ -136,15 +97,8 @@ def app(events: list[tuple[str, t.Any]]) -> t.Iterator[Flask]:
 def _dump_dom(browser: str, url: str, profile: pathlib.Path) -> str:
     command = [
         browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
+        *HEADLESS_FLAGS,
         "--disable-quic",
-        "--no-first-run",
-        "--no-proxy-server",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
         f"--user-data-dir={profile}",
         "--virtual-time-budget=10000",
         "--dump-dom",

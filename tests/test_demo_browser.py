@@ -11,12 +11,12 @@ Skipped when Chromium is not installed, unless ``MAILTRACK_REQUIRE_BROWSER=1``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,24 +27,14 @@ import pytest
 from flask_mailtrack.server import close_app
 from flask_mailtrack.server import create_app
 from flask_mailtrack.server import get_server_state
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
+
+from _browser import find_browser
+from _browser import HEADLESS_FLAGS
+from _browser import LiveServer
 
 pytestmark = pytest.mark.browser
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WAIT = 60.0  # seconds before giving up on the browser; never reached when passing
-
-
-def find_browser() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    message = "headless Chromium is not installed"
-    if os.environ.get("MAILTRACK_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + ", and MAILTRACK_REQUIRE_BROWSER=1 requires it")
-    pytest.skip(message)
 
 
 _TRAMPOLINE = (
@@ -70,14 +60,7 @@ class DevTools:
         to_browser_read = _high(to_browser_read)
         from_browser_write = _high(from_browser_write)
         arguments = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--no-proxy-server",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_FLAGS,
             "--window-size=1280,1000",
             "--remote-debugging-pipe",
             f"--user-data-dir={profile}",
@@ -182,11 +165,6 @@ class DevTools:
         os.close(self._read_fd)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: t.Any) -> None:
-        pass
-
-
 LINK_CENTER = """
 (() => {
   const frame = document.getElementById("email");
@@ -210,14 +188,10 @@ def test_demo_page_shows_open_and_click(tmp_path: t.Any) -> None:
     app = create_app(
         {"MAILTRACK_DATABASE": str(tmp_path / "demo.sqlite3")}, demo=True, environ={}
     )
-    server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    root = f"http://127.0.0.1:{server.server_port}"
-    devtools = DevTools(browser, str(tmp_path / "profile"))
-    try:
+    server = LiveServer(app)
+    profile = str(tmp_path / "profile")
+    with server, contextlib.closing(DevTools(browser, profile)) as devtools:
+        root = server.url
         devtools.attach()
         devtools.call("Page.navigate", url=f"{root}/")
         # The email renders in the iframe and loads the pixel: the open shows
@@ -241,11 +215,6 @@ def test_demo_page_shows_open_and_click(tmp_path: t.Any) -> None:
         devtools.wait_for("document.getElementById('clicks-total').textContent == '1'")
         text = devtools.evaluate("document.getElementById('events').textContent")
         assert "/demo/landing/spring-sale" in text
-    finally:
-        devtools.close()
-        server.shutdown()
-        server.server_close()
-        thread.join()
     store = get_server_state(app).store
     events = store.events()
     assert [event["type"] for event in events] == ["link.clicked", "email.opened"]
