@@ -11,6 +11,9 @@ from blinker import ANY
 from .signals import email_opened
 from .signals import link_clicked
 
+if t.TYPE_CHECKING:
+    from .result import TrackingResult
+
 #: The signals that carry a tracking event.
 EVENT_SIGNALS = (email_opened, link_clicked)
 
@@ -22,9 +25,18 @@ class SignalConnections:
     keep no reference to a sender or store they connected), but senders are
     held weakly here, so connecting to a Flask app does not keep the app
     alive; blinker forgets a sender that is garbage collected.
+
+    :param on_event: Called with the :class:`~flask_mailtrack.TrackingResult`
+        of each event; a signal sent without a ``result`` is ignored.
     """
 
-    def __init__(self, receiver: t.Callable[..., None]) -> None:
+    def __init__(self, on_event: t.Callable[[TrackingResult], object]) -> None:
+        def receiver(
+            sender: t.Any, result: TrackingResult | None = None, **extra: t.Any
+        ) -> None:
+            if result is not None:
+                on_event(result)
+
         self._receiver = receiver
         self._senders: list[t.Callable[[], t.Any]] = []
 

@@ -260,11 +260,7 @@ class EventStore:
         """Stop recording events."""
         self._signals.disconnect()
 
-    def _receive(
-        self, sender: t.Any, result: TrackingResult | None = None, **extra: t.Any
-    ) -> None:
-        if result is None:
-            return
+    def _receive(self, result: TrackingResult) -> None:
         if not self.buffered or self._closing:
             self.record(result)
             return

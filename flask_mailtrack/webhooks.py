@@ -715,7 +715,7 @@ class WebhookSender:
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         self._start_lock = threading.Lock()
-        self._signals = SignalConnections(self._receive)
+        self._signals = SignalConnections(self.enqueue)
         self._claims = itertools.count()
         self._good_urls: set[str] = set()
 
@@ -742,12 +742,6 @@ class WebhookSender:
     def disconnect(self) -> None:
         """Stop receiving events (delivery of the outbox continues)."""
         self._signals.disconnect()
-
-    def _receive(
-        self, sender: t.Any, result: TrackingResult | None = None, **extra: t.Any
-    ) -> None:
-        if result is not None:
-            self.enqueue(result)
 
     def enqueue(self, result: TrackingResult) -> bool:
         """Append ``result`` to the outbox; the delivery thread sends it.
