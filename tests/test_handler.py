@@ -23,11 +23,13 @@ from flask_mailtrack.tokens import OPEN
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
-from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 from werkzeug.test import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request
+
+from _apps import fallback_app
+from _apps import linted
 
 SECRET = "handler-test-secret-key-0123456789"
 HOST = "https://t.example.com"
@@ -41,15 +43,8 @@ CHROME = (
 PIXEL_CACHE_CONTROL = "no-store, no-cache, must-revalidate, max-age=0"
 
 
-def fallback_app(environ: t.Any, start_response: t.Any) -> list[bytes]:
-    """The application behind the middleware."""
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"application"]
-
-
 def make_client(tracker: Tracker) -> Client:
-    middleware = TrackingMiddleware(LintMiddleware(fallback_app), tracker=tracker)
-    return Client(LintMiddleware(middleware))
+    return Client(linted(fallback_app, tracker))
 
 
 def path(url: str) -> str:

@@ -38,7 +38,6 @@ from flask_mailtrack import Configuration
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
-from flask_mailtrack import TrackingMiddleware
 from flask_mailtrack.exceptions import InsecureTokenWarning
 from flask_mailtrack.links import clean_url
 from flask_mailtrack.tokens import CLICK
@@ -48,11 +47,13 @@ from hypothesis import given
 from hypothesis import HealthCheck
 from hypothesis import settings
 from hypothesis import strategies as st
-from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.middleware.lint import WSGIWarning
 from werkzeug.test import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 from werkzeug.urls import iri_to_uri
+
+from _apps import fallback_app
+from _apps import linted
 
 pytest.importorskip("cryptography")
 from cryptography.fernet import Fernet  # noqa: E402
@@ -220,11 +221,6 @@ def test_legacy_deeply_nested_json_is_invalid_token() -> None:
 # -- the WSGI handler -------------------------------------------------------------
 
 
-def fallback_app(environ: t.Any, start_response: t.Any) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"application"]
-
-
 _HEADER_NAMES = st.sampled_from(
     (
         "User-Agent",
@@ -266,9 +262,7 @@ def request_path(draw: st.DrawFn, mode: str) -> str:
 def test_handler_never_fails_and_redirects_only_to_signed_targets(mode: str) -> None:
     # pixel_on_invalid_token off as well, to reach the 404 paths.
     tracker = make_tracker(mode, pixel_on_invalid_token=mode != "signed")
-    app = LintMiddleware(
-        TrackingMiddleware(LintMiddleware(fallback_app), tracker=tracker)
-    )
+    app = linted(fallback_app, tracker)
     verifier = make_tracker(mode)
 
     @fuzz

@@ -21,6 +21,8 @@ from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 from werkzeug.test import EnvironBuilder
 
+from _apps import linted
+
 SECRET = "middleware-test-secret-key-0123456789"
 HOST = "https://t.example.com"
 TARGET = "https://www.example.com/landing"
@@ -116,13 +118,11 @@ def test_sender_is_the_middleware(
 
     # connect_via: receivers of one middleware ignore another's events.
     email_opened.connect_via(middleware)(receiver)
-    other = TrackingMiddleware(
-        LintMiddleware(RecordingApp()), tracker=middleware.tracker
-    )
+    other = linted(RecordingApp(), middleware.tracker)
     try:
         url = middleware.tracker.open_url({"n": 1})[len(HOST) :]
         client.get(url)
-        Client(LintMiddleware(other)).get(url)
+        Client(other).get(url)
     finally:
         email_opened.disconnect(receiver, sender=middleware)
     assert [result.metadata for result in received] == [{"n": 1}]
@@ -163,8 +163,7 @@ def test_mounted_below_a_script_name(inner: RecordingApp) -> None:
     tracker = Tracker(
         secret_key=SECRET, base_open_tracking_url=HOST + "/app/mailtrack/o/"
     )
-    middleware = TrackingMiddleware(LintMiddleware(inner), tracker=tracker)
-    client = Client(LintMiddleware(middleware))
+    client = Client(linted(inner, tracker))
     token = tracker.open_token()
     with record_events() as events:
         response = client.get("/mailtrack/o/" + token, base_url="http://localhost/app/")
