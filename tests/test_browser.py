@@ -110,14 +110,26 @@ def _dump_dom(browser: str, url: str, profile: pathlib.Path) -> str:
     return done.stdout
 
 
+@pytest.fixture
+def load(
+    app: Flask, browser: str, tmp_path: pathlib.Path
+) -> t.Callable[[str], tuple[str, str]]:
+    """Load a path of the app, served live, in Chromium: ``(dom, root)``,
+    the DOM once the page and what it set off have loaded, and the root
+    URL it was served from."""
+
+    def load(path: str) -> tuple[str, str]:
+        with LiveServer(app) as server:
+            dom = _dump_dom(browser, server.url + path, tmp_path)
+        return dom, server.url
+
+    return load
+
+
 def test_open_in_browser(
-    app: Flask,
-    browser: str,
-    events: list[tuple[str, t.Any]],
-    tmp_path: pathlib.Path,
+    load: t.Callable[[str], tuple[str, str]], events: list[tuple[str, t.Any]]
 ) -> None:
-    with LiveServer(app) as server:
-        dom = _dump_dom(browser, f"{server.url}/email", tmp_path)
+    dom, _ = load("/email")
     assert 'id="email"' in dom
     assert [name for name, _ in events] == ["opened"]
     result = events[0][1]
@@ -127,13 +139,9 @@ def test_open_in_browser(
 
 
 def test_click_in_browser(
-    app: Flask,
-    browser: str,
-    events: list[tuple[str, t.Any]],
-    tmp_path: pathlib.Path,
+    load: t.Callable[[str], tuple[str, str]], events: list[tuple[str, t.Any]]
 ) -> None:
-    with LiveServer(app) as server:
-        dom = _dump_dom(browser, f"{server.url}/email?autoclick", tmp_path)
+    dom, root = load("/email?autoclick")
     # The browser followed the redirect to the destination.
     assert 'id="landed"' in dom
     assert 'id="email"' not in dom
@@ -142,5 +150,5 @@ def test_click_in_browser(
     assert names.index("clicked") < names.index("landed")
     clicked = next(value for name, value in events if name == "clicked")
     landed_url = next(value for name, value in events if name == "landed")
-    assert clicked.tracked_url == f"{server.url}/landing" == landed_url
+    assert clicked.tracked_url == f"{root}/landing" == landed_url
     assert clicked.metadata == {"recipient": "ann@example.com"}
