@@ -25,6 +25,15 @@ def load_reference() -> dict[str, t.Any]:
         return t.cast("dict[str, t.Any]", json.load(f))
 
 
+def tracking_bases(reference: t.Mapping[str, t.Any]) -> dict[str, str]:
+    """The base URLs of ``reference``, as keyword arguments that both
+    libraries' configurations take."""
+    return {
+        "base_open_tracking_url": reference["base_open_tracking_url"],
+        "base_click_tracking_url": reference["base_click_tracking_url"],
+    }
+
+
 def load_newsletter() -> str:
     """The ~100 KB benchmark newsletter."""
     return (BENCH_DIR / "newsletter.html").read_text(encoding="utf-8")

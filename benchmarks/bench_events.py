@@ -38,6 +38,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 import pytracking  # noqa: E402
+from _wsgi import caller  # noqa: E402
+from _wsgi import environ_for  # noqa: E402
+from _wsgi import WSGIApp  # noqa: E402
 from flask_mailtrack import Configuration  # noqa: E402
 from flask_mailtrack import EventStore  # noqa: E402
 from flask_mailtrack import TrackingMiddleware  # noqa: E402
@@ -46,14 +49,7 @@ from flask_mailtrack import WebhookSender  # noqa: E402
 from flask_mailtrack.pixel import TRACKING_PIXEL  # noqa: E402
 from flask_mailtrack.webhooks import generate_secret  # noqa: E402
 from pytracking.webhook import send_webhook as pytracking_send_webhook  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
 
-WSGIApp = t.Callable[[dict[str, t.Any], t.Any], t.Iterable[bytes]]
-
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
-    " (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-)
 DELIVERY_EVENTS = 2000
 
 
@@ -97,34 +93,6 @@ class Receiver:
         self.process.wait()
         assert self.process.stdout is not None
         self.process.stdout.close()
-
-
-def _start_response(status: str, headers: t.Any, exc_info: t.Any = None) -> t.Any:
-    return None
-
-
-def caller(app: WSGIApp, environ: dict[str, t.Any]) -> t.Callable[[], None]:
-    """One request as a WSGI server makes it."""
-
-    def call() -> None:
-        app_iter = app(dict(environ), _start_response)
-        try:
-            for _ in app_iter:
-                pass
-        finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
-
-    return call
-
-
-def environ_for(url: str) -> dict[str, t.Any]:
-    return EnvironBuilder(
-        path=urlsplit(url).path,
-        headers={"User-Agent": CHROME, "Accept": "image/avif,image/webp,*/*"},
-        environ_base={"REMOTE_ADDR": "198.51.100.23"},
-    ).get_environ()
 
 
 def not_found(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
@@ -184,10 +152,7 @@ def best_cpu_seconds(func: t.Callable[[], object], *, repeat: int = 3) -> float:
 
 def main() -> None:
     reference = _common.load_reference()
-    bases = {
-        "base_open_tracking_url": reference["base_open_tracking_url"],
-        "base_click_tracking_url": reference["base_click_tracking_url"],
-    }
+    bases = _common.tracking_bases(reference)
     metadata = reference["metadata"]
     receiver = Receiver()
     directory = tempfile.mkdtemp(prefix="bench-events-")

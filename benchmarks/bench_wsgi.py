@@ -35,7 +35,6 @@ import sys
 import time
 import types
 import typing as t
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -43,54 +42,20 @@ import _common  # noqa: E402
 import crawleruseragents  # noqa: E402
 import django  # noqa: E402
 import pytracking  # noqa: E402
+from _wsgi import caller  # noqa: E402
+from _wsgi import CHROME  # noqa: E402
+from _wsgi import CLIENT_IP  # noqa: E402
+from _wsgi import environ_for  # noqa: E402
+from _wsgi import WSGIApp  # noqa: E402
 from django.conf import settings  # noqa: E402
 from flask_mailtrack import Configuration  # noqa: E402
 from flask_mailtrack import machine  # noqa: E402
 from flask_mailtrack import TrackingMiddleware  # noqa: E402
 from flask_mailtrack.handler import PIXEL_HEADERS  # noqa: E402
 from flask_mailtrack.pixel import TRACKING_PIXEL  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
 from werkzeug.utils import redirect  # noqa: E402
 from werkzeug.wrappers import Request  # noqa: E402
 from werkzeug.wrappers import Response  # noqa: E402
-
-WSGIApp = t.Callable[[dict[str, t.Any], t.Any], t.Iterable[bytes]]
-
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
-    " (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-)
-
-
-def _start_response(status: str, headers: t.Any, exc_info: t.Any = None) -> t.Any:
-    return None
-
-
-def caller(app: WSGIApp, environ: dict[str, t.Any]) -> t.Callable[[], None]:
-    """One request: a fresh copy of ``environ``, the body read, the iterable
-    closed, as a WSGI server does."""
-
-    def call() -> None:
-        app_iter = app(dict(environ), _start_response)
-        try:
-            for _ in app_iter:
-                pass
-        finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
-
-    return call
-
-
-def environ_for(url: str) -> dict[str, t.Any]:
-    """The environ of a mail client's GET of ``url``."""
-    return EnvironBuilder(
-        path=urlsplit(url).path,
-        headers={"User-Agent": CHROME, "Accept": "image/avif,image/webp,*/*"},
-        environ_base={"REMOTE_ADDR": "198.51.100.23"},
-    ).get_environ()
-
 
 # -- the floors ------------------------------------------------------------------
 
@@ -191,10 +156,7 @@ def short_windows(*funcs: t.Callable[[], object], rounds: int = 10) -> list[floa
 
 def main() -> None:
     reference = _common.load_reference()
-    bases = {
-        "base_open_tracking_url": reference["base_open_tracking_url"],
-        "base_click_tracking_url": reference["base_click_tracking_url"],
-    }
+    bases = _common.tracking_bases(reference)
     metadata = reference["metadata"]
     target = reference["url"]
 
@@ -294,7 +256,7 @@ def machine_costs(environ: dict[str, t.Any], middleware: TrackingMiddleware) -> 
 
     def verdict() -> None:
         machine.apply_verdict(
-            result, request, configuration, ip="198.51.100.23", now=time.time()
+            result, request, configuration, ip=CLIENT_IP, now=time.time()
         )
 
     costs = short_windows(
@@ -302,7 +264,7 @@ def machine_costs(environ: dict[str, t.Any], middleware: TrackingMiddleware) -> 
         lambda: plain.search(CHROME),
         lambda: machine.user_agent_verdict(CHROME),
         verdict,
-        lambda: machine.gateway_networks().lookup("198.51.100.23"),
+        lambda: machine.gateway_networks().lookup(CLIENT_IP),
         rounds=3,
     )
     names = [
