@@ -27,6 +27,7 @@ import email.policy
 import json
 import os
 import secrets
+import sys
 import typing as t
 from urllib.parse import urlsplit
 
@@ -307,7 +308,9 @@ def track_command(
     metadata_dict = _parse_metadata(metadata)
     tracker = settings.link_tracker()
     data = file.read()
-    out = click.get_binary_stream("stdout")
+    # The bytes are written as they are: a tracked email keeps its encoding.
+    sys.stdout.flush()
+    out = sys.stdout.buffer
     try:
         if getattr(file, "name", "").lower().endswith(".eml"):
             message = email.message_from_bytes(data, policy=email.policy.default)
