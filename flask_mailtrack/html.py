@@ -606,9 +606,9 @@ class HTMLTemplate:
         tracker = self.tracker
         parts: list[t.Any] = list(self._parts)
         if self._slots:
-            make_token = tracker.click_token
             prefix, suffix = self._click_prefix, self._click_suffix
-            values = [prefix + make_token(url, metadata) + suffix for url in self.urls]
+            tokens = tracker.click_tokens(self.urls, metadata)
+            values = [prefix + token + suffix for token in tokens]
             if self.charset is not None:
                 values = [value.encode("ascii") for value in values]  # type: ignore[misc]
             for index, value_index in self._slots:

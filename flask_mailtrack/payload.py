@@ -2,13 +2,23 @@
 
 Layout of format 1 (all integers big-endian)::
 
-    flags       1 byte   bit 0: body is deflated, bit 1: expiry present,
-                         bit 2: webhook present, bit 3: URL present
+    flags       1 byte   bit 1: expiry present, bit 2: webhook present,
+                         bit 3: URL present, bit 4: URL section deflated,
+                         bit 5: rest deflated
     issued_at   4 bytes  seconds since the epoch (UTC)
     expires_at  4 bytes  only if bit 1 is set
-    body        the rest: [url "\\n"] [webhook "\\n"] metadata as compact JSON
-                (UTF-8; empty when there is no metadata), raw-deflated with
-                :data:`ZDICT` when that is shorter
+    url length  1 or 2 bytes, only if bit 3 is set: the stored length of
+                the URL section (high bit of the first byte: two bytes)
+    url         the URL (UTF-8), raw-deflated with :data:`ZDICT` when that
+                is shorter
+    rest        [webhook "\\n"] metadata as compact JSON (UTF-8; empty when
+                there is no metadata), raw-deflated when that is shorter
+
+The URL and the rest are compressed separately, which costs a byte or two
+per token but lets both be reused: a newsletter sends the same URLs to every
+recipient and the same metadata in every link of one recipient's copy, so
+each compressed section is cached (bounded, keyed by its text) and a
+per-recipient render rarely compresses anything.
 
 URLs cannot hold a newline (:func:`~flask_mailtrack.urls.is_safe_target`
 refuses control characters) and compact JSON never has a raw one, so the
@@ -19,6 +29,7 @@ changing it would make every token already sent unreadable.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import types
@@ -28,11 +39,13 @@ import zlib
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
 
-_DEFLATED = 0x01
 _EXPIRES = 0x02
 _WEBHOOK = 0x04
 _URL = 0x08
-_KNOWN_FLAGS = _DEFLATED | _EXPIRES | _WEBHOOK | _URL
+_URL_DEFLATED = 0x10
+_REST_DEFLATED = 0x20
+_KNOWN_FLAGS = _EXPIRES | _WEBHOOK | _URL | _URL_DEFLATED | _REST_DEFLATED
+_MAX_SECTION = 0x7FFF  # two-byte length
 
 
 #: The largest body a token may inflate to. A token is capped in length
@@ -67,12 +80,17 @@ ZDICT = (
 # one; a small memLevel keeps the copied state small.
 _PRIMED_COMPRESSOR = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 2, 0, ZDICT)
 
-# Shorter bodies never deflate to fewer bytes, even with the dictionary.
-_MIN_DEFLATE_SIZE = 25
+# Shorter sections never deflate to fewer bytes; longer ones are tried (and
+# the result cached) and kept only when shorter.
+_MIN_DEFLATE_SIZE = 8
+
+#: How many compressed sections (URLs, metadata) are kept for reuse.
+SECTION_CACHE_SIZE = 4096
 
 _EMPTY: t.Mapping[str, t.Any] = types.MappingProxyType({})
 
 _HEAD = struct.Struct(">BI")
+_UINT16 = struct.Struct(">H")
 _HEAD_EXPIRES = struct.Struct(">BII")
 
 
@@ -158,6 +176,18 @@ def pack_fields(
     webhook_url: str | None = None,
 ) -> bytes:
     """:func:`pack` without building a :class:`Payload` first."""
+    rest = encode_rest(metadata, webhook_url)
+    return pack_sections(url, rest, webhook_url is not None, issued_at, expires_at)
+
+
+def encode_rest(
+    metadata: t.Mapping[str, t.Any] | None, webhook_url: str | None = None
+) -> str:
+    """The text of the section after the URL: webhook URL and metadata.
+
+    Encode it once to make many tokens with the same metadata
+    (:func:`pack_sections`).
+    """
     if metadata:
         if type(metadata) is not dict:
             metadata = dict(metadata)
@@ -167,25 +197,35 @@ def pack_fields(
             raise MailTrackError(f"Metadata must be JSON-serializable: {e}") from e
     else:
         text = ""
-    flags = 0
     if webhook_url is not None:
-        flags = _WEBHOOK
+        if "\n" in webhook_url:
+            raise MailTrackError("A URL in a token cannot contain a newline.")
         text = webhook_url + "\n" + text
+    return text
+
+
+def pack_sections(
+    url: str | None,
+    rest: str,
+    has_webhook: bool,
+    issued_at: int | None,
+    expires_at: int | None = None,
+) -> bytes:
+    """Pack a URL and a rest section made by :func:`encode_rest`."""
+    flags = _WEBHOOK if has_webhook else 0
+    rest_deflated, body = _section(rest)
+    if rest_deflated:
+        flags |= _REST_DEFLATED
     if url is not None:
-        flags |= _URL
-        text = url + "\n" + text
-    if flags and text.count("\n") != (url is not None) + (webhook_url is not None):
-        raise MailTrackError("A URL in a token cannot contain a newline.")
-    try:
-        body = text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise MailTrackError(f"Token text must be valid Unicode: {e}") from e
-    if len(body) >= _MIN_DEFLATE_SIZE:
-        compressor = _PRIMED_COMPRESSOR.copy()
-        deflated = compressor.compress(body) + compressor.flush()
-        if len(deflated) < len(body):
-            flags |= _DEFLATED
-            body = deflated
+        if "\n" in url:
+            raise MailTrackError("A URL in a token cannot contain a newline.")
+        url_deflated, url_bytes = _section(url)
+        size = len(url_bytes)
+        if size > _MAX_SECTION:
+            raise MailTrackError("The URL is too long for a token.")
+        flags |= _URL_DEFLATED | _URL if url_deflated else _URL
+        length = bytes((size,)) if size < 0x80 else _UINT16.pack(size | 0x8000)
+        body = length + url_bytes + body
     try:
         if expires_at is None:
             return _HEAD.pack(flags, issued_at) + body
@@ -197,6 +237,21 @@ def pack_fields(
     raise MailTrackError(
         f"Times {issued_at!r}, {expires_at!r} are outside the token's range."
     )
+
+
+@functools.lru_cache(maxsize=SECTION_CACHE_SIZE)
+def _section(text: str) -> tuple[bool, bytes]:
+    """``text`` as stored: whether it is deflated, and its bytes."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise MailTrackError(f"Token text must be valid Unicode: {e}") from e
+    if len(data) >= _MIN_DEFLATE_SIZE:
+        compressor = _PRIMED_COMPRESSOR.copy()
+        deflated = compressor.compress(data) + compressor.flush()
+        if len(deflated) < len(data):
+            return True, deflated
+    return False, data
 
 
 def unpack(data: bytes) -> Payload:
@@ -213,42 +268,40 @@ def unpack(data: bytes) -> Payload:
         if size < 9:
             raise InvalidToken("Malformed token payload.", reason="payload")
         _, issued_at, expires_at = _HEAD_EXPIRES.unpack_from(data)
-        raw = data[9:]
+        offset = 9
     else:
         issued_at = _HEAD.unpack_from(data)[1]
         expires_at = None
-        raw = data[5:]
+        offset = 5
     if flags & ~_KNOWN_FLAGS:
         raise InvalidToken("Malformed token payload.", reason="payload")
-    if flags & _DEFLATED:
-        # At most MAX_BODY_SIZE bytes, and nothing after the end of the stream.
-        decompressor = _decompressobj(_WBITS, zdict=ZDICT)
-        try:
-            raw = decompressor.decompress(raw, MAX_BODY_SIZE)
-        except zlib.error:
-            raise InvalidToken("Malformed token payload.", reason="payload") from None
-        if (
-            not decompressor.eof
-            or decompressor.unconsumed_tail
-            or decompressor.unused_data
-        ):
-            raise InvalidToken("Malformed token payload.", reason="payload")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidToken("Malformed token payload.", reason="payload") from None
     url = webhook_url = None
-    if flags & (_URL | _WEBHOOK):
-        fields = text.split("\n")
-        expected = 1 + (flags & _URL == _URL) + (flags & _WEBHOOK == _WEBHOOK)
-        if len(fields) != expected:
+    if flags & _URL:
+        if offset >= size:
             raise InvalidToken("Malformed token payload.", reason="payload")
-        if flags & _URL:
-            url = fields[0]
-        if flags & _WEBHOOK:
-            webhook_url = fields[-2]
-        text = fields[-1]
-    elif "\n" in text:
+        length = data[offset]
+        if length < 0x80:
+            offset += 1
+        else:
+            if offset + 2 > size:
+                raise InvalidToken("Malformed token payload.", reason="payload")
+            length = _UINT16.unpack_from(data, offset)[0] & _MAX_SECTION
+            offset += 2
+        end = offset + length
+        if end > size:
+            raise InvalidToken("Malformed token payload.", reason="payload")
+        url = _read_section(data[offset:end], flags & _URL_DEFLATED)
+        if "\n" in url:
+            raise InvalidToken("Malformed token payload.", reason="payload")
+        offset = end
+    elif flags & _URL_DEFLATED:
+        raise InvalidToken("Malformed token payload.", reason="payload")
+    text = _read_section(data[offset:], flags & _REST_DEFLATED)
+    if flags & _WEBHOOK:
+        webhook_url, newline, text = text.partition("\n")
+        if not newline:
+            raise InvalidToken("Malformed token payload.", reason="payload")
+    if "\n" in text:
         raise InvalidToken("Malformed token payload.", reason="payload")
     metadata: t.Any = {}
     if text:
@@ -262,3 +315,30 @@ def unpack(data: bytes) -> Payload:
     return _new_tuple(
         Payload, (url, metadata, issued_at, expires_at, webhook_url, False)
     )
+
+
+def _read_section(data: bytes, deflated: int) -> str:
+    if deflated:
+        return _inflate(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidToken("Malformed token payload.", reason="payload") from None
+
+
+@functools.lru_cache(maxsize=SECTION_CACHE_SIZE)
+def _inflate(data: bytes) -> str:
+    """Inflate an authenticated section: at most :data:`MAX_BODY_SIZE` bytes,
+    and nothing after the end of the stream. Cached, because the same links
+    are followed again and again."""
+    decompressor = _decompressobj(_WBITS, zdict=ZDICT)
+    try:
+        raw = decompressor.decompress(data, MAX_BODY_SIZE)
+    except zlib.error:
+        raise InvalidToken("Malformed token payload.", reason="payload") from None
+    if not decompressor.eof or decompressor.unconsumed_tail or decompressor.unused_data:
+        raise InvalidToken("Malformed token payload.", reason="payload")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidToken("Malformed token payload.", reason="payload") from None

@@ -14,7 +14,9 @@ from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
 from .legacy import make_fernet
+from .payload import encode_rest
 from .payload import pack_fields
+from .payload import pack_sections
 from .payload import Payload
 from .result import TrackingResult
 from .tokens import CLICK
@@ -101,22 +103,56 @@ class Tracker:
 
     # -- making links ---------------------------------------------------------
 
-    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str:
+    def _metadata(self, metadata: Metadata) -> Metadata:
         if metadata is not None and type(metadata) is not dict:
             if not isinstance(metadata, Mapping):
                 raise TypeError("metadata must be a mapping (a dict) or None.")
             metadata = dict(metadata)
         if self._embedded_defaults:
             metadata = {**self._embedded_defaults, **(metadata or {})}
+        return metadata
+
+    def _times(self) -> tuple[int, int | None]:
         issued_at = int(time.time())
         max_age = self._max_age
-        expires_at = None if max_age is None else issued_at + max_age
+        return issued_at, None if max_age is None else issued_at + max_age
+
+    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str:
+        metadata = self._metadata(metadata)
+        issued_at, expires_at = self._times()
         if self._seal is None:
             return self.serializer.encode(
                 kind, url, metadata, issued_at, expires_at, self._embedded_webhook
             )
         raw = pack_fields(url, metadata, issued_at, expires_at, self._embedded_webhook)
         return self._seal(kind, raw)
+
+    def click_tokens(
+        self, urls: t.Iterable[str], metadata: Metadata = None
+    ) -> list[str]:
+        """Click tokens for many URLs with the same ``metadata`` (one
+        recipient's copy of an email), each as :meth:`click_token` makes it.
+
+        The metadata is encoded once for all of them, and each URL's
+        compressed form is reused from earlier calls.
+
+        :raise MailTrackError: a URL is not a safe target (see
+            :meth:`click_token`).
+        """
+        if self._seal is None:
+            return [self.click_token(url, metadata) for url in urls]
+        seal = self._seal
+        webhook = self._embedded_webhook
+        rest = encode_rest(self._metadata(metadata), webhook)
+        has_webhook = webhook is not None
+        issued_at, expires_at = self._times()
+        tokens = []
+        for url in urls:
+            if not is_safe_target(url):
+                return [self.click_token(url, metadata)]  # raises
+            raw = pack_sections(url, rest, has_webhook, issued_at, expires_at)
+            tokens.append(seal(CLICK, raw))
+        return tokens
 
     def open_token(self, metadata: Metadata = None) -> str:
         """A token for the open pixel, carrying ``metadata``."""

@@ -671,13 +671,14 @@ def test_render_one_token_per_distinct_url(
     assert template.link_count == 4
     assert template.adds_pixel
     made: list[str] = []
-    click_token = tracker.click_token
+    click_tokens = tracker.click_tokens
 
-    def counting(url: str, metadata: t.Any = None) -> str:
-        made.append(url)
-        return click_token(url, metadata)
+    def counting(urls: t.Iterable[str], metadata: t.Any = None) -> list[str]:
+        urls = list(urls)
+        made.extend(urls)
+        return click_tokens(urls, metadata)
 
-    monkeypatch.setattr(tracker, "click_token", counting)
+    monkeypatch.setattr(tracker, "click_tokens", counting)
     output = t.cast(str, template.render({"id": 1}))
     assert made == list(template.urls)
     urls = _TRACKED.findall(output)

@@ -440,7 +440,8 @@ def test_deflate_trailing_data_and_bombs_are_refused() -> None:
         return compressor.compress(data) + compressor.flush()
 
     tracker = MODES["signed"]
-    good = b"\x01\x00\x00\x00\x01" + deflate(b'{"a":1}')
+    # Flags 0x20: the section after the URL (here, the metadata) is deflated.
+    good = b"\x20\x00\x00\x00\x01" + deflate(b'{"a":1}')
     assert tracker.decode_open(_forge(tracker, OPEN, good)).metadata == {"a": 1}
     with pytest.raises(InvalidToken):
         tracker.decode_open(_forge(tracker, OPEN, good + b"\x00"))
@@ -449,7 +450,7 @@ def test_deflate_trailing_data_and_bombs_are_refused() -> None:
     bomb = b'{"a":"' + b"a" * (MAX_BODY_SIZE * 4) + b'"}'
     with pytest.raises(InvalidToken):
         tracker.decode_open(
-            _forge(tracker, OPEN, b"\x01\x00\x00\x00\x01" + deflate(bomb))
+            _forge(tracker, OPEN, b"\x20\x00\x00\x00\x01" + deflate(bomb))
         )
 
 
@@ -497,8 +498,44 @@ def test_pack_unpack_round_trip(
 
 
 def test_compression_only_when_shorter() -> None:
+    # Flags: 0x10 the URL section is deflated, 0x20 the metadata section.
     short = pack_fields(None, {"a": 1}, 1)
-    assert short[0] & 0x01 == 0 and short.endswith(b'{"a":1}')
+    assert short[0] & 0x30 == 0 and short.endswith(b'{"a":1}')
     long = pack_fields(URL, METADATA, 1)
-    assert long[0] & 0x01 == 1
+    assert long[0] & 0x30 == 0x30
     assert len(long) < len(URL) + 40
+    tiny_url = pack_fields("https://a.io/", METADATA, 1)
+    assert tiny_url[0] & 0x30 == 0x20
+    assert tiny_url[5:19] == bytes((13,)) + b"https://a.io/"
+
+
+def test_sections_are_compressed_once_and_reused() -> None:
+    from flask_mailtrack import payload
+
+    payload._section.cache_clear()
+    pack_fields(URL, METADATA, 1)
+    pack_fields(URL, {"other": "recipient"}, 2)
+    info = payload._section.cache_info()
+    assert (info.hits, info.misses) == (1, 3)
+
+
+@pytest.mark.parametrize("mode", ["signed", "encrypted", "signed-ci"])
+def test_click_tokens_match_click_token(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker = MODES[mode]
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)
+    urls = [URL, "https://example.org/b", URL]
+    tokens = tracker.click_tokens(urls, METADATA)
+    assert len(tokens) == 3
+    for url, token in zip(urls, tokens):
+        result = tracker.decode_click(token)
+        assert (result.tracked_url, result.metadata) == (url, METADATA)
+        assert result.issued_at == 1_800_000_000
+    if mode != "encrypted":  # AES-GCM nonces differ per token
+        assert tokens == [tracker.click_token(url, METADATA) for url in urls]
+
+
+def test_click_tokens_refuse_an_unsafe_url() -> None:
+    with pytest.raises(MailTrackError):
+        MODES["signed"].click_tokens([URL, "javascript:alert(1)"], METADATA)
