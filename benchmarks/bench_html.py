@@ -37,14 +37,18 @@ def main() -> None:
     }
     tracker = Tracker(secret_key=_common.SECRET, **bases)
     theirs_configuration = pytracking.Configuration(**bases)
-    recipients = [
-        {**reference["metadata"], "customer_id": 12345 + n, "message_id": f"m{n:07d}"}
-        for n in range(64)
-    ]
-    cycle = iter(range(10**9))
+    # A new recipient on every call, as in a real send: nothing about the
+    # recipient is in any cache (the URLs' compressed forms are, as they
+    # would be after the first recipient of a send).
+    counter = iter(range(10**9))
 
     def metadata() -> dict[str, object]:
-        return recipients[next(cycle) % len(recipients)]
+        n = next(counter)
+        return {
+            **reference["metadata"],
+            "customer_id": 12345 + n,
+            "message_id": f"m{n:07d}",
+        }
 
     template = tracker.compile_html(newsletter)
 
@@ -61,8 +65,9 @@ def main() -> None:
         # What render cannot avoid: one click token per distinct URL and
         # the open token.
         recipient = metadata()
-        tokens = [tracker.click_token(url, recipient) for url in template.urls]
-        return tokens, tracker.open_token(recipient)
+        return tracker.click_tokens(template.urls, recipient), tracker.open_token(
+            recipient
+        )
 
     track_s, theirs_s = _common.compare(ours_track, theirs)
     render_s, theirs_s2 = _common.compare(ours_render, theirs)

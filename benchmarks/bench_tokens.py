@@ -264,6 +264,53 @@ def main() -> None:
             "",
         ),
     ]
+
+    # The rows above repeat one URL and one metadata dict, so flask_mailtrack
+    # finds both compressed sections in its cache. These rows use a new
+    # recipient (and a new URL) on every call, and decode a different token
+    # each time, as a real send and a real stream of clicks would.
+    counter = iter(range(10**9))
+
+    def recipient() -> dict[str, t.Any]:
+        return {**metadata, "customer_id": next(counter)}
+
+    def new_url() -> str:
+        return f"{url}&n={next(counter)}"
+
+    pool = 20_000
+    signed_urls = [
+        get_click_tracking_url(url, recipient(), signed) for _ in range(pool)
+    ]
+    plain_urls = [
+        pytracking.get_click_tracking_url(url, recipient(), theirs_plain)
+        for _ in range(pool)
+    ]
+    ours_cycle = iter(signed_urls * 1000)
+    theirs_cycle = iter(plain_urls * 1000)
+    cases += [
+        (
+            "get_click_tracking_url: signed vs plain, new recipient each call",
+            lambda: get_click_tracking_url(url, recipient(), signed),
+            lambda: pytracking.get_click_tracking_url(url, recipient(), theirs_plain),
+            ">= 2",
+        ),
+        (
+            "get_click_tracking_url: same, new URL and recipient each call",
+            lambda: get_click_tracking_url(new_url(), recipient(), signed),
+            lambda: pytracking.get_click_tracking_url(
+                new_url(), recipient(), theirs_plain
+            ),
+            ">= 2",
+        ),
+        (
+            "get_click_tracking_result: signed vs plain, a new token each call",
+            lambda: get_click_tracking_result(next(ours_cycle), None, signed),
+            lambda: pytracking.get_click_tracking_result(
+                next(theirs_cycle), None, theirs_plain
+            ),
+            ">= 2",
+        ),
+    ]
     rows = []
     for name, ours_call, theirs_call, target in cases:
         ours_seconds, theirs_seconds = _common.compare(ours_call, theirs_call, rounds=4)
