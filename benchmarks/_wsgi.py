@@ -7,6 +7,7 @@ from the environ of the same mail client.
 
 from __future__ import annotations
 
+import itertools
 import typing as t
 from urllib.parse import urlsplit
 
@@ -42,6 +43,19 @@ def caller(app: WSGIApp, environ: dict[str, t.Any]) -> t.Callable[[], None]:
             close = getattr(app_iter, "close", None)
             if close is not None:
                 close()
+
+    return call
+
+
+def cycling_caller(
+    app: WSGIApp, environs: t.Sequence[dict[str, t.Any]]
+) -> t.Callable[[], None]:
+    """Like :func:`caller`, each call with the next of ``environs`` (a
+    different token each time, as real traffic has)."""
+    calls = itertools.cycle([caller(app, environ) for environ in environs])
+
+    def call() -> None:
+        next(calls)()
 
     return call
 

@@ -45,6 +45,7 @@ import pytracking  # noqa: E402
 from _wsgi import caller  # noqa: E402
 from _wsgi import CHROME  # noqa: E402
 from _wsgi import CLIENT_IP  # noqa: E402
+from _wsgi import cycling_caller  # noqa: E402
 from _wsgi import environ_for  # noqa: E402
 from _wsgi import WSGIApp  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -154,6 +155,11 @@ def short_windows(*funcs: t.Callable[[], object], rounds: int = 10) -> list[floa
     return best
 
 
+#: Distinct recipients (and so tokens) the requests cycle through: more than
+#: the token section cache holds.
+RECIPIENTS = 6000
+
+
 def main() -> None:
     reference = _common.load_reference()
     bases = _common.tracking_bases(reference)
@@ -166,6 +172,22 @@ def main() -> None:
     ours_open = environ_for(middleware.tracker.open_url(metadata))
     ours_click = environ_for(middleware.tracker.click_url(target, metadata))
     theirs_config = pytracking.Configuration(**bases)
+    # Each request carries another recipient's token, as real traffic does:
+    # nothing about the recipient is in a cache.
+    recipients = [{**metadata, "customer_id": n} for n in range(RECIPIENTS)]
+    tracker = middleware.tracker
+    ours_opens = [environ_for(tracker.open_url(m)) for m in recipients]
+    ours_clicks = [environ_for(tracker.click_url(target, m)) for m in recipients]
+    theirs_opens = [
+        environ_for(pytracking.get_open_tracking_url(m, configuration=theirs_config))
+        for m in recipients
+    ]
+    theirs_clicks = [
+        environ_for(
+            pytracking.get_click_tracking_url(target, m, configuration=theirs_config)
+        )
+        for m in recipients
+    ]
     theirs_open = environ_for(
         pytracking.get_open_tracking_url(metadata, configuration=theirs_config)
     )
@@ -190,15 +212,15 @@ def main() -> None:
     for name, ours, floor, theirs in [
         (
             "pixel",
-            caller(middleware, ours_open),
+            cycling_caller(middleware, ours_opens),
             caller(pixel_floor, ours_open),
-            caller(django_app, theirs_open),
+            cycling_caller(django_app, theirs_opens),
         ),
         (
             "click",
-            caller(middleware, ours_click),
+            cycling_caller(middleware, ours_clicks),
             caller(redirect_floor(target), ours_click),
-            caller(django_app, theirs_click),
+            cycling_caller(django_app, theirs_clicks),
         ),
     ]:
         ours_s, floor_s, theirs_s = short_windows(ours, floor, theirs)
