@@ -149,7 +149,7 @@ class Tracker:
         tokens = []
         for url in urls:
             if not is_safe_target(url):
-                return [self.click_token(url, metadata)]  # raises
+                raise _unsafe_target(url)
             raw = pack_sections(url, rest, has_webhook, issued_at, expires_at)
             tokens.append(seal(CLICK, raw))
         return tokens
@@ -165,11 +165,7 @@ class Tracker:
             a host, or contains characters that could make it unsafe.
         """
         if not is_safe_target(url):
-            raise MailTrackError(
-                f"Refusing to track {url!r}: only absolute http(s) URLs with a"
-                " host and no control characters, userinfo or backslashes can"
-                " be click targets."
-            )
+            raise _unsafe_target(url)
         return self._token(CLICK, url, metadata)
 
     def open_url(self, metadata: Metadata = None) -> str:
@@ -407,3 +403,11 @@ class Tracker:
         return _handler.handle_request(
             self, request, sender=sender, kind=kind, token=token
         )
+
+
+def _unsafe_target(url: object) -> MailTrackError:
+    return MailTrackError(
+        f"Refusing to track {url!r}: only absolute http(s) URLs with a"
+        " host and no control characters, userinfo or backslashes can"
+        " be click targets."
+    )
