@@ -5,7 +5,9 @@
 :meth:`Tracker.handle <flask_mailtrack.Tracker.handle>`, which calls
 :func:`handle_request`: a werkzeug :class:`~werkzeug.wrappers.Request` goes
 in, a :class:`HandledRequest` (the response, and the result or the error)
-comes out. Nothing here imports Flask.
+comes out. The response is an :class:`Answer`, plain data that is also a
+WSGI application; :attr:`HandledRequest.response` makes a werkzeug
+:class:`~werkzeug.wrappers.Response` of it. Nothing here imports Flask.
 
 What a request gets:
 
@@ -49,6 +51,7 @@ import typing as t
 from urllib.parse import unquote
 
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
@@ -64,6 +67,8 @@ from .tokens import CLICK
 from .tokens import OPEN
 
 if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIEnvironment
     from blinker import Signal
     from werkzeug.wrappers import Request
 
@@ -90,15 +95,60 @@ PIXEL_HEADERS = (
 #: server on the next click.
 REDIRECT_HEADERS = (("Cache-Control", "no-store"),)
 
-_NOT_FOUND_BODY = (
-    b"<!doctype html>\n<title>Link not found</title>\n"
-    b"<h1>Link not found</h1>\n"
-    b"<p>This tracking link is invalid or has expired.</p>\n"
-)
-_NOT_FOUND_HEADERS = (
-    ("Content-Type", "text/html; charset=utf-8"),
-    ("Cache-Control", "no-store"),
-)
+
+class Answer(t.NamedTuple):
+    """A response as plain data: the status line, the headers (with
+    ``Content-Length``) and the body.
+
+    Every tracking request gets one of a few fixed shapes (the pixel, a
+    redirect, a small error page), so the handler describes the response
+    instead of building a werkzeug :class:`~werkzeug.wrappers.Response`:
+    :class:`~flask_mailtrack.TrackingMiddleware` serves the answer straight
+    to the WSGI server, which skips the header copying and checks a
+    ``Response`` repeats on every call, and adapters that need a
+    ``Response`` (the Flask blueprint) get one from :meth:`to_response`.
+
+    .. versionadded:: 0.1
+    """
+
+    #: The WSGI status line, such as ``"200 OK"``.
+    status: str
+    #: The response headers, ``Content-Length`` included.
+    headers: tuple[tuple[str, str], ...]
+    #: The body (not sent in answer to ``HEAD``).
+    body: bytes
+
+    @classmethod
+    def of(
+        cls, status: int, headers: t.Iterable[tuple[str, str]], body: bytes
+    ) -> Answer:
+        """An answer with status code ``status``; ``Content-Length`` is
+        added to ``headers``."""
+        return cls(
+            f"{status} {HTTP_STATUS_CODES[status].upper()}",
+            (*headers, ("Content-Length", str(len(body)))),
+            body,
+        )
+
+    @property
+    def status_code(self) -> int:
+        """The status code, such as ``200``."""
+        return int(self.status[:3])
+
+    def to_response(self) -> Response:
+        """A new werkzeug :class:`~werkzeug.wrappers.Response` of this
+        answer."""
+        return Response(self.body, status=self.status, headers=self.headers)
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> t.Iterable[bytes]:
+        """Serve the answer as a WSGI application. A ``HEAD`` request gets
+        the headers of a ``GET`` without the body, as werkzeug answers it."""
+        start_response(self.status, list(self.headers))
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return []
+        return [self.body]
 
 
 class HandledRequest(t.NamedTuple):
@@ -107,8 +157,9 @@ class HandledRequest(t.NamedTuple):
     .. versionadded:: 0.1
     """
 
-    #: The response to send, a WSGI application.
-    response: Response
+    #: The response to send, as data; an :class:`Answer` is also a WSGI
+    #: application.
+    answer: Answer
     #: The result of a valid hit (its signal was sent), else ``None``.
     result: TrackingResult | None
     #: Why the token was refused (``tracking_failed`` was sent), else ``None``.
@@ -117,13 +168,41 @@ class HandledRequest(t.NamedTuple):
     #: path.
     kind: Kind | None
 
+    @property
+    def response(self) -> Response:
+        """A new werkzeug :class:`~werkzeug.wrappers.Response` of
+        :attr:`answer`, built on each access."""
+        return self.answer.to_response()
 
-def pixel_response() -> Response:
-    """A fresh response carrying the tracking pixel."""
-    return Response(TRACKING_PIXEL, headers=PIXEL_HEADERS)
+
+#: The answer to a valid open, and to a bad one with
+#: ``pixel_on_invalid_token``.
+PIXEL_ANSWER = Answer.of(200, PIXEL_HEADERS, TRACKING_PIXEL)
+
+#: The small page a bad tracking link gets (never a redirect).
+NOT_FOUND_ANSWER = Answer.of(
+    404,
+    (
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Cache-Control", "no-store"),
+    ),
+    b"<!doctype html>\n<title>Link not found</title>\n"
+    b"<h1>Link not found</h1>\n"
+    b"<p>This tracking link is invalid or has expired.</p>\n",
+)
+
+#: 405 with ``Allow: GET, HEAD``: werkzeug's page for it.
+METHOD_NOT_ALLOWED_ANSWER = Answer.of(
+    405,
+    (
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Allow", ", ".join(ALLOWED_METHODS)),
+    ),
+    MethodNotAllowed().get_body().encode("utf-8"),
+)
 
 
-def redirect_response(url: str) -> Response:
+def redirect_answer(url: str) -> Answer:
     """A ``302 Found`` to ``url``, a target that passed
     :func:`~flask_mailtrack.urls.is_safe_target`.
 
@@ -137,22 +216,16 @@ def redirect_response(url: str) -> Response:
         '<!doctype html>\n<title>Redirecting</title>\n<p><a href="'
         + html.escape(location)
         + '">Continue</a></p>\n'
+    ).encode("ascii")
+    return Answer.of(
+        302,
+        (
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Location", location),
+            *REDIRECT_HEADERS,
+        ),
+        body,
     )
-    response = Response(body, status=302, content_type="text/html; charset=utf-8")
-    headers = response.headers
-    headers["Location"] = location
-    headers["Cache-Control"] = "no-store"
-    return response
-
-
-def not_found_response() -> Response:
-    """The small page a bad tracking link gets (never a redirect)."""
-    return Response(_NOT_FOUND_BODY, status=404, headers=_NOT_FOUND_HEADERS)
-
-
-def method_not_allowed_response() -> Response:
-    """405 with ``Allow: GET, HEAD``."""
-    return MethodNotAllowed(valid_methods=ALLOWED_METHODS).get_response()
 
 
 def _routes(tracker: Tracker) -> tuple[tuple[str, Kind], ...]:
@@ -212,13 +285,13 @@ def handle_request(
     if kind is None:
         found = match(tracker, request.root_path + request.path)
         if found is None:
-            return HandledRequest(not_found_response(), None, None, None)
+            return HandledRequest(NOT_FOUND_ANSWER, None, None, None)
         kind, token = found
     elif token is None:
         token = ""
 
     if request.method not in ALLOWED_METHODS:
-        return HandledRequest(method_not_allowed_response(), None, None, kind)
+        return HandledRequest(METHOD_NOT_ALLOWED_ANSWER, None, None, kind)
 
     configuration = tracker.configuration
     now = time.time()
@@ -235,10 +308,10 @@ def handle_request(
             request=request,
         )
         if kind == OPEN and configuration.pixel_on_invalid_token:
-            response = pixel_response()
+            answer = PIXEL_ANSWER
         else:
-            response = not_found_response()
-        return HandledRequest(response, None, error, kind)
+            answer = NOT_FOUND_ANSWER
+        return HandledRequest(answer, None, error, kind)
 
     environ = request.environ
     ip = clientinfo.client_ip(environ, configuration.trusted_proxies)
@@ -248,10 +321,10 @@ def handle_request(
 
     if kind == OPEN:
         _send(email_opened, sender, result=result, request=request)
-        return HandledRequest(pixel_response(), result, None, kind)
+        return HandledRequest(PIXEL_ANSWER, result, None, kind)
     _send(link_clicked, sender, result=result, request=request)
     return HandledRequest(
-        redirect_response(t.cast(str, result.tracked_url)), result, None, kind
+        redirect_answer(t.cast(str, result.tracked_url)), result, None, kind
     )
 
 

@@ -126,4 +126,4 @@ class TrackingMiddleware:
         environ["mailtrack.kind"] = kind
         environ["mailtrack.result"] = handled.result
         environ["mailtrack.error"] = handled.error
-        return handled.response(environ, start_response)
+        return handled.answer(environ, start_response)

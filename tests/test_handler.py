@@ -15,7 +15,12 @@ from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
 from flask_mailtrack import tracking_failed
 from flask_mailtrack import TrackingMiddleware
+from flask_mailtrack.handler import Answer
 from flask_mailtrack.handler import HandledRequest
+from flask_mailtrack.handler import METHOD_NOT_ALLOWED_ANSWER
+from flask_mailtrack.handler import NOT_FOUND_ANSWER
+from flask_mailtrack.handler import PIXEL_ANSWER
+from flask_mailtrack.handler import redirect_answer
 from flask_mailtrack.payload import Payload
 from flask_mailtrack.pixel import TRACKING_PIXEL
 from flask_mailtrack.tokens import CLICK
@@ -23,6 +28,7 @@ from flask_mailtrack.tokens import OPEN
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 from werkzeug.test import EnvironBuilder
 from werkzeug.test import run_wsgi_app
@@ -510,7 +516,7 @@ def test_handle_with_explicit_kind_and_token(tracker: Tracker) -> None:
 def test_handle_not_a_tracking_path(tracker: Tracker) -> None:
     with record_events() as events:
         handled = tracker.handle(_request("/elsewhere"), sender=None)
-    assert handled == (handled.response, None, None, None)
+    assert handled == (NOT_FOUND_ANSWER, None, None, None)
     assert handled.response.status_code == 404
     assert events == []
 
@@ -584,3 +590,37 @@ def test_no_input_gives_a_server_error(
     if code == 302:
         assert response_headers["Location"].startswith(("http://", "https://"))
     assert isinstance(body, bytes)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(PIXEL_ANSWER, id="pixel"),
+        pytest.param(NOT_FOUND_ANSWER, id="not-found"),
+        pytest.param(METHOD_NOT_ALLOWED_ANSWER, id="method-not-allowed"),
+        pytest.param(redirect_answer(TARGET), id="redirect"),
+        pytest.param(redirect_answer("https://bücher.example/straße?q=a b"), id="iri"),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_answer_serves_what_its_werkzeug_response_serves(
+    answer: Answer, method: str
+) -> None:
+    """The middleware serves answers directly; the Flask blueprint serves
+    their werkzeug Response. Both must put the same bytes on the wire."""
+    direct = Client(LintMiddleware(answer)).open("/", method=method)
+    werkzeug = Client(LintMiddleware(answer.to_response())).open("/", method=method)
+    assert direct.status == werkzeug.status
+    assert sorted(direct.headers.items()) == sorted(werkzeug.headers.items())
+    assert direct.get_data() == werkzeug.get_data()
+    assert direct.status_code == answer.status_code
+    assert int(direct.headers["Content-Length"]) == len(answer.body)
+    assert direct.get_data() == (b"" if method == "HEAD" else answer.body)
+
+
+def test_redirect_answer_location_is_ascii_and_escaped_in_the_body() -> None:
+    answer = redirect_answer('https://example.com/a"<b>?x=1&y=ü')
+    headers = dict(answer.headers)
+    assert headers["Location"] == "https://example.com/a%22%3Cb%3E?x=1&y=%C3%BC"
+    assert answer.status == "302 FOUND"
+    assert b"&amp;y=" in answer.body and b"<b>" not in answer.body
