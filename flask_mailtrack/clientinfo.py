@@ -53,18 +53,34 @@ def client_ip(environ: t.Mapping[str, t.Any], trusted_proxies: int = 0) -> str |
         ``X-Forwarded-For`` entries are trusted. With ``0`` only
         ``REMOTE_ADDR`` counts. When the header has fewer entries than
         trusted proxies, the request did not come through all of them, and
-        ``REMOTE_ADDR`` is used.
+        ``REMOTE_ADDR`` is used. A port written after the address is
+        dropped.
     """
     if trusted_proxies:
         forwarded = environ.get("HTTP_X_FORWARDED_FOR")
         if forwarded:
             values = parse_list_header(forwarded)
             if len(values) >= trusted_proxies:
-                value = values[-trusted_proxies].strip()
+                value = _without_port(values[-trusted_proxies].strip())
                 if value:
                     return value[:_MAX_HEADER_LENGTH]
     remote = environ.get("REMOTE_ADDR")
     return remote if isinstance(remote, str) and remote else None
+
+
+def _without_port(value: str) -> str:
+    """The address of an ``X-Forwarded-For`` entry without the port some
+    proxies append (Azure's front ends write ``203.0.113.7:51234``, and a
+    bracketed IPv6 address may carry one too: ``[2001:db8::7]:443``). A bare
+    IPv6 address, all colons, is returned as it is."""
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else value
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        if port.isdigit():
+            return host
+    return value
 
 
 def anonymize_ip(address: str | None) -> str | None:

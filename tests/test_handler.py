@@ -391,6 +391,10 @@ def test_refused_token_is_logged(
         pytest.param(2, "198.51.100.7", "10.0.0.1", id="fewer-entries-than-proxies"),
         pytest.param(1, "", "10.0.0.1", id="empty-header"),
         pytest.param(1, "2001:db8::7", "2001:db8::7", id="ipv6"),
+        pytest.param(1, "198.51.100.7:51234", "198.51.100.7", id="ipv4-port"),
+        pytest.param(1, "[2001:db8::7]:443", "2001:db8::7", id="ipv6-port"),
+        pytest.param(1, "[2001:db8::7]", "2001:db8::7", id="ipv6-brackets"),
+        pytest.param(1, "unknown", "unknown", id="not-an-address"),
     ],
 )
 def test_client_ip(
