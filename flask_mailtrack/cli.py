@@ -21,13 +21,18 @@ A command declares itself with :func:`shared_command` and receives a
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email
 import email.policy
+import io
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
+import time
 import typing as t
 from urllib.parse import urlsplit
 
@@ -46,11 +51,17 @@ from .extension import DEFAULT_URL_PREFIX
 from .extension import get_state
 from .extension import ROUTE_SEGMENTS
 from .extension import tracking_base_urls
+from .receivers import find_receiver
+from .receivers import webhook_sender
 from .result import TrackingResult
 from .tokens import CLICK
 from .tokens import Kind
 from .tokens import OPEN
 from .tracker import Tracker
+
+if t.TYPE_CHECKING:
+    from .store import EventStore
+    from .webhooks import WebhookSender
 
 _SETTINGS_KEY = "flask_mailtrack.settings"
 _KINDS_BY_SEGMENT: dict[str, Kind] = {
@@ -92,6 +103,37 @@ class CommandSettings:
         <flask_mailtrack.constants.ConfigKeys.DATABASE>`."""
         raise NotImplementedError
 
+    def webhook_sender(self, **options: t.Any) -> WebhookSender:
+        """A new :class:`~flask_mailtrack.WebhookSender`, not connected, on
+        the webhook URL, secret and outbox that the servers with these
+        settings queue events in; a :class:`click.ClickException` when no
+        webhook is configured.
+
+        :param options: Other arguments of the sender.
+        """
+        raise NotImplementedError
+
+    def _make_webhook_sender(
+        self,
+        settings: t.Mapping[str, t.Any],
+        default_outbox: str | None,
+        options: dict[str, t.Any],
+    ) -> WebhookSender:
+        try:
+            sender = webhook_sender(
+                settings,
+                self.configuration,
+                default_outbox=default_outbox,
+                **options,
+            )
+        except (TypeError, ValueError, MailTrackError) as e:
+            raise click.ClickException(str(e)) from None
+        if sender is None:
+            raise click.ClickException(
+                "MAILTRACK_WEBHOOK_URL is not set: there is no webhook to deliver to."
+            )
+        return sender
+
 
 class FlaskCommandSettings(CommandSettings):
     """Settings of the app's :class:`~flask_mailtrack.MailTrack`, loaded on
@@ -127,6 +169,16 @@ class FlaskCommandSettings(CommandSettings):
     def get(self, key: str, default: t.Any = None) -> t.Any:
         return self._app().config.get(key, default)
 
+    def webhook_sender(self, **options: t.Any) -> WebhookSender:
+        from .webhooks import WebhookSender
+
+        app = self._app()
+        # The outbox the app's own sender uses (its default depends on the
+        # app's instance folder).
+        own = find_receiver(get_state(app).receivers, WebhookSender)
+        default_outbox = own.outbox_path if own is not None else None
+        return self._make_webhook_sender(app.config, default_outbox, options)
+
 
 class EnvironCommandSettings(CommandSettings):
     """Settings from ``MAILTRACK_*`` environment variables, for the
@@ -157,6 +209,12 @@ class EnvironCommandSettings(CommandSettings):
 
     def get(self, key: str, default: t.Any = None) -> t.Any:
         return self._environ.get(key, default)
+
+    def webhook_sender(self, **options: t.Any) -> WebhookSender:
+        from .server import DEFAULT_DATABASE
+
+        # The standalone server keeps its outbox in its database by default.
+        return self._make_webhook_sender(self._environ, DEFAULT_DATABASE, options)
 
 
 def environ_configuration(environ: t.Mapping[str, str] | None = None) -> Configuration:
@@ -325,55 +383,278 @@ def track_command(
     out.flush()
 
 
+# -- the event store -----------------------------------------------------------
+
+
+def _time_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> float | None:
+    from .server import parse_time
+
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except (ValueError, OverflowError):
+        raise click.BadParameter("use an ISO 8601 time or seconds") from None
+
+
+def _filters_option(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    filters = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        # The store refuses these in a metadata key (they would escape the
+        # JSON path); say so here, as a usage error.
+        if not sep or not key or '"' in key or "\\" in key:
+            raise click.BadParameter(
+                f"use KEY=VALUE (a key without quotes or backslashes), not {item!r}"
+            )
+        filters[key] = value
+    return filters
+
+
+def store_query_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """Add the event store's filters to a command: ``--since TIME``,
+    ``--until TIME`` (passed as ``since`` / ``until``, seconds since the
+    epoch or ``None``) and ``--filter KEY=VALUE`` (passed as ``filters``, a
+    dict of metadata values). ``store.stats(since=since, until=until,
+    **filters)`` then applies them."""
+    f = click.option(
+        "--filter",
+        "filters",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_filters_option,
+        help="Only events whose metadata KEY is VALUE (repeatable).",
+    )(f)
+    f = click.option(
+        "--until",
+        metavar="TIME",
+        callback=_time_option,
+        help="Only events before TIME (ISO 8601 or epoch seconds).",
+    )(f)
+    f = click.option(
+        "--since",
+        metavar="TIME",
+        callback=_time_option,
+        help="Only events at or after TIME (ISO 8601 or epoch seconds).",
+    )(f)
+    return f
+
+
+def open_event_store(settings: CommandSettings) -> EventStore:
+    """The existing event store of ``MAILTRACK_DATABASE``; a
+    :class:`click.ClickException` when there is none."""
+    from .server import open_store
+
+    database = settings.get(ConfigKeys.DATABASE)
+    if database is None and settings.get_app() is not None:
+        raise click.ClickException(f"{ConfigKeys.DATABASE} is not set for this app.")
+    try:
+        return open_store(database)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @shared_command("stats")
-@click.option("--since", metavar="TIME", help="ISO 8601 time or epoch seconds.")
-@click.option("--until", metavar="TIME", help="ISO 8601 time or epoch seconds.")
-@click.option(
-    "--filter",
-    "filters",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Only events whose metadata KEY is VALUE (repeatable).",
-)
+@store_query_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_settings
 def stats_command(
     settings: CommandSettings,
-    since: str | None,
-    until: str | None,
-    filters: tuple[str, ...],
+    since: float | None,
+    until: float | None,
+    filters: dict[str, str],
     as_json: bool,
 ) -> None:
     """Print opens, clicks and click-through from the event store
     (MAILTRACK_DATABASE), people and machines apart."""
     from .server import format_stats
-    from .server import open_store
-    from .server import parse_time
 
-    query: dict[str, t.Any] = {}
-    for name, value in (("since", since), ("until", until)):
-        if value:
-            try:
-                query[name] = parse_time(value)
-            except (ValueError, OverflowError):
-                raise click.BadParameter(
-                    "use an ISO 8601 time or seconds", param_hint=f"--{name}"
-                ) from None
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep or not key or '"' in key or "\\" in key:
-            raise click.BadParameter("use KEY=VALUE", param_hint="--filter")
-        query[key] = value
-    database = settings.get(ConfigKeys.DATABASE)
-    if database is None and settings.get_app() is not None:
-        raise click.ClickException(f"{ConfigKeys.DATABASE} is not set for this app.")
-    try:
-        store = open_store(database)
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e)) from None
-    with store:
-        stats = store.stats(**query)
+    with open_event_store(settings) as store:
+        stats = store.stats(since=since, until=until, **filters)
     click.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+
+
+@shared_command("export")
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON lines (one schema-1 event per line) or CSV with a header row.",
+)
+@click.option(
+    "--output",
+    "-o",
+    default="-",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help='Write to FILE instead of standard output ("-").',
+)
+@store_query_options
+@pass_settings
+def export_command(
+    settings: CommandSettings,
+    format_name: str,
+    output: str,
+    since: float | None,
+    until: float | None,
+    filters: dict[str, str],
+) -> None:
+    """Write the events of the event store (MAILTRACK_DATABASE), oldest
+    first, as JSON lines or CSV (UTF-8).
+
+    The events are read in pages and written as they come: memory use does
+    not depend on the size of the store. A FILE is replaced only once the
+    export is complete.
+    """
+    with open_event_store(settings) as store:
+        export = store.export_csv if format_name == "csv" else store.export_jsonl
+
+        def write(file: t.TextIO) -> int:
+            return export(file, since=since, until=until, **filters)
+
+        if output == "-":
+            _write_stdout(write)
+        else:
+            count = _write_file(output, write)
+            click.echo(f"Exported {count} events to {output}.", err=True)
+
+
+def _write_stdout(write: t.Callable[[t.TextIO], int]) -> int:
+    """Call ``write`` with standard output as UTF-8 text, lines untranslated
+    (CSV ends its lines with CRLF itself)."""
+    sys.stdout.flush()
+    stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        count = write(stream)
+        stream.flush()
+    except BrokenPipeError:
+        # The reader stopped (``| head``): not an error of the export. Point
+        # stdout at devnull so the interpreter's final flush does not fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise SystemExit(1) from None
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            stream.detach()  # leave sys.stdout's buffer open
+    return count
+
+
+def _write_file(path: str, write: t.Callable[[t.TextIO], int]) -> int:
+    """Call ``write`` with a new file next to ``path``, then move it over
+    ``path``: a failed export leaves the previous file as it was."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        # A device or a named pipe (/dev/stdout): write to it directly.
+        with open(path, "w", encoding="utf-8", newline="") as file:
+            return write(file)
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # O_EXCL with the usual mode: the umask applies, as for any file
+        # the user creates.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise click.FileError(path, e.strerror) from None
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as file:
+            count = write(file)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return count
+
+
+# -- webhook delivery ------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGINT or SIGTERM to stop ``deliver``."""
+
+
+@shared_command("deliver")
+@click.option(
+    "--flush-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When stopped, keep delivering the events that are due for at most"
+    " this long; the rest stay in the outbox.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between looks at the outbox for events queued by the servers.",
+)
+@pass_settings
+def deliver_command(
+    settings: CommandSettings, flush_timeout: float, poll_interval: float
+) -> None:
+    """Deliver the webhook outbox until stopped (Ctrl-C or SIGTERM).
+
+    For servers that only queue events (MAILTRACK_WEBHOOK_DELIVER=false):
+    this one process posts them, with the same settings (MAILTRACK_WEBHOOK_URL,
+    MAILTRACK_WEBHOOK_SECRET, MAILTRACK_WEBHOOK_OUTBOX or MAILTRACK_DATABASE).
+    Pressing Ctrl-C again while stopping exits at once; undelivered events
+    stay in the outbox either way.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        # Only the main thread receives signals: nothing could stop it.
+        raise click.ClickException("deliver must run in the main thread.")
+    sender = settings.webhook_sender(deliver=True, poll_interval=poll_interval)
+    click.echo(
+        f"Delivering webhooks from {sender.outbox_path}"
+        f" ({sender.pending()} events waiting). Stop with Ctrl-C or SIGTERM."
+    )
+    stopping = False
+
+    def stop(signum: int, frame: t.Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise _Stop(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C again: do not wait for the flush
+        # Another SIGTERM is ignored: it is often sent twice, to the process
+        # and to its process group, and the flush has a deadline already.
+
+    previous: dict[signal.Signals, t.Any] = {}
+    try:
+        try:
+            for number in (signal.SIGINT, signal.SIGTERM):
+                previous[number] = signal.signal(number, stop)
+            sender.start()
+            while True:
+                # The delivery thread does the work; this thread only waits
+                # for the signal, which interrupts the sleep.
+                time.sleep(3600)
+        except _Stop:
+            pass
+        click.echo(f"Stopping: delivering due events for at most {flush_timeout:g} s.")
+        sender.flush(flush_timeout)
+        left = sender.pending()
+    finally:
+        try:
+            sender.close(timeout=0)
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+    click.echo(
+        f"Stopped; {left} events left in the outbox."
+        if left
+        else "Stopped; the outbox is empty."
+    )
 
 
 @main.command("serve")

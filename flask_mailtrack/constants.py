@@ -32,6 +32,9 @@ class ConfigKeys:
     WEBHOOK_SECRET = "MAILTRACK_WEBHOOK_SECRET"
     #: SQLite file of the webhook outbox.
     WEBHOOK_OUTBOX = "MAILTRACK_WEBHOOK_OUTBOX"
+    #: Deliver webhooks from this process. ``False``: only queue events in
+    #: the outbox, which a ``mailtrack deliver`` process delivers. Default on.
+    WEBHOOK_DELIVER = "MAILTRACK_WEBHOOK_DELIVER"
     #: Post to webhook URLs written in tokens (``include_webhook_url``) only
     #: when their host resolves to a public address (see
     #: :class:`~flask_mailtrack.WebhookSender`). Default off.
@@ -50,6 +53,7 @@ class ConfigKeys:
             "DATABASE",
             "WEBHOOK_SECRET",
             "WEBHOOK_OUTBOX",
+            "WEBHOOK_DELIVER",
             "WEBHOOK_REFUSE_PRIVATE",
             "STATS_PASSWORD",
             "DEMO",

@@ -21,6 +21,9 @@ from .webhooks import WebhookSender
 Receiver = t.Union[EventStore, WebhookSender]
 R = t.TypeVar("R", EventStore, WebhookSender)
 
+_TRUE = frozenset(("1", "true", "yes", "on"))
+_FALSE = frozenset(("0", "false", "no", "off"))
+
 
 def connect_receivers(
     settings: t.Mapping[str, t.Any],
@@ -43,39 +46,87 @@ def connect_receivers(
     database = settings.get(ConfigKeys.DATABASE)
     if database:
         receivers.append(EventStore(database).connect(sender))
-    if configuration.webhook_url:
-        secret = settings.get(ConfigKeys.WEBHOOK_SECRET)
-        if not secret:
-            raise MailTrackError(
-                f"MAILTRACK_WEBHOOK_URL is set but {ConfigKeys.WEBHOOK_SECRET} is"
-                " not: webhooks are always signed. `mailtrack keygen --webhook`"
-                " prints a secret (whsec_...)."
-            )
-        outbox = settings.get(ConfigKeys.WEBHOOK_OUTBOX) or database or default_outbox
-        if not outbox:
-            raise MailTrackError(
-                f"Set {ConfigKeys.WEBHOOK_OUTBOX} (or {ConfigKeys.DATABASE}) to the"
-                " SQLite file that keeps webhook events until they are delivered."
-            )
-        receivers.append(
-            WebhookSender(
-                configuration.webhook_url,
-                secret=secret,
-                outbox_path=outbox,
-                timeout=configuration.webhook_timeout_seconds,
-                refuse_private_addresses=_flag(
-                    settings.get(ConfigKeys.WEBHOOK_REFUSE_PRIVATE)
-                ),
-            ).connect(sender)
-        )
+    webhooks = webhook_sender(settings, configuration, default_outbox=default_outbox)
+    if webhooks is not None:
+        receivers.append(webhooks.connect(sender))
     return receivers
+
+
+def webhook_sender(
+    settings: t.Mapping[str, t.Any],
+    configuration: Configuration,
+    *,
+    default_outbox: str | None = None,
+    **options: t.Any,
+) -> WebhookSender | None:
+    """The :class:`~flask_mailtrack.WebhookSender` that ``settings``
+    configure, not connected; ``None`` when no webhook URL is set.
+
+    :param settings: ``MAILTRACK_*`` keys.
+    :param configuration: Gives the webhook URL and timeout.
+    :param default_outbox: As for :func:`connect_receivers`.
+    :param options: Other arguments of :class:`~flask_mailtrack.WebhookSender`;
+        ``deliver`` defaults to ``MAILTRACK_WEBHOOK_DELIVER``.
+    :raise MailTrackError: a webhook URL without a webhook secret or an
+        outbox, or an invalid ``MAILTRACK_WEBHOOK_DELIVER``.
+    """
+    if not configuration.webhook_url:
+        return None
+    secret = settings.get(ConfigKeys.WEBHOOK_SECRET)
+    if not secret:
+        raise MailTrackError(
+            f"MAILTRACK_WEBHOOK_URL is set but {ConfigKeys.WEBHOOK_SECRET} is"
+            " not: webhooks are always signed. `mailtrack keygen --webhook`"
+            " prints a secret (whsec_...)."
+        )
+    outbox = (
+        settings.get(ConfigKeys.WEBHOOK_OUTBOX)
+        or settings.get(ConfigKeys.DATABASE)
+        or default_outbox
+    )
+    if not outbox:
+        raise MailTrackError(
+            f"Set {ConfigKeys.WEBHOOK_OUTBOX} (or {ConfigKeys.DATABASE}) to the"
+            " SQLite file that keeps webhook events until they are delivered."
+        )
+    options.setdefault(
+        "deliver",
+        _setting_flag(settings, ConfigKeys.WEBHOOK_DELIVER, default=True),
+    )
+    return WebhookSender(
+        configuration.webhook_url,
+        secret=secret,
+        outbox_path=outbox,
+        timeout=configuration.webhook_timeout_seconds,
+        refuse_private_addresses=_flag(settings.get(ConfigKeys.WEBHOOK_REFUSE_PRIVATE)),
+        **options,
+    )
+
+
+def _setting_flag(settings: t.Mapping[str, t.Any], key: str, *, default: bool) -> bool:
+    """A boolean setting that must be spelled clearly: a typo must not
+    silently switch off what is on by default.
+
+    :raise MailTrackError: text that is neither true nor false.
+    """
+    value = settings.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise MailTrackError(
+            f"{key} must be true or false (1/0, yes/no, on/off), not {value!r}."
+        )
+    return bool(value)
 
 
 def _flag(value: object) -> bool:
     """A boolean setting, from a bool or environment text (``1``, ``true``,
     ``yes``, ``on``)."""
     if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        return value.strip().lower() in _TRUE
     return bool(value)
 
 

@@ -16,6 +16,9 @@ environment variables, the names of the Flask config keys:
     ``./mailtrack.sqlite3``.
 ``MAILTRACK_WEBHOOK_URL``, ``MAILTRACK_WEBHOOK_SECRET``
     Post every event to this URL, signed with this ``whsec_...`` secret.
+``MAILTRACK_WEBHOOK_DELIVER``
+    ``false`` only queues the events in the outbox, for one ``mailtrack
+    deliver`` process to post them; default ``true``.
 ``MAILTRACK_TRUSTED_PROXIES``
     Number of reverse proxies whose ``X-Forwarded-For`` is trusted.
 ``MAILTRACK_STATS_PASSWORD``
@@ -60,6 +63,7 @@ from .extension import get_state
 from .extension import MailTrack
 from .receivers import find_receiver
 from .store import EventStore
+from .webhooks import WebhookSender
 
 logger = logging.getLogger("flask_mailtrack.server")
 
@@ -465,6 +469,12 @@ def serve(
     root = f"http://{shown_host}:{port}"
     # create_app has logged it when the key was made up for this session.
     echo(f"Events are recorded in {state.store.path}.")
+    webhooks = find_receiver(get_state(app).receivers, WebhookSender)
+    if webhooks is not None and not webhooks.deliver:
+        echo(
+            f"Webhook events are queued in {webhooks.outbox_path} for"
+            " `mailtrack deliver`."
+        )
     if state.demo:
         echo(f"Demo: open {root}/ in a browser.")
     elif app.config.get(ConfigKeys.STATS_PASSWORD):
