@@ -565,9 +565,13 @@ def _write_file(path: str, write: t.Callable[[t.TextIO], int]) -> int:
         with open(fd, "w", encoding="utf-8", newline="") as file:
             count = write(file)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(e, OSError):  # a full disk, a lost mount
+            raise click.ClickException(
+                f"Could not write {path!r}: {e.strerror or e}"
+            ) from None
         raise
     return count
 
