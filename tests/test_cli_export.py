@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import typing as t
 
@@ -35,6 +36,7 @@ from flask_mailtrack.extension import get_state
 from flask_mailtrack.receivers import find_receiver
 from flask_mailtrack.server import close_app
 from flask_mailtrack.server import create_app
+from flask_mailtrack.server import serve
 from flask_mailtrack.store import CSV_COLUMNS
 
 from test_webhooks import Receiver
@@ -388,6 +390,35 @@ def test_the_server_queues_without_delivering(
     delivered = standardwebhooks.Webhook(WEBHOOK_SECRET).verify(request.body, headers)
     assert delivered["id"] == stored["id"]
     assert delivered["metadata"] == {"recipient": "ed"}
+
+
+@pytest.mark.parametrize(
+    ("deliver", "said"), [pytest.param("false", True), pytest.param("true", False)]
+)
+def test_serve_says_where_webhooks_wait(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, deliver: str, said: bool
+) -> None:
+    import werkzeug.serving
+
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *a, **k: None)
+    database = str(tmp_path / "mailtrack.sqlite3")
+    config = {
+        "MAILTRACK_SECRET_KEY": KEY,
+        "MAILTRACK_DATABASE": database,
+        "MAILTRACK_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+        "MAILTRACK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "MAILTRACK_WEBHOOK_DELIVER": deliver,
+    }
+    lines: list[str] = []
+    # In a thread: serve() sets a SIGTERM handler only in the main thread.
+    thread = threading.Thread(
+        target=serve, kwargs={"config": config, "echo": lines.append}
+    )
+    thread.start()
+    thread.join(WAIT)
+    message = f"Webhook events are queued in {database} for `mailtrack deliver`."
+    assert (message in lines) is said
+    assert f"Events are recorded in {database}." in lines
 
 
 @pytest.mark.parametrize(
