@@ -2,11 +2,13 @@
 
 A :class:`WebhookSender` is a receiver of the :data:`~flask_mailtrack.email_opened`
 and :data:`~flask_mailtrack.link_clicked` signals. In the request it only
-appends the event to an *outbox*, a table in a SQLite file; a background
-thread posts it to the webhook and retries until the endpoint accepts it. A
-webhook that is down, slow or failing therefore never slows the pixel or
+appends the event to a journal file of its process (one ``os.write``, see
+:mod:`flask_mailtrack.spool`); a background thread moves the journal into
+an *outbox*, a table in a SQLite file, every few milliseconds, and another
+posts the events to the webhook and retries until the endpoint accepts them.
+A webhook that is down, slow or failing therefore never slows the pixel or
 the redirect, and no event is lost when the process dies: the next process
-using the same outbox file delivers what is left.
+using the same outbox file imports its journal and delivers what is left.
 
 ::
 
@@ -85,6 +87,21 @@ Several processes (gunicorn workers) may share one outbox file. A worker
 lease; a process killed mid-delivery leaves leased events behind, which any
 process delivers again once the lease has run out. Memory use does not
 depend on the backlog: events are read in batches.
+
+The journal
+-----------
+
+An event is safe once :meth:`WebhookSender.enqueue` returns: it is in the
+kernel's page cache, in a file of the directory ``<outbox>-spool`` beside
+the outbox (as SQLite keeps ``<outbox>-wal``), which survives the death of
+the process; a power loss may lose the last seconds, as it may lose
+SQLite's last commits with ``synchronous=NORMAL``. The journal thread moves
+the events into the outbox and notes, in the same transaction, how far it
+got in that journal (table ``webhook_journals``), so a journal imported
+again (a crash between the import and the file's deletion) queues each
+event once. Every process with a sender takes over the journals of dead
+processes. An in-memory outbox (``":memory:"``) has no journal: events are
+inserted directly.
 """
 
 from __future__ import annotations
@@ -95,11 +112,13 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import itertools
 import json
 import logging
 import os
+import pickle
 import random
 import re
 import socket
@@ -119,6 +138,8 @@ from .configuration import Configuration
 from .exceptions import MailTrackError
 from .result import TrackingResult
 from .signals import webhook_failed
+from .spool import Spool
+from .spool import SUPPORTED as SPOOL_SUPPORTED
 
 logger = logging.getLogger("flask_mailtrack.webhooks")
 
@@ -146,6 +167,10 @@ _ENQUEUE = (
     "INSERT INTO webhook_outbox (event_id, url, body, created_at, next_attempt_at)"
     " VALUES (?, ?, ?, ?, ?)"
 )
+
+#: Seconds after which what is known of a journal is forgotten, when the
+#: process that imported it died before it could say the file was deleted.
+_JOURNAL_MEMORY = 7 * 24 * 60 * 60
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_outbox (
@@ -175,6 +200,11 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letter (
     last_status INTEGER,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS webhook_journals (
+    name TEXT PRIMARY KEY,
+    imported INTEGER NOT NULL,
+    imported_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -613,6 +643,102 @@ def _encode_event(event: Mapping[str, t.Any]) -> bytes:
 _REFUSED = -1
 
 
+#: Version of the journal record layout (the first item of each record).
+_RECORD_VERSION = 1
+_PICKLE_PROTOCOL = 5
+
+
+def _journal_record(result: TrackingResult, url: str, now: float) -> bytes:
+    """A journal line for ``result``: its fields, pickled, not its JSON.
+
+    Encoding the event (``to_json_dict()`` and JSON) costs a pixel request
+    three times what pickling the fields does, so it is left to the journal
+    thread. Backslashes and newlines are escaped: a journal record is one
+    line.
+    """
+    data = pickle.dumps(
+        (
+            _RECORD_VERSION,
+            url,
+            now,
+            result.event_id,
+            result.is_open_tracking,
+            result.is_click_tracking,
+            result.tracked_url,
+            result.webhook_url,
+            result.metadata,
+            result.request_data,
+            result.timestamp,
+            result.issued_at,
+            result.expires_at,
+            result.machine,
+            result.machine_reasons,
+            result.legacy,
+        ),
+        _PICKLE_PROTOCOL,
+    )
+    return data.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads builtin values only: a record naming any class or function
+    (which a pickle can call) is refused, whoever wrote the file."""
+
+    def find_class(self, module: str, name: str) -> t.Any:
+        raise pickle.UnpicklingError(f"Journal records name no {module}.{name}.")
+
+
+def _outbox_row(record: bytes) -> tuple[str, str, bytes, float, float]:
+    """The outbox row (event id, URL, body, created at twice) of a journal
+    record.
+
+    :raise Exception: a damaged record.
+    """
+    # Undo the escapes: a doubled backslash is a backslash, and a backslash
+    # and an "n" in the pieces between doubled backslashes are a newline.
+    data = b"\\".join(piece.replace(b"\\n", b"\n") for piece in record.split(b"\\\\"))
+    fields = _PlainUnpickler(io.BytesIO(data)).load()
+    if not isinstance(fields, tuple) or fields[0] != _RECORD_VERSION:
+        raise ValueError("Not a journal record of this version.")
+    (
+        _,
+        url,
+        created_at,
+        event_id,
+        is_open_tracking,
+        is_click_tracking,
+        tracked_url,
+        webhook_url,
+        metadata,
+        request_data,
+        timestamp,
+        issued_at,
+        expires_at,
+        machine,
+        machine_reasons,
+        legacy,
+    ) = fields
+    result = TrackingResult(
+        is_open_tracking=is_open_tracking,
+        is_click_tracking=is_click_tracking,
+        tracked_url=tracked_url,
+        webhook_url=webhook_url,
+        metadata=metadata,
+        request_data=request_data,
+        timestamp=timestamp,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        machine=machine,
+        machine_reasons=machine_reasons,
+        event_id=event_id,
+        legacy=legacy,
+    )
+    body = _encode_event(result.to_json_dict())
+    if not (isinstance(url, str) and isinstance(created_at, float)):
+        raise ValueError("A journal record without its URL or time.")
+    return event_id, url, body, created_at, created_at
+
+
 class _Row(t.NamedTuple):
     id: int
     event_id: str
@@ -631,8 +757,10 @@ class WebhookSender:
     :param secret: The signing secret, ``whsec_<base64>`` (see
         :func:`generate_secret`) or the key as bytes.
     :param outbox_path: The SQLite file of the outbox; share it between the
-        processes of one server. ``":memory:"`` keeps events in memory, lost
-        with the process: only for tests.
+        processes of one server. Events are first journaled in the directory
+        ``<outbox_path>-spool`` beside it (see :attr:`spool_directory`).
+        ``":memory:"`` keeps events in memory, lost with the process: only
+        for tests.
     :param timeout: Seconds to wait to connect and for each read of one
         delivery attempt.
     :param max_age: Seconds (or a :class:`~datetime.timedelta`) an event is
@@ -646,10 +774,14 @@ class WebhookSender:
         renewed while a batch takes longer.
     :param poll_interval: Seconds between looks at the outbox for events
         added by other processes (events of this process wake the thread at
-        once).
+        once), and for journals left by dead processes.
+    :param spool_delay: Seconds events gather in this process's journal
+        after the first one arrives before they are moved into the outbox,
+        all in one transaction.
     :param deliver: Start the delivery thread when events arrive. ``False``
         makes a sender that only queues, for processes that leave delivery
-        to another process sharing the outbox (which calls :meth:`start`).
+        to another process sharing the outbox (which calls :meth:`start`);
+        its journal is still moved into the outbox by a thread.
     :param refuse_private_addresses: Post to a URL other than ``url`` (one
         written in a token with ``include_webhook_url``) only when its host
         resolves to a public address; loopback, private, link-local,
@@ -675,6 +807,7 @@ class WebhookSender:
         batch_size: int = 50,
         lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
+        spool_delay: float = 0.02,
         deliver: bool = True,
         refuse_private_addresses: bool = False,
     ) -> None:
@@ -709,6 +842,18 @@ class WebhookSender:
         self.refuse_private_addresses = refuse_private_addresses
         self._key = decode_secret(secret)
         self._db = ConnectionPool(outbox_path, _SCHEMA)
+        self._spool: Spool | None = None
+        #: Journals deleted since the last import, to forget in the next.
+        self._deleted_journals: list[str] = []
+        if not self._db.memory and SPOOL_SUPPORTED:
+            self._spool = Spool(
+                self._db.path + "-spool",
+                self._import,
+                on_deleted=self._deleted_journals.append,
+                name="webhooks",
+                delay=spool_delay,
+                poll_interval=poll_interval,
+            )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._deadline = float("inf")
@@ -724,6 +869,12 @@ class WebhookSender:
         """The outbox file (or ``":memory:"``)."""
         return self._db.path
 
+    @property
+    def spool_directory(self) -> str | None:
+        """The directory of the journals in front of the outbox,
+        ``<outbox_path>-spool``; ``None`` for an in-memory outbox."""
+        return None if self._spool is None else self._spool.directory
+
     # -- receiving ------------------------------------------------------------
 
     def connect(self, sender: t.Any = ANY) -> WebhookSender:
@@ -737,6 +888,8 @@ class WebhookSender:
         self._signals.connect(sender)
         if self.deliver:
             self.start()
+        elif self._spool is not None:
+            self._spool.start()
         return self
 
     def disconnect(self) -> None:
@@ -746,15 +899,24 @@ class WebhookSender:
     def enqueue(self, result: TrackingResult) -> bool:
         """Append ``result`` to the outbox; the delivery thread sends it.
 
-        This is all the request thread does: one SQLite insert.
+        This is all the request thread does: pickle the event's fields and
+        append them to this process's journal, one ``os.write`` (the journal
+        thread encodes the event as it moves it into the outbox). An
+        in-memory outbox, or a failed write, gets a direct SQLite insert
+        instead. The event survives the death of the process from then on.
 
         :return: Whether the event has a webhook URL and was queued.
         """
         url = result.webhook_url or self.url
         if not url:
             return False
-        if _UNSAFE_VALUE.search(result.event_id):
-            logger.error("Event not queued: bad event id %r.", result.event_id)
+        event_id = result.event_id
+        # Printable ASCII (every id the library makes) passes without the
+        # regular expression, a tenth of its cost.
+        if not (event_id.isascii() and event_id.isprintable()) and (
+            _UNSAFE_VALUE.search(event_id)
+        ):
+            logger.error("Event not queued: bad event id %r.", event_id)
             return False
         if url not in self._good_urls:
             try:
@@ -767,14 +929,73 @@ class WebhookSender:
             if len(self._good_urls) >= 64:  # URLs from tokens: keep it bounded
                 self._good_urls.clear()
             self._good_urls.add(url)
-        body = _encode_event(result.to_json_dict())
         now = time.time()
+        if self._spool is not None:
+            try:
+                self._spool.append(_journal_record(result, url, now))
+            except (OSError, ValueError) as e:
+                # A full disk, or an event too large for a journal line.
+                logger.warning(
+                    "Event %s inserted directly, not journaled: %s",
+                    result.event_id,
+                    e,
+                )
+            else:
+                if self.deliver:
+                    self.start()  # the journal thread wakes it after the import
+                return True
+        body = _encode_event(result.to_json_dict())
         self._db.write(_ENQUEUE, (result.event_id, url, body, now, now))
         if self.deliver:
             self.start()
             if not self._wake.is_set():  # set() takes a lock; is_set() does not
                 self._wake.set()
         return True
+
+    def _import(self, journal: str, start: int, records: list[bytes]) -> None:
+        """Move records ``start`` and following of a journal into the
+        outbox, in one transaction (the journal thread's importer).
+
+        The transaction also notes how far the journal is imported: a
+        journal offered again (its process died before deleting it) queues
+        each event once.
+        """
+        now = time.time()
+        deleted = self._deleted_journals[:]
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                "SELECT imported FROM webhook_journals WHERE name = ?", (journal,)
+            ).fetchone()
+            skip = 0 if row is None else max(0, row[0] - start)
+            rows = []
+            damaged = 0
+            for record in records[skip:]:
+                try:
+                    rows.append(_outbox_row(record))
+                except Exception:
+                    damaged += 1
+            if damaged:
+                logger.error(
+                    "Skipped %d damaged records of the journal %s.", damaged, journal
+                )
+            connection.executemany(_ENQUEUE, rows)
+            connection.execute(
+                "INSERT OR REPLACE INTO webhook_journals VALUES (?, ?, ?)",
+                (journal, start + len(records), now),
+            )
+            if deleted:
+                marks = ",".join("?" * len(deleted))
+                connection.execute(
+                    f"DELETE FROM webhook_journals WHERE name IN ({marks})", deleted
+                )
+            connection.execute(
+                "DELETE FROM webhook_journals WHERE imported_at < ?",
+                (now - _JOURNAL_MEMORY,),
+            )
+        # (Only the journal thread appends to the list meanwhile.)
+        del self._deleted_journals[: len(deleted)]
+        if rows and self.deliver and not self._wake.is_set():
+            self._wake.set()
 
     # -- the delivery thread --------------------------------------------------
 
@@ -787,6 +1008,8 @@ class WebhookSender:
         """
         if self._thread_pid == os.getpid() and self._thread is not None:
             return
+        if self._spool is not None:
+            self._spool.start()
         with self._start_lock:
             if self._thread_pid == os.getpid() and self._thread is not None:
                 return
@@ -1036,7 +1259,14 @@ class WebhookSender:
     # -- inspection and shutdown ----------------------------------------------
 
     def pending(self) -> int:
-        """Events in the outbox (of every process sharing it)."""
+        """Events in the outbox (of every process sharing it), once this
+        process's journal is moved into it.
+
+        Other live processes' journals are counted once their threads have
+        moved them (within ``spool_delay``).
+        """
+        if self._spool is not None:
+            self._spool.drain(orphans=False)
         with self._db.connection() as connection:
             row = connection.execute("SELECT COUNT(*) FROM webhook_outbox").fetchone()
         return int(row[0])
@@ -1090,10 +1320,18 @@ class WebhookSender:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until no event is due for delivery (delivered, or waiting
         for a retry), at most ``timeout`` seconds. Returns whether it got
-        there."""
+        there.
+
+        This process's journal, and those of dead processes, are moved into
+        the outbox first.
+        """
         self.start()
         deadline = time.monotonic() + timeout
+        orphans = True
         while True:
+            if self._spool is not None:
+                self._spool.drain(orphans=orphans)
+                orphans = False
             self._wake.set()
             with self._db.connection() as connection:
                 due = connection.execute(
@@ -1107,13 +1345,16 @@ class WebhookSender:
             time.sleep(0.01)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop receiving, deliver what is due for at most ``timeout``
-        seconds, then stop the thread and close the outbox.
+        """Stop receiving, move this process's journal into the outbox,
+        deliver what is due for at most ``timeout`` seconds, then stop the
+        threads and close the outbox.
 
         Events not delivered by then stay in the outbox file for the next
         process.
         """
         self.disconnect()
+        if self._spool is not None:
+            self._spool.close()
         self._deadline = time.time() + timeout
         self._stop.set()
         self._wake.set()

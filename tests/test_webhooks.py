@@ -27,11 +27,14 @@ import standardwebhooks
 from flask_mailtrack import Configuration
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import send_webhook
+from flask_mailtrack import spool as spool_module
 from flask_mailtrack import TrackingMiddleware
 from flask_mailtrack import TrackingResult
 from flask_mailtrack import verify_webhook
 from flask_mailtrack import WebhookSender
 from flask_mailtrack.signals import webhook_failed
+from flask_mailtrack.spool import read_records
+from flask_mailtrack.spool import SUFFIX
 from flask_mailtrack.webhooks import decode_secret
 from flask_mailtrack.webhooks import generate_secret
 from flask_mailtrack.webhooks import sign
@@ -162,6 +165,21 @@ def make_sender(outbox: str) -> t.Iterator[t.Callable[..., WebhookSender]]:
         sender.close(timeout=0)
 
 
+@pytest.fixture
+def make_spool_sender(
+    make_sender: t.Callable[..., WebhookSender],
+) -> t.Callable[..., WebhookSender]:
+    """A sender that queues only, whose journal is moved into the outbox
+    only when asked (``pending``, ``flush``, ``close``)."""
+
+    def make() -> WebhookSender:
+        return make_sender(
+            "http://127.0.0.1:9/", deliver=False, spool_delay=3600, poll_interval=3600
+        )
+
+    return make
+
+
 def wait_until(predicate: t.Callable[[], object]) -> None:
     deadline = time.monotonic() + WAIT
     while not predicate():
@@ -177,6 +195,27 @@ def event(n: int = 0, **kwargs: t.Any) -> TrackingResult:
 def outbox_rows(path: str, sql: str = "SELECT COUNT(*) FROM webhook_outbox") -> t.Any:
     with contextlib.closing(sqlite3.connect(path)) as connection:
         return connection.execute(sql).fetchone()[0]
+
+
+def journal_files(outbox: str) -> list[str]:
+    """The journal files in front of ``outbox``."""
+    directory = outbox + "-spool"
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        os.path.join(directory, name)
+        for name in os.listdir(directory)
+        if name.endswith(SUFFIX)
+    )
+
+
+def journaled(outbox: str) -> int:
+    """Events waiting in the journals, not yet in the outbox table."""
+    count = 0
+    for path in journal_files(outbox):
+        with open(path, "rb") as file:
+            count += sum(1 for _ in read_records(file))
+    return count
 
 
 # -- signatures -----------------------------------------------------------------
@@ -319,7 +358,9 @@ def test_receiver_down_then_back(
         sender.enqueue(result)
     # Wait until every event has failed at least twice.
     wait_until(
-        lambda: outbox_rows(outbox, "SELECT MIN(attempts) FROM webhook_outbox") >= 2
+        lambda: (
+            (outbox_rows(outbox, "SELECT MIN(attempts) FROM webhook_outbox") or 0) >= 2
+        )
     )
     assert outbox_rows(outbox, "SELECT last_error FROM webhook_outbox LIMIT 1")
     receiver.start()  # same port
@@ -435,6 +476,7 @@ def test_bad_webhook_urls_are_refused(url: str, outbox: str) -> None:
 def test_memory_outbox_when_asked(receiver: Receiver) -> None:
     sender = WebhookSender(receiver.url, secret=SECRET, outbox_path=":memory:", **FAST)
     try:
+        assert sender.spool_directory is None
         result = event()
         sender.enqueue(result)
         receiver.wait_for(lambda: receiver.ids() == {result.event_id})
@@ -534,10 +576,11 @@ CHILD = textwrap.dedent(
     import json, sys, time
     from flask_mailtrack import TrackingResult, WebhookSender
 
-    url, outbox, count, secret = sys.argv[1:]
+    url, outbox, count, secret, spool_delay = sys.argv[1:]
     sender = WebhookSender(
         url, secret=secret, outbox_path=outbox, lease_seconds=1.0,
         retry_base=0.02, retry_max=0.05, poll_interval=0.02,
+        spool_delay=float(spool_delay),
     )
     sender.start()
     ids = []
@@ -553,9 +596,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def _child(url: str, outbox: str, count: int) -> subprocess.Popen[str]:
+def _child(
+    url: str, outbox: str, count: int, *, spool_delay: float = 0.02
+) -> subprocess.Popen[str]:
+    arguments = [url, outbox, str(count), SECRET, str(spool_delay)]
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, outbox, str(count), SECRET],
+        [sys.executable, "-c", CHILD, *arguments],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -599,7 +645,7 @@ def test_killed_process_events_are_delivered_by_the_next(
     # still be there too, and be delivered again: at least once.)
     receiver.hold_after = None
     receiver.release.set()
-    assert 15 <= outbox_rows(outbox) <= 20
+    assert 15 <= outbox_rows(outbox) + journaled(outbox) <= 20
     second = _child(receiver.url, outbox, 0)
     try:
         assert _ids(second) == set()
@@ -611,6 +657,33 @@ def test_killed_process_events_are_delivered_by_the_next(
     # At least once: the event cut off mid-delivery came again, same id.
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert ids.count(stuck) == 2
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_process_killed_right_after_enqueue_loses_nothing(
+    receiver: Receiver, outbox: str
+) -> None:
+    # The journal is never moved into the outbox before the kill.
+    first = _child(receiver.url, outbox, 5, spool_delay=3600)
+    try:
+        expected = _ids(first)  # printed once enqueue has returned 5 times
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(WAIT)
+    finally:
+        _finish(first)
+    assert outbox_rows(outbox) == 0
+    assert journaled(outbox) == 5
+    assert receiver.requests == []
+    second = _child(receiver.url, outbox, 0)
+    try:
+        _ids(second)
+        # The next process takes the dead one's journal over and delivers.
+        receiver.wait_for(lambda: receiver.ids() == expected)
+        wait_until(lambda: outbox_rows(outbox) == 0)
+        assert journal_files(outbox) == []
+    finally:
+        _finish(second)
+    receiver.assert_consistent()
 
 
 def test_two_processes_share_one_outbox(receiver: Receiver, outbox: str) -> None:
@@ -625,6 +698,79 @@ def test_two_processes_share_one_outbox(receiver: Receiver, outbox: str) -> None
         for child in children:
             _finish(child)
     receiver.assert_consistent()
+    assert journal_files(outbox) == []  # closed senders leave no journal
+
+
+# -- the journal in front of the outbox -------------------------------------------
+
+
+def test_events_are_journaled_then_moved_into_the_outbox(
+    make_spool_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    sender = make_spool_sender()
+    assert sender.spool_directory == outbox + "-spool"
+    results = [event(n) for n in range(3)]
+    for result in results:
+        assert sender.enqueue(result)
+    # Safe in the journal, not yet in the table...
+    assert journaled(outbox) == 3
+    assert outbox_rows(outbox) == 0
+    # ...and counted as pending all the same.
+    assert sender.pending() == 3
+    assert journaled(outbox) == 0
+    bodies = outbox_rows(outbox, "SELECT group_concat(event_id) FROM webhook_outbox")
+    assert set(bodies.split(",")) == {r.event_id for r in results}
+
+
+def test_a_journal_imported_twice_queues_each_event_once(
+    make_spool_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    sender = make_spool_sender()
+    for n in range(3):
+        sender.enqueue(event(n))
+    (path,) = journal_files(outbox)
+    with open(path, "rb") as file:
+        content = file.read()
+    assert sender.pending() == 3
+    assert not os.path.exists(path)
+    # A crash between the import's commit and the deletion of the file
+    # leaves it behind; another process imports it again.
+    with open(path, "wb") as file:
+        file.write(content)
+    other = make_spool_sender()
+    other.connect()  # takes orphans over at once
+    wait_until(lambda: not os.path.exists(path))
+    assert outbox_rows(outbox) == 3
+
+
+def test_queue_only_sender_moves_its_journal(
+    receiver: Receiver, make_sender: t.Callable[..., WebhookSender], outbox: str
+) -> None:
+    sender = make_sender(receiver.url, deliver=False)
+    for n in range(2):
+        sender.enqueue(event(n))
+    # Its journal thread imports, without pending() or flush() asking.
+    wait_until(lambda: outbox_rows(outbox) == 2)
+    assert journal_files(outbox) == [] or journaled(outbox) == 0
+    assert receiver.requests == []
+
+
+def test_full_disk_falls_back_to_the_outbox(
+    make_spool_sender: t.Callable[..., WebhookSender],
+    outbox: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def full_disk(fd: int, data: t.Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    sender = make_spool_sender()
+    monkeypatch.setattr(spool_module, "_write", full_disk)
+    result = event()
+    assert sender.enqueue(result)
+    monkeypatch.undo()
+    assert outbox_rows(outbox, "SELECT event_id FROM webhook_outbox") == (
+        result.event_id
+    )
 
 
 # -- pytracking's send_webhook --------------------------------------------------
