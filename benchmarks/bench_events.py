@@ -7,8 +7,12 @@ on the reference link of ``../shared/bench/reference.json``, one run:
   and a :class:`~flask_mailtrack.WebhookSender` connected (its worker
   delivering to a loopback receiver meanwhile, in this process) against no
   receivers (target: at least 0.5 of the rate without receivers); also each
-  receiver alone, and the sender with ``deliver=False`` (the request-path
-  cost alone, when another process delivers). Each is given in wall time
+  receiver alone, and the sender with ``deliver=False`` (no delivery in this
+  process, when another process delivers). In the request the sender
+  pickles the event's fields and appends them to its process's journal
+  (one ``os.write``); its journal thread moves them into the SQLite outbox
+  every 20 ms, encoding the JSON bodies, in this process too (so in the CPU
+  column). Each is given in wall time
   and in CPU time of the whole process: on a shared, loaded machine the
   wall time also counts the other processes' turns, while the CPU time
   counts exactly what this process spent, background threads included.
