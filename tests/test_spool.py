@@ -289,6 +289,38 @@ def test_failing_importer_keeps_the_records(
     assert spool.pending == 0
 
 
+def test_background_thread_retries_a_failed_import(
+    make_spool: t.Callable[..., Spool], sink: Sink
+) -> None:
+    imported = threading.Event()
+
+    def importer(journal: str, start: int, records: list[bytes]) -> None:
+        sink(journal, start, records)
+        imported.set()
+
+    sink.fail = 1
+    spool = make_spool(delay=0.01)
+    spool._importer = importer
+    spool.append(b"patient")
+    assert imported.wait(WAIT)
+    assert sink.records == [b"patient"]
+    assert sink.fail == 0  # it failed once first
+
+
+def test_close_with_a_failing_importer_leaves_an_orphan(
+    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
+) -> None:
+    spool = make_spool()
+    spool.append(b"kept")
+    sink.fail = 1
+    spool.close()  # logs, does not raise
+    assert sink.records == []
+    assert len(journals(directory)) == 1
+    assert make_spool().drain() == 1
+    assert sink.records == [b"kept"]
+    assert journals(directory) == []
+
+
 def test_failed_write_moves_to_a_new_file(
     make_spool: t.Callable[..., Spool],
     sink: Sink,
