@@ -241,8 +241,9 @@ class Spool:
 
     :param directory: Where the journal files are; created (``0700``) with
         the first record. Share it between the processes of one server.
-    :param importer: Called in a background thread as ``importer(journal,
-        start, records)`` with at most ``batch_size`` records (``bytes``)
+    :param importer: Called as ``importer(journal, start, records)``, by
+        the spool's thread or in :meth:`drain` and :meth:`close` (never two
+        calls at once), with at most ``batch_size`` records (``bytes``)
         of the journal file named ``journal`` (a name never reused),
         ``start`` being the position of the first one in it. It stores them
         in one transaction, or raises to have them offered again later. A
