@@ -234,6 +234,7 @@ class EventStore:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
+        self._closed = threading.Event()
         self._writer: threading.Thread | None = None
         self._writer_pid = 0
         self._start_lock = threading.Lock()
@@ -288,8 +289,10 @@ class EventStore:
     def _write_pending(self) -> None:
         while not self._closing:
             self._wake.wait(1.0)
-            # Let events gather: one transaction for many is the point.
-            time.sleep(self.flush_interval)
+            # Let events gather: one transaction for many is the point. (An
+            # event, not a sleep: close() writes what is left at once.)
+            if self._closed.wait(self.flush_interval):
+                return
             self._wake.clear()
             try:
                 self.flush()
@@ -645,6 +648,7 @@ class EventStore:
         """Stop recording, write pending events, close the database."""
         self.disconnect()
         self._closing = True
+        self._closed.set()
         self._wake.set()
         writer = self._writer
         if writer is not None and self._writer_pid == os.getpid():

@@ -383,3 +383,18 @@ def test_full_buffer_is_written_by_the_receiving_thread(tmp_path: t.Any) -> None
             email_opened.send(None, result=opened(T + n, recipient=str(n)))
             # Written before send() returned, without waiting for the writer.
             assert reader.count() == n + 1
+
+
+def test_close_does_not_wait_out_the_flush_interval(tmp_path: t.Any) -> None:
+    store = EventStore(tmp_path / "events.sqlite3", flush_interval=3600).connect()
+    try:
+        email_opened.send(None, result=opened(T, recipient="alice"))
+        # The writer thread is now waiting out its hour.
+        closer = threading.Thread(target=store.close)
+        closer.start()
+        closer.join(60)
+        assert not closer.is_alive(), "close() waited for the flush interval"
+    finally:
+        store.disconnect()
+    with EventStore(tmp_path / "events.sqlite3") as reopened:
+        assert reopened.count() == 1
