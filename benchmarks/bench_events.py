@@ -123,8 +123,11 @@ def pytracking_app(configuration: t.Any) -> WSGIApp:
     return app
 
 
-def delivery_rate(receiver: Receiver, directory: str, round_: int) -> float:
-    """Seconds per event to drain an outbox of DELIVERY_EVENTS events."""
+def delivery_rate(
+    receiver: Receiver, directory: str, round_: int
+) -> tuple[float, float]:
+    """Seconds per event to drain an outbox of DELIVERY_EVENTS events, in
+    wall time and in CPU time of this process (the receiver is another)."""
     path = f"{directory}/drain-{round_}.sqlite3"
     secret = generate_secret()
     filler = WebhookSender(receiver.url, secret=secret, outbox_path=path, deliver=False)
@@ -136,13 +139,68 @@ def delivery_rate(receiver: Receiver, directory: str, round_: int) -> float:
     filler.close(timeout=0)
     sender = WebhookSender(receiver.url, secret=secret, outbox_path=path)
     started = time.perf_counter()
+    started_cpu = time.process_time()
     sender.start()
     # An event leaves the outbox when the receiver has answered 2xx.
     while sender.pending():
         time.sleep(0.0005)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - started_cpu
     sender.close(timeout=0)
-    return elapsed / DELIVERY_EVENTS
+    return elapsed / DELIVERY_EVENTS, cpu / DELIVERY_EVENTS
+
+
+def request_path(
+    middleware: TrackingMiddleware,
+    pixel: t.Callable[[], None],
+    receiver: Receiver,
+    directory: str,
+) -> dict[str, float]:
+    """Seconds per event of each part of the work, measured apart: the
+    pixel with no receivers; the pixel with both receivers connected while
+    their background work waits (a flush interval and a journal delay of an
+    hour), which is what a request itself costs; then that deferred work,
+    in CPU time: the store writing its rows, the sender moving its journal
+    into the outbox."""
+    store = EventStore(
+        f"{directory}/deferred-events.sqlite3", flush_interval=3600, max_buffer=10**9
+    )
+    sender = WebhookSender(
+        receiver.url,
+        secret=generate_secret(),
+        outbox_path=f"{directory}/deferred-outbox.sqlite3",
+        deliver=False,
+        spool_delay=3600,
+        poll_interval=3600,
+    )
+    best = {"none": float("inf"), "both": float("inf")}
+    store_cpu = import_cpu = 0.0
+    events = queued = 0
+    for _ in range(5):  # interleaved
+        best["none"] = min(best["none"], _common.best_seconds(pixel, repeat=3))
+        store.connect(middleware)
+        sender.connect(middleware)
+        try:
+            best["both"] = min(best["both"], _common.best_seconds(pixel, repeat=3))
+        finally:
+            store.disconnect()
+            sender.disconnect()
+        started = time.process_time()
+        events += store.flush()
+        store_cpu += time.process_time() - started
+        started = time.process_time()
+        total = sender.pending()  # moves the journal into the outbox
+        import_cpu += time.process_time() - started
+        queued, imported = total, total - queued
+        assert imported > 0
+    sender.close(timeout=0)
+    store.close()
+    return {
+        "none": best["none"],
+        "both": best["both"],
+        "store": store_cpu / events,
+        "import": import_cpu / queued,
+    }
 
 
 def best_cpu_seconds(func: t.Callable[[], object], *, repeat: int = 3) -> float:
@@ -265,8 +323,35 @@ def main() -> None:
     sender.close(timeout=30)
     store.close()
 
+    # -- where the time goes ----------------------------------------------------
+    parts = request_path(middleware, pixel, receiver, directory)
+    drains = [delivery_rate(receiver, directory, n) for n in range(3)]
+    ours_delivery = min(wall for wall, _ in drains)
+    delivery_cpu = min(cpu for _, cpu in drains)
+    pixel_s = parts["none"]
+    request_s = parts["both"] - parts["none"]
+    background_s = parts["store"] + parts["import"] + delivery_cpu
+    _common.print_table(
+        "Where the time of one event goes (CPU time of this process, measured apart)",
+        ["part", "per event", "vs the pixel"],
+        [
+            [name, _common.micros(seconds), f"{seconds / pixel_s:.2f}"]
+            for name, seconds in [
+                ("the pixel, no receivers", pixel_s),
+                ("in the request: both receivers (background deferred)", request_s),
+                ("background: EventStore writing its row", parts["store"]),
+                ("background: journal moved into the outbox", parts["import"]),
+                ("background: delivery (sign, POST, delete)", delivery_cpu),
+            ]
+        ],
+    )
+    print(
+        f"\nrequest path alone: {pixel_s / parts['both']:.2f} of the rate without"
+        f" receivers; with all background work in this process at most"
+        f" {pixel_s / (parts['both'] + background_s):.2f}"
+    )
+
     # -- delivery rate ---------------------------------------------------------
-    ours_delivery = min(delivery_rate(receiver, directory, n) for n in range(3))
     pytracking_result = pytracking.get_open_tracking_result(
         pytracking.get_open_tracking_url(metadata, configuration=theirs_config),
         configuration=theirs_config,
