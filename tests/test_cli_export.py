@@ -487,8 +487,10 @@ FLASK_APP = textwrap.dedent(
 
     app = Flask(__name__, instance_path=os.environ["TEST_INSTANCE_PATH"])
     app.config["SECRET_KEY"] = "deliver-test-app-key-0123456789"
+    # Only the settings the test gives: CI sets other MAILTRACK_* variables
+    # (MAILTRACK_REQUIRE_BROWSER), which the extension refuses as unknown.
     app.config.update(
-        {k: v for k, v in os.environ.items() if k.startswith("MAILTRACK_")}
+        {k: os.environ[k] for k in os.environ["TEST_MAILTRACK_KEYS"].split()}
     )
     MailTrack(app)
     """
@@ -535,10 +537,17 @@ def delivering(
     )
     try:
         yield process
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+        stdout, stderr = process.communicate()
+        # Shown by pytest with the failure.
+        print(f"deliver exited {process.returncode}:\n{stdout}\n{stderr}")
+        raise
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate()
+            process.communicate()
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -558,6 +567,7 @@ def test_deliver_process(
         "MAILTRACK_WEBHOOK_DELIVER": "false",  # the servers' setting; ignored
         "TEST_INSTANCE_PATH": str(tmp_path / "instance"),
     }
+    env["TEST_MAILTRACK_KEYS"] = " ".join(k for k in env if k.startswith("MAILTRACK_"))
     if group == "standalone":
         outbox = str(tmp_path / "outbox.sqlite3")
         env["MAILTRACK_WEBHOOK_OUTBOX"] = outbox
