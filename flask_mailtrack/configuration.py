@@ -201,15 +201,12 @@ class Configuration:
         return cls(**kwargs)
 
 
+#: Text read as true, and as false, in a boolean setting (lower case).
+TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
+FALSE_WORDS = frozenset(("0", "false", "no", "off"))
 _BOOLS = {
-    "1": True,
-    "true": True,
-    "yes": True,
-    "on": True,
-    "0": False,
-    "false": False,
-    "no": False,
-    "off": False,
+    **dict.fromkeys(TRUE_WORDS, True),
+    **dict.fromkeys(FALSE_WORDS, False),
     "": False,
 }
 _BOOL_FIELDS = frozenset(

@@ -13,6 +13,8 @@ import typing as t
 from blinker import ANY
 
 from .configuration import Configuration
+from .configuration import FALSE_WORDS
+from .configuration import TRUE_WORDS
 from .constants import ConfigKeys
 from .exceptions import MailTrackError
 from .store import EventStore
@@ -20,9 +22,6 @@ from .webhooks import WebhookSender
 
 Receiver = t.Union[EventStore, WebhookSender]
 R = t.TypeVar("R", EventStore, WebhookSender)
-
-_TRUE = frozenset(("1", "true", "yes", "on"))
-_FALSE = frozenset(("0", "false", "no", "off"))
 
 
 def connect_receivers(
@@ -114,8 +113,8 @@ def _setting_flag(settings: t.Mapping[str, t.Any], key: str, *, default: bool) -
         return default
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
+        if text in TRUE_WORDS or text in FALSE_WORDS:
+            return text in TRUE_WORDS
         raise MailTrackError(
             f"{key} must be true or false (1/0, yes/no, on/off), not {value!r}."
         )
@@ -126,7 +125,7 @@ def _flag(value: object) -> bool:
     """A boolean setting, from a bool or environment text (``1``, ``true``,
     ``yes``, ``on``)."""
     if isinstance(value, str):
-        return value.strip().lower() in _TRUE
+        return value.strip().lower() in TRUE_WORDS
     return bool(value)
 
 

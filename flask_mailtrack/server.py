@@ -58,6 +58,7 @@ from flask import request
 from flask import url_for
 from werkzeug.wrappers import Response
 
+from .configuration import TRUE_WORDS
 from .constants import ConfigKeys
 from .extension import get_state
 from .extension import MailTrack
@@ -80,8 +81,6 @@ CHART_WINDOWS: dict[str, tuple[int, int]] = {
 #: Query arguments of the stats endpoints that are not metadata filters
 #: (``_`` is for cache busting).
 _RESERVED_ARGS = frozenset(("since", "until", "limit", "window", "_"))
-
-_TRUE = frozenset(("1", "true", "yes", "on"))
 
 
 class ServerState:
@@ -127,7 +126,7 @@ def create_app(
     app.config.update(environ_settings(environ))
     app.config.update(config or {})
     if demo is None:
-        demo = str(app.config.get(ConfigKeys.DEMO, "")).strip().lower() in _TRUE
+        demo = str(app.config.get(ConfigKeys.DEMO, "")).strip().lower() in TRUE_WORDS
     app.config[ConfigKeys.DEMO] = demo
     app.config.setdefault(ConfigKeys.DATABASE, DEFAULT_DATABASE)
     generated_secret = False
