@@ -117,6 +117,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import operator
 import os
 import pickle
 import random
@@ -648,6 +649,26 @@ _RECORD_VERSION = 1
 _PICKLE_PROTOCOL = 5
 
 
+#: The fields of a :class:`TrackingResult` a journal record keeps, in
+#: their order in the record (after the version, URL and time).
+_RECORD_FIELDS = (
+    "event_id",
+    "is_open_tracking",
+    "is_click_tracking",
+    "tracked_url",
+    "webhook_url",
+    "metadata",
+    "request_data",
+    "timestamp",
+    "issued_at",
+    "expires_at",
+    "machine",
+    "machine_reasons",
+    "legacy",
+)
+_record_fields = operator.attrgetter(*_RECORD_FIELDS)
+
+
 def _journal_record(result: TrackingResult, url: str, now: float) -> bytes:
     """A journal line for ``result``: its fields, pickled, not its JSON.
 
@@ -657,25 +678,7 @@ def _journal_record(result: TrackingResult, url: str, now: float) -> bytes:
     line.
     """
     data = pickle.dumps(
-        (
-            _RECORD_VERSION,
-            url,
-            now,
-            result.event_id,
-            result.is_open_tracking,
-            result.is_click_tracking,
-            result.tracked_url,
-            result.webhook_url,
-            result.metadata,
-            result.request_data,
-            result.timestamp,
-            result.issued_at,
-            result.expires_at,
-            result.machine,
-            result.machine_reasons,
-            result.legacy,
-        ),
-        _PICKLE_PROTOCOL,
+        (_RECORD_VERSION, url, now) + _record_fields(result), _PICKLE_PROTOCOL
     )
     return data.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
 
@@ -700,43 +703,14 @@ def _outbox_row(record: bytes) -> tuple[str, str, bytes, float, float]:
     fields = _PlainUnpickler(io.BytesIO(data)).load()
     if not isinstance(fields, tuple) or fields[0] != _RECORD_VERSION:
         raise ValueError("Not a journal record of this version.")
-    (
-        _,
-        url,
-        created_at,
-        event_id,
-        is_open_tracking,
-        is_click_tracking,
-        tracked_url,
-        webhook_url,
-        metadata,
-        request_data,
-        timestamp,
-        issued_at,
-        expires_at,
-        machine,
-        machine_reasons,
-        legacy,
-    ) = fields
-    result = TrackingResult(
-        is_open_tracking=is_open_tracking,
-        is_click_tracking=is_click_tracking,
-        tracked_url=tracked_url,
-        webhook_url=webhook_url,
-        metadata=metadata,
-        request_data=request_data,
-        timestamp=timestamp,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        machine=machine,
-        machine_reasons=machine_reasons,
-        event_id=event_id,
-        legacy=legacy,
-    )
+    _, url, created_at, *values = fields
+    if len(values) != len(_RECORD_FIELDS):
+        raise ValueError("A journal record with other fields.")
+    result = TrackingResult(**dict(zip(_RECORD_FIELDS, values)))
     body = _encode_event(result.to_json_dict())
     if not (isinstance(url, str) and isinstance(created_at, float)):
         raise ValueError("A journal record without its URL or time.")
-    return event_id, url, body, created_at, created_at
+    return result.event_id, url, body, created_at, created_at
 
 
 class _Row(t.NamedTuple):
