@@ -107,7 +107,7 @@ logger = logging.getLogger("flask_mailtrack.store")
 
 def _flush_at_exit(reference: weakref.ref[EventStore]) -> None:
     store = reference()
-    if store is not None and not store._closing:
+    if store is not None and not store._closing.is_set():
         try:
             store.flush()
         except Exception:
@@ -233,8 +233,8 @@ class EventStore:
         self._pending: collections.deque[Event] = collections.deque()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
-        self._closing = False
-        self._closed = threading.Event()
+        # Set by close(): events are then written directly; the writer stops.
+        self._closing = threading.Event()
         self._writer: threading.Thread | None = None
         self._writer_pid = 0
         self._start_lock = threading.Lock()
@@ -262,7 +262,7 @@ class EventStore:
         self._signals.disconnect()
 
     def _receive(self, result: TrackingResult) -> None:
-        if not self.buffered or self._closing:
+        if not self.buffered or self._closing.is_set():
             self.record(result)
             return
         self._pending.append(result)
@@ -287,11 +287,11 @@ class EventStore:
             self._writer.start()
 
     def _write_pending(self) -> None:
-        while not self._closing:
+        while not self._closing.is_set():
             self._wake.wait(1.0)
             # Let events gather: one transaction for many is the point. (An
             # event, not a sleep: close() writes what is left at once.)
-            if self._closed.wait(self.flush_interval):
+            if self._closing.wait(self.flush_interval):
                 return
             self._wake.clear()
             try:
@@ -647,8 +647,7 @@ class EventStore:
     def close(self) -> None:
         """Stop recording, write pending events, close the database."""
         self.disconnect()
-        self._closing = True
-        self._closed.set()
+        self._closing.set()
         self._wake.set()
         writer = self._writer
         if writer is not None and self._writer_pid == os.getpid():
