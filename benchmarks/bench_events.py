@@ -50,8 +50,8 @@ from flask_mailtrack import EventStore  # noqa: E402
 from flask_mailtrack import TrackingMiddleware  # noqa: E402
 from flask_mailtrack import TrackingResult  # noqa: E402
 from flask_mailtrack import WebhookSender  # noqa: E402
-from flask_mailtrack.pixel import TRACKING_PIXEL  # noqa: E402
-from flask_mailtrack.webhooks import generate_secret  # noqa: E402
+from flask_mailtrack.events import generate_secret  # noqa: E402
+from flask_mailtrack.web import TRACKING_PIXEL  # noqa: E402
 from pytracking.webhook import send_webhook as pytracking_send_webhook  # noqa: E402
 
 DELIVERY_EVENTS = 2000

@@ -55,10 +55,11 @@ from _wsgi import environ_for  # noqa: E402
 from _wsgi import WSGIApp  # noqa: E402
 from django.conf import settings  # noqa: E402
 from flask_mailtrack import Configuration  # noqa: E402
-from flask_mailtrack import machine  # noqa: E402
 from flask_mailtrack import TrackingMiddleware  # noqa: E402
-from flask_mailtrack.handler import PIXEL_HEADERS  # noqa: E402
-from flask_mailtrack.pixel import TRACKING_PIXEL  # noqa: E402
+from flask_mailtrack.traffic import _rules as machine  # noqa: E402
+from flask_mailtrack.web import handle_request
+from flask_mailtrack.web import PIXEL_HEADERS  # noqa: E402
+from flask_mailtrack.web import TRACKING_PIXEL  # noqa: E402
 from werkzeug.utils import redirect  # noqa: E402
 from werkzeug.wrappers import Request  # noqa: E402
 from werkzeug.wrappers import Response  # noqa: E402
@@ -92,7 +93,7 @@ def through_response(tracker: t.Any) -> WSGIApp:
     Flask blueprint serves it (without Flask's own request handling)."""
 
     def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
-        handled = tracker.handle(Request(environ), sender=None)
+        handled = handle_request(tracker, Request(environ), sender=None)
         return handled.response(environ, start_response)
 
     return app
@@ -302,7 +303,7 @@ def machine_costs(environ: dict[str, t.Any], middleware: TrackingMiddleware) -> 
     ours_compile = time.perf_counter() - started
 
     request = Request(dict(environ))
-    handled = middleware.tracker.handle(request, sender=None)
+    handled = handle_request(middleware.tracker, request, sender=None)
     result = handled.result
     assert result is not None
     configuration = middleware.tracker.configuration

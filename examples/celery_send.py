@@ -1,6 +1,6 @@
 """Send a tracked newsletter to many recipients from Celery workers.
 
-The newsletter is scanned once per worker process (``compile_html``); each
+The newsletter is scanned once per worker process (``HTMLTemplate``); each
 recipient's copy is then rendered with only token making and string joins
 (``render``), so sending scales with the number of workers. Nothing is
 shared between workers but the settings: tracking tokens carry their own
@@ -36,6 +36,7 @@ from celery import Celery
 from flask_mailtrack import Configuration
 from flask_mailtrack import HTMLTemplate
 from flask_mailtrack import Tracker
+from flask_mailtrack.rewrite import track_text
 
 #: Recipients handled by one task: enough to amortise the scan, small enough
 #: to spread a large list over every worker.
@@ -67,8 +68,8 @@ def tracker() -> Tracker:
 def _template(digest: str, html: str) -> HTMLTemplate:
     # Keyed by the digest too, so a worker keeps a few newsletters scanned
     # without holding on to every HTML text it ever saw.
-    return tracker().compile_html(
-        html, utm_params={"utm_source": "newsletter", "utm_medium": "email"}
+    return HTMLTemplate(
+        tracker(), html, utm_params={"utm_source": "newsletter", "utm_medium": "email"}
     )
 
 
@@ -105,7 +106,7 @@ def send_chunk(campaign: str, html: str, recipients: list[str]) -> int:
     for recipient in recipients:
         metadata = {"campaign": campaign, "email": recipient}
         body = t.cast(str, template.render(metadata))
-        text = tracker().track_text(PLAIN_TEXT, metadata)
+        text = track_text(tracker(), PLAIN_TEXT, metadata)
         message = EmailMessage()
         message["Subject"] = "Our spring sale"
         message["From"] = "news@example.com"

@@ -1,36 +1,86 @@
-"""Email open and click tracking for Flask and any WSGI app."""
+"""Email open and click tracking for Flask and any WSGI app.
+
+The core (:class:`Configuration`, :class:`Tracker`, :class:`TrackingResult`,
+the exceptions and the signals) is imported with the package. The names that
+build on other libraries (Flask for :class:`MailTrack`, SQLite for
+:class:`EventStore`, ...) are imported on first use, so that a project that
+only makes links or only wraps its WSGI app in :class:`TrackingMiddleware`
+never loads Flask, Jinja, click or sqlite3.
+"""
 
 from __future__ import annotations
 
-from .compat import adapt_html as adapt_html
-from .compat import get_click_tracking_result as get_click_tracking_result
-from .compat import get_click_tracking_url as get_click_tracking_url
-from .compat import get_open_tracking_pixel as get_open_tracking_pixel
-from .compat import get_open_tracking_result as get_open_tracking_result
-from .compat import get_open_tracking_url as get_open_tracking_url
-from .compat import send_webhook as send_webhook
+import importlib
+import typing as t
+
+from . import _moved
+from ._urls import is_safe_target as is_safe_target
 from .configuration import Configuration as Configuration
+from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ExpiredToken as ExpiredToken
 from .exceptions import InsecureTokenWarning as InsecureTokenWarning
 from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
-from .extension import MailTrack as MailTrack
-from .html import HTMLTemplate as HTMLTemplate
-from .middleware import TrackingMiddleware as TrackingMiddleware
+from .exceptions import WebhookVerificationError as WebhookVerificationError
 from .result import TrackingResult as TrackingResult
 from .signals import email_opened as email_opened
 from .signals import link_clicked as link_clicked
 from .signals import record_events as record_events
 from .signals import tracking_failed as tracking_failed
 from .signals import webhook_failed as webhook_failed
-from .store import EventStore as EventStore
 from .tracker import Tracker as Tracker
-from .urls import is_safe_target as is_safe_target
-from .webhooks import verify_webhook as verify_webhook
-from .webhooks import WebhookSender as WebhookSender
+
+if t.TYPE_CHECKING:
+    from ._pytracking import adapt_html as adapt_html
+    from ._pytracking import get_click_tracking_result as get_click_tracking_result
+    from ._pytracking import get_click_tracking_url as get_click_tracking_url
+    from ._pytracking import get_open_tracking_pixel as get_open_tracking_pixel
+    from ._pytracking import get_open_tracking_result as get_open_tracking_result
+    from ._pytracking import get_open_tracking_url as get_open_tracking_url
+    from ._pytracking import send_webhook as send_webhook
+    from .events import EventStore as EventStore
+    from .events import verify_webhook as verify_webhook
+    from .events import WebhookSender as WebhookSender
+    from .extension import MailTrack as MailTrack
+    from .rewrite import HTMLTemplate as HTMLTemplate
+    from .web import TrackingMiddleware as TrackingMiddleware
+
+# Public names imported on first access (PEP 562), with their modules.
+_LAZY = {
+    "adapt_html": "._pytracking",
+    "get_click_tracking_result": "._pytracking",
+    "get_click_tracking_url": "._pytracking",
+    "get_open_tracking_pixel": "._pytracking",
+    "get_open_tracking_result": "._pytracking",
+    "get_open_tracking_url": "._pytracking",
+    "send_webhook": "._pytracking",
+    "EventStore": ".events",
+    "verify_webhook": ".events",
+    "WebhookSender": ".events",
+    "MailTrack": ".extension",
+    "HTMLTemplate": ".rewrite",
+    "TrackingMiddleware": ".web",
+}
+
+
+def __getattr__(name: str) -> t.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+_moved.install()
 
 __all__ = [
     "Configuration",
+    "ConfigurationError",
     "EventStore",
     "ExpiredToken",
     "HTMLTemplate",
@@ -42,6 +92,7 @@ __all__ = [
     "TrackingMiddleware",
     "TrackingResult",
     "WebhookSender",
+    "WebhookVerificationError",
     "adapt_html",
     "email_opened",
     "get_click_tracking_result",

@@ -1,8 +1,23 @@
 """The exceptions raised by flask_mailtrack.
 
 Every error that comes from outside input (a token in a URL, a malformed
-configuration) is a :class:`MailTrackError`, so callers need one ``except``
-clause. Decoding a token raises :class:`InvalidToken` and nothing else.
+configuration, a webhook request) is a :class:`MailTrackError`, so callers
+need one ``except`` clause. Decoding a token raises :class:`InvalidToken`
+and nothing else::
+
+    MailTrackError
+    ├── ConfigurationError (also ValueError)   bad settings, keys, base URLs
+    │   └── UnknownSettingError (also TypeError)   a keyword or key that
+    │                                              names no setting
+    ├── InvalidToken                           a token that does not verify
+    │   └── ExpiredToken                       authentic, but past its expiry
+    └── WebhookVerificationError               a webhook that does not verify
+
+    InsecureTokenWarning (UserWarning)         unsigned pytracking links
+
+A :class:`ConfigurationError` is also a :exc:`ValueError`, and an
+:class:`UnknownSettingError` also a :exc:`TypeError`, as Python raises for a
+bad argument; code written for either keeps working.
 """
 
 from __future__ import annotations
@@ -12,6 +27,23 @@ import typing as t
 
 class MailTrackError(Exception):
     """The root of every exception this library raises on purpose."""
+
+
+class ConfigurationError(MailTrackError, ValueError):
+    """A setting, key or argument cannot be used: a key too short, a base URL
+    that is not absolute, a value of the wrong kind, no secret key where one
+    is needed.
+
+    .. versionadded:: 0.1
+    """
+
+
+class UnknownSettingError(ConfigurationError, TypeError):
+    """A keyword argument or a ``MAILTRACK_*`` key names no setting (a typo
+    that would otherwise go unnoticed).
+
+    .. versionadded:: 0.1
+    """
 
 
 class InvalidToken(MailTrackError):
@@ -58,6 +90,10 @@ class ExpiredToken(InvalidToken):
         super().__init__(message, reason="expired", token=token)
         self.expires_at = expires_at
         self.payload = payload
+
+
+class WebhookVerificationError(MailTrackError):
+    """A webhook request failed :func:`~flask_mailtrack.verify_webhook`."""
 
 
 class InsecureTokenWarning(UserWarning):

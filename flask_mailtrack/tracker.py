@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import time
 import typing as t
+import warnings
 from collections.abc import Mapping
 
-from . import handler as _handler
-from . import html as _html
-from . import mime as _mime
-from . import text as _text
+from ._urls import is_safe_target
+from ._urls import strip_token
+from ._urls import TokenURL
 from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
-from .legacy import make_fernet
-from .payload import encode_rest
-from .payload import pack_fields
-from .payload import pack_sections
-from .payload import Payload
 from .result import TrackingResult
-from .tokens import CLICK
-from .tokens import Kind
-from .tokens import OPEN
-from .tokens import TokenSerializer
-from .urls import is_safe_target
-from .urls import strip_token
-from .urls import TokenURL
-
-if t.TYPE_CHECKING:
-    from werkzeug.wrappers import Request
+from .tokens._payload import encode_rest
+from .tokens._payload import pack_fields
+from .tokens._payload import pack_sections
+from .tokens._payload import Payload
+from .tokens._pytracking import make_fernet
+from .tokens._serializer import CLICK
+from .tokens._serializer import Kind
+from .tokens._serializer import OPEN
+from .tokens._serializer import TokenSerializer
 
 Metadata = t.Optional[t.Mapping[str, t.Any]]
 
@@ -288,121 +282,68 @@ class Tracker:
             legacy=payload.legacy,
         )
 
-    # -- rewriting email (flask_mailtrack.html, .text, .mime) -----------------
+    # -- deprecated: rewriting and serving take a tracker ---------------------
 
     def track_html(
-        self,
-        html: _html.HTMLInput,
-        metadata: Metadata = None,
-        *,
-        click_tracking: bool = True,
-        open_tracking: bool = True,
-        utm_params: t.Mapping[str, str] | None = None,
-        pixel_position: str | None = None,
-        charset: str | None = None,
-    ) -> _html.HTMLInput:
-        """Track the links of an HTML email and add the open pixel, for one
-        recipient. Only the tracked ``href`` values and the pixel change;
-        every other byte is kept. Tracking an email twice changes nothing
-        the second time.
+        self, html: t.Any, metadata: Metadata = None, **options: t.Any
+    ) -> t.Any:
+        """Deprecated alias of :func:`flask_mailtrack.rewrite.track_html`
+        ``(tracker, html, metadata, ...)``; removed in 0.2."""
+        from .rewrite import track_html
 
-        :param html: The document or fragment: text, or bytes (the same type
-            is returned).
-        :param metadata: Carried by every token.
-        :param click_tracking: Track links.
-        :param open_tracking: Add the open pixel.
-        :param utm_params: Query parameters added to tracked destinations.
-        :param pixel_position: ``"top"`` or ``"bottom"``; default: the
-            configuration's ``pixel_position``.
-        :param charset: Encoding of bytes input (default: the ``<meta>``
-            declaration, else UTF-8).
+        _deprecated("track_html", "flask_mailtrack.rewrite.track_html")
+        return track_html(self, html, metadata, **options)
 
-        See :class:`~flask_mailtrack.html.HTMLTemplate` for the details.
-        """
-        return _html.track_html(
-            self,
-            html,
-            metadata,
-            click_tracking=click_tracking,
-            open_tracking=open_tracking,
-            utm_params=utm_params,
-            pixel_position=pixel_position,
-            charset=charset,
-        )
+    def compile_html(self, html: str | bytes, **options: t.Any) -> t.Any:
+        """Deprecated alias of :class:`flask_mailtrack.rewrite.HTMLTemplate`
+        ``(tracker, html, ...)``; removed in 0.2."""
+        from .rewrite import HTMLTemplate
 
-    def compile_html(self, html: str | bytes, **options: t.Any) -> _html.HTMLTemplate:
-        """Scan an HTML email once, to render it per recipient with
-        ``template.render(metadata)``, which returns exactly what
-        :meth:`track_html` returns with the same options.
+        _deprecated("compile_html", "flask_mailtrack.rewrite.HTMLTemplate")
+        return HTMLTemplate(self, html, **options)
 
-        :param options: The keyword arguments of :meth:`track_html`.
-        """
-        return _html.HTMLTemplate(self, html, **options)
+    def track_text(self, text: str, metadata: Metadata = None, **options: t.Any) -> str:
+        """Deprecated alias of :func:`flask_mailtrack.rewrite.track_text`
+        ``(tracker, text, metadata, ...)``; removed in 0.2."""
+        from .rewrite import track_text
 
-    def track_text(
-        self,
-        text: str,
-        metadata: Metadata = None,
-        *,
-        utm_params: t.Mapping[str, str] | None = None,
-    ) -> str:
-        """Track the bare ``http(s)`` URLs of a plain-text email."""
-        return _text.track_text(self, text, metadata, utm_params=utm_params)
+        _deprecated("track_text", "flask_mailtrack.rewrite.track_text")
+        return track_text(self, text, metadata, **options)
 
     def track_message(
-        self,
-        message: _mime.MessageType,
-        metadata: Metadata = None,
-        *,
-        track_text: bool = False,
-        **options: t.Any,
-    ) -> _mime.MessageType:
-        """A tracked copy of an :class:`email.message.Message`: its HTML parts
-        (and plain-text parts with ``track_text``) are rewritten, keeping
-        their charset and content-transfer-encoding; attachments are left
-        alone. The message given is not changed.
+        self, message: t.Any, metadata: Metadata = None, **options: t.Any
+    ) -> t.Any:
+        """Deprecated alias of :func:`flask_mailtrack.rewrite.track_message`
+        ``(tracker, message, metadata, ...)``; removed in 0.2."""
+        from .rewrite import track_message
 
-        :param options: ``click_tracking``, ``open_tracking``, ``utm_params``,
-            ``pixel_position``.
-        """
-        return _mime.track_message(
-            self, message, metadata, track_text=track_text, **options
-        )
+        _deprecated("track_message", "flask_mailtrack.rewrite.track_message")
+        return track_message(self, message, metadata, **options)
 
-    # -- serving requests (flask_mailtrack.handler) ---------------------------
+    def match(self, path: str) -> t.Any:
+        """Deprecated alias of :func:`flask_mailtrack.web.match`
+        ``(tracker, path)``; removed in 0.2."""
+        from .web import match
 
-    def match(self, path: str) -> tuple[Kind, str] | None:
-        """The ``(kind, token)`` of a request path below the path of
-        ``base_open_tracking_url`` or ``base_click_tracking_url``, else
-        ``None``. Nothing is decoded (see :func:`.handler.match`).
+        _deprecated("match", "flask_mailtrack.web.match")
+        return match(self, path)
 
-        :param path: The full request path (``SCRIPT_NAME`` + ``PATH_INFO``).
-        """
-        return _handler.match(self, path)
+    def handle(self, request: t.Any, **options: t.Any) -> t.Any:
+        """Deprecated alias of :func:`flask_mailtrack.web.handle_request`
+        ``(tracker, request, ...)``; removed in 0.2."""
+        from .web import handle_request
 
-    def handle(
-        self,
-        request: Request,
-        *,
-        sender: object,
-        kind: Kind | None = None,
-        token: str | None = None,
-    ) -> _handler.HandledRequest:
-        """Answer a tracking request: verify the token, label machine
-        traffic, send ``email_opened``, ``link_clicked`` or
-        ``tracking_failed`` from ``sender``, and return the response (see
-        :func:`.handler.handle_request`).
+        _deprecated("handle", "flask_mailtrack.web.handle_request")
+        return handle_request(self, request, **options)
 
-        :param request: The request.
-        :param sender: The sender of the signal (the Flask app, or the
-            middleware).
-        :param kind: ``"open"`` or ``"click"``; with ``token``, skips finding
-            them in the request path.
-        :param token: The token from the URL.
-        """
-        return _handler.handle_request(
-            self, request, sender=sender, kind=kind, token=token
-        )
+
+def _deprecated(method: str, replacement: str) -> None:
+    warnings.warn(
+        f"Tracker.{method}() is deprecated and will be removed in"
+        f" flask_mailtrack 0.2; call {replacement}(tracker, ...) instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _unsafe_target(url: object) -> MailTrackError:

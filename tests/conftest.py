@@ -3,9 +3,13 @@ base URLs, and its tracker. Test modules may define their own."""
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 from flask_mailtrack import Configuration
 from flask_mailtrack import Tracker
+
+from _webhook_receiver import Receiver
 
 SECRET = "test-secret-key-0123456789abcdef"
 OPEN_BASE = "https://t.example.com/mailtrack/o/"
@@ -24,3 +28,12 @@ def configuration() -> Configuration:
 @pytest.fixture
 def tracker(configuration: Configuration) -> Tracker:
     return Tracker(configuration)
+
+
+@pytest.fixture
+def receiver() -> t.Iterator[Receiver]:
+    """A webhook endpoint on 127.0.0.1, stopped after the test."""
+    r = Receiver().start()
+    yield r
+    r.release.set()
+    r.stop()

@@ -12,7 +12,7 @@ import typing as t
 import pytest
 from flask_mailtrack import record_events
 from flask_mailtrack import TrackingMiddleware
-from flask_mailtrack.pixel import TRACKING_PIXEL
+from flask_mailtrack.web import TRACKING_PIXEL
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 

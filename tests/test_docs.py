@@ -28,8 +28,8 @@ from flask_mailtrack import signals
 from flask_mailtrack import WebhookSender
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
+from flask_mailtrack.configuration import ConfigKeys
 from flask_mailtrack.configuration import Configuration
-from flask_mailtrack.constants import ConfigKeys
 from flask_mailtrack.extension import DEFAULT_URL_PREFIX
 
 DOCS = pathlib.Path(__file__).parents[1] / "docs"

@@ -10,10 +10,10 @@ from flask_mailtrack import InvalidToken
 from flask_mailtrack import is_safe_target
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
-from flask_mailtrack.payload import pack_fields
+from flask_mailtrack._urls import strip_token
+from flask_mailtrack._urls import TokenURL
 from flask_mailtrack.tokens import CLICK
-from flask_mailtrack.urls import strip_token
-from flask_mailtrack.urls import TokenURL
+from flask_mailtrack.tokens._payload import pack_fields
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -289,6 +289,6 @@ _URL_LIKE = st.from_regex(
 @settings(max_examples=500, deadline=None)
 @given(url=_URL_LIKE | st.text(st.characters(max_codepoint=127), max_size=40))
 def test_ascii_fast_path_agrees_with_the_full_pattern(url: str) -> None:
-    from flask_mailtrack.urls import _SAFE_TARGET
+    from flask_mailtrack._urls import _SAFE_TARGET
 
     assert is_safe_target(url) == (_SAFE_TARGET.fullmatch(url) is not None)

@@ -1,0 +1,96 @@
+"""The module paths of 0.1's development releases, kept until 0.2.
+
+Before the package was split into layers every module stood side by side
+(``flask_mailtrack.html``, ``flask_mailtrack.handler``, ...). Importing one of
+those paths still works: it gives the module that now holds the code, with a
+:exc:`DeprecationWarning` naming the new path. The table below is the whole
+list of moves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+import typing as t
+import warnings
+
+#: Old module path -> the module that holds its names now.
+MOVED = {
+    "flask_mailtrack.compat": "flask_mailtrack._pytracking",
+    "flask_mailtrack.constants": "flask_mailtrack.configuration",
+    "flask_mailtrack.encryption": "flask_mailtrack.tokens._encryption",
+    "flask_mailtrack.signing": "flask_mailtrack.tokens._signing",
+    "flask_mailtrack.payload": "flask_mailtrack.tokens._payload",
+    "flask_mailtrack.legacy": "flask_mailtrack.tokens._pytracking",
+    "flask_mailtrack.urls": "flask_mailtrack._urls",
+    "flask_mailtrack.html": "flask_mailtrack.rewrite._html",
+    "flask_mailtrack.text": "flask_mailtrack.rewrite._text",
+    "flask_mailtrack.mime": "flask_mailtrack.rewrite._mime",
+    "flask_mailtrack.links": "flask_mailtrack.rewrite._links",
+    "flask_mailtrack.handler": "flask_mailtrack.web._handler",
+    "flask_mailtrack.clientinfo": "flask_mailtrack.web._clientinfo",
+    "flask_mailtrack.middleware": "flask_mailtrack.web._middleware",
+    "flask_mailtrack.pixel": "flask_mailtrack.web._pixel",
+    "flask_mailtrack.machine": "flask_mailtrack.traffic._rules",
+    "flask_mailtrack.store": "flask_mailtrack.events._store",
+    "flask_mailtrack.spool": "flask_mailtrack.events._journal",
+    "flask_mailtrack.webhooks": "flask_mailtrack.events._webhooks",
+    "flask_mailtrack.receivers": "flask_mailtrack.events._from_settings",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers the old paths of :data:`MOVED` with the modules they moved to."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: t.Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        new = MOVED[spec.name]
+        warnings.warn(
+            f"{spec.name!r} is deprecated and will be removed in flask_mailtrack"
+            f" 0.2; import from {_public_home(new)!r} instead.",
+            DeprecationWarning,
+            stacklevel=_caller_level(),
+        )
+        return importlib.import_module(new)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass  # the module it stands for is already executed
+
+
+def _public_home(module: str) -> str:
+    # "flask_mailtrack.rewrite._html" -> "flask_mailtrack.rewrite"
+    parts = module.split(".")
+    while len(parts) > 1 and parts[-1].startswith("_"):
+        parts.pop()
+    return ".".join(parts)
+
+
+def _caller_level() -> int:
+    # Point the warning at the import statement, past importlib's frames.
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<frozen importlib")
+        or frame.f_code.co_filename == __file__
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def install() -> None:
+    """Put the finder on :data:`sys.meta_path`, once."""
+    if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+        sys.meta_path.append(_MovedModuleFinder())

@@ -1,0 +1,5 @@
+"""``python -m flask_mailtrack.cli``: the ``mailtrack`` command."""
+
+from . import main
+
+main()

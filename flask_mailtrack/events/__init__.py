@@ -1,0 +1,30 @@
+"""What happens to an event after the request: the event store, webhooks,
+and the journal they are fed from."""
+
+from __future__ import annotations
+
+from ..exceptions import WebhookVerificationError as WebhookVerificationError
+from ._store import CSV_COLUMNS as CSV_COLUMNS
+from ._store import EventStore as EventStore
+from ._webhooks import decode_secret as decode_secret
+from ._webhooks import generate_secret as generate_secret
+from ._webhooks import send_webhook as send_webhook
+from ._webhooks import sign as sign
+from ._webhooks import signature_headers as signature_headers
+from ._webhooks import verify_webhook as verify_webhook
+from ._webhooks import WebhookResponse as WebhookResponse
+from ._webhooks import WebhookSender as WebhookSender
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EventStore",
+    "WebhookResponse",
+    "WebhookSender",
+    "WebhookVerificationError",
+    "decode_secret",
+    "generate_secret",
+    "send_webhook",
+    "sign",
+    "signature_headers",
+    "verify_webhook",
+]

@@ -1,0 +1,58 @@
+"""Connecting a receiver object to the event signals, for
+:class:`~flask_mailtrack.WebhookSender` and :class:`~flask_mailtrack.EventStore`."""
+
+from __future__ import annotations
+
+import typing as t
+import weakref
+
+from blinker import ANY
+
+from ..signals import email_opened
+from ..signals import link_clicked
+
+if t.TYPE_CHECKING:
+    from ..result import TrackingResult
+
+#: The signals that carry a tracking event.
+EVENT_SIGNALS = (email_opened, link_clicked)
+
+
+class SignalConnections:
+    """The senders one receiver function is connected for.
+
+    The receiver is held strongly by the signals (``weak=False``: users often
+    keep no reference to a sender or store they connected), but senders are
+    held weakly here, so connecting to a Flask app does not keep the app
+    alive; blinker forgets a sender that is garbage collected.
+
+    :param on_event: Called with the :class:`~flask_mailtrack.TrackingResult`
+        of each event; a signal sent without a ``result`` is ignored.
+    """
+
+    def __init__(self, on_event: t.Callable[[TrackingResult], object]) -> None:
+        def receiver(
+            sender: t.Any, result: TrackingResult | None = None, **extra: t.Any
+        ) -> None:
+            if result is not None:
+                on_event(result)
+
+        self._receiver = receiver
+        self._senders: list[t.Callable[[], t.Any]] = []
+
+    def connect(self, sender: t.Any = ANY) -> None:
+        for signal in EVENT_SIGNALS:
+            signal.connect(self._receiver, sender=sender, weak=False)
+        try:
+            self._senders.append(weakref.ref(sender))
+        except TypeError:  # ANY and other objects without weak references
+            self._senders.append(lambda: sender)
+
+    def disconnect(self) -> None:
+        for reference in self._senders:
+            sender = reference()
+            if sender is None:
+                continue
+            for signal in EVENT_SIGNALS:
+                signal.disconnect(self._receiver, sender=sender)
+        self._senders = []

@@ -1,0 +1,104 @@
+"""A webhook endpoint on 127.0.0.1 for the tests that deliver webhooks
+(``tests/events``, ``tests/cli``); the ``receiver`` fixture in
+``conftest.py`` starts one per test."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import threading
+import typing as t
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+KEY = b"0123456789abcdef0123456789abcdef"
+WAIT = 20.0  # seconds before a test gives up waiting; never reached when passing
+
+
+class Request(t.NamedTuple):
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 whose answers the test scripts."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.changed = threading.Condition()
+        #: Answer 500 to this many requests first.
+        self.fail_first = 0
+        #: The status of the other requests.
+        self.status = 200
+        #: When set, requests after the first ``hold_after`` wait for
+        #: ``release`` before answering.
+        self.hold_after: int | None = None
+        self.release = threading.Event()
+        self.server: http.server.ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.changed:
+                    index = len(receiver.requests)
+                    if index < receiver.fail_first:
+                        status = 500
+                    else:
+                        status = receiver.status
+                    receiver.requests.append(Request(dict(self.headers), body, status))
+                    receiver.changed.notify_all()
+                hold = receiver.hold_after
+                if hold is not None and index >= hold:
+                    receiver.release.wait(WAIT)
+                self.send_response(status)
+                # No body: one write, so no Nagle/delayed-ACK stall per request.
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: t.Any) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.02,), daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait_for(self, predicate: t.Callable[[], bool]) -> None:
+        with self.changed:
+            assert self.changed.wait_for(predicate, WAIT), "receiver: timed out"
+
+    def ids(self, delivered_only: bool = True) -> set[str]:
+        return {
+            r.headers["webhook-id"]
+            for r in self.requests
+            if not delivered_only or 200 <= r.status < 300
+        }
+
+    def assert_consistent(self) -> None:
+        """Duplicates only ever repeat the same event under the same id."""
+        bodies: dict[str, bytes] = {}
+        for r in self.requests:
+            event_id = r.headers["webhook-id"]
+            assert bodies.setdefault(event_id, r.body) == r.body
+            assert json.loads(r.body)["id"] == event_id

@@ -1,0 +1,279 @@
+"""pytracking's function API: same names, signatures and keyword overrides."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import struct
+import typing as t
+
+import flask_mailtrack
+import pytest
+import pytracking
+from cryptography.fernet import Fernet
+from flask_mailtrack import _pytracking as compat
+from flask_mailtrack import Configuration
+from flask_mailtrack import get_click_tracking_result
+from flask_mailtrack import get_click_tracking_url
+from flask_mailtrack import get_open_tracking_pixel
+from flask_mailtrack import get_open_tracking_result
+from flask_mailtrack import get_open_tracking_url
+from flask_mailtrack import InvalidToken
+from flask_mailtrack import MailTrackError
+from flask_mailtrack import Tracker
+
+SECRET = "test-secret-key-0123456789abcdef"
+BASE = "https://trackingdomain.com/path/"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "get_open_tracking_url",
+        "get_click_tracking_url",
+        "get_open_tracking_result",
+        "get_click_tracking_result",
+        "get_open_tracking_pixel",
+    ],
+)
+def test_same_signatures_as_pytracking(name: str) -> None:
+    ours = inspect.signature(getattr(flask_mailtrack, name))
+    theirs = inspect.signature(getattr(pytracking, name))
+    assert list(ours.parameters) == list(theirs.parameters)
+    for parameter in ours.parameters.values():
+        assert parameter.default == theirs.parameters[parameter.name].default
+
+
+# -- pytracking's README examples, with a secret_key added -----------------------
+
+
+def test_readme_open_tracking_link() -> None:
+    open_tracking_url = get_open_tracking_url(
+        {"customer_id": 1},
+        base_open_tracking_url=BASE,
+        webhook_url="http://requestb.in/123",
+        include_webhook_url=True,
+        secret_key=SECRET,
+    )
+    assert open_tracking_url.startswith(BASE)
+    tracking_result = get_open_tracking_result(
+        open_tracking_url,
+        base_open_tracking_url=BASE,
+        include_webhook_url=True,
+        secret_key=SECRET,
+    )
+    assert tracking_result.metadata == {"customer_id": 1}
+    assert tracking_result.webhook_url == "http://requestb.in/123"
+    assert tracking_result.is_open_tracking
+
+
+def test_readme_open_tracking_link_with_configuration() -> None:
+    configuration = Configuration(
+        base_open_tracking_url=BASE,
+        webhook_url="http://requestb.in/123",
+        include_webhook_url=False,
+        secret_key=SECRET,
+    )
+    open_tracking_url = get_open_tracking_url(
+        {"customer_id": 1}, configuration=configuration
+    )
+    tracking_result = get_open_tracking_result(
+        open_tracking_url, configuration=configuration
+    )
+    assert tracking_result.metadata == {"customer_id": 1}
+    assert tracking_result.webhook_url == "http://requestb.in/123"
+
+
+def test_readme_click_tracking_link() -> None:
+    click_tracking_url = get_click_tracking_url(
+        "http://www.example.com/?query=value",
+        {"customer_id": 1},
+        base_click_tracking_url=BASE,
+        webhook_url="http://requestb.in/123",
+        include_webhook_url=True,
+        secret_key=SECRET,
+    )
+    tracking_result = get_click_tracking_result(
+        click_tracking_url,
+        base_click_tracking_url=BASE,
+        include_webhook_url=True,
+        secret_key=SECRET,
+    )
+    assert tracking_result.metadata == {"customer_id": 1}
+    assert tracking_result.webhook_url == "http://requestb.in/123"
+    assert tracking_result.tracked_url == "http://www.example.com/?query=value"
+    assert tracking_result.is_click_tracking
+
+
+def test_readme_encrypting_data() -> None:
+    key = Fernet.generate_key()
+    click_tracking_url = get_click_tracking_url(
+        "http://www.example.com/?query=value",
+        {"customer_id": 1},
+        base_click_tracking_url=BASE,
+        webhook_url="http://requestb.in/123",
+        include_webhook_url=True,
+        encryption_bytestring_key=key,
+    )
+    assert "customer_id" not in click_tracking_url
+    tracking_result = get_click_tracking_result(
+        click_tracking_url,
+        base_click_tracking_url=BASE,
+        include_webhook_url=True,
+        encryption_bytestring_key=key,
+    )
+    assert tracking_result.metadata == {"customer_id": 1}
+    assert tracking_result.tracked_url == "http://www.example.com/?query=value"
+    # pytracking's README decodes this click link with get_open_tracking_result;
+    # an open token and a click token are never interchangeable here.
+    with pytest.raises(InvalidToken):
+        get_open_tracking_result(
+            click_tracking_url,
+            base_click_tracking_url=BASE,
+            encryption_bytestring_key=key,
+        )
+
+
+def test_readme_without_a_key_explains() -> None:
+    with pytest.raises(MailTrackError, match="secret_key"):
+        get_open_tracking_url({"customer_id": 1}, base_open_tracking_url=BASE)
+
+
+def test_request_data_and_default_metadata() -> None:
+    configuration = Configuration(
+        secret_key=SECRET,
+        base_click_tracking_url=BASE,
+        default_metadata={"list": "news", "customer_id": 0},
+    )
+    url = get_click_tracking_url(
+        "https://example.com/", {"customer_id": 7}, configuration
+    )
+    result = get_click_tracking_result(url, {"user_agent": "UA"}, configuration)
+    assert result.request_data == {"user_agent": "UA"}
+    # Link metadata wins over default metadata, as in pytracking.
+    assert result.metadata == {"list": "news", "customer_id": 7}
+    embedded = configuration.replace(include_default_metadata=True)
+    url = get_click_tracking_url("https://example.com/", None, embedded)
+    # The defaults travel inside the token: a reader without them sees them.
+    plain = Configuration(secret_key=SECRET, base_click_tracking_url=BASE)
+    result = get_click_tracking_result(url, None, plain)
+    assert result.metadata == {"list": "news", "customer_id": 0}
+
+
+def test_to_json_dict_is_a_json_dict() -> None:
+    import json
+
+    url = get_click_tracking_url(
+        "https://example.com/",
+        {"a": 1},
+        secret_key=SECRET,
+        base_click_tracking_url=BASE,
+    )
+    result = get_click_tracking_result(
+        url, secret_key=SECRET, base_click_tracking_url=BASE
+    )
+    data = result.to_json_dict()
+    assert isinstance(data, dict)
+    assert json.loads(json.dumps(data))["metadata"] == {"a": 1}
+    assert data["tracked_url"] == "https://example.com/"
+
+
+# -- the pixel -------------------------------------------------------------------
+
+
+def test_open_tracking_pixel_is_a_transparent_1x1_gif() -> None:
+    pixel, mime_type = get_open_tracking_pixel()
+    assert mime_type == "image/gif"
+    assert pixel[:6] == b"GIF89a"
+    width, height, flags = struct.unpack("<HHB", pixel[6:11])
+    assert (width, height) == (1, 1)
+    assert flags & 0x80  # a global colour table follows
+    table_size = 3 * 2 ** ((flags & 0x07) + 1)
+    extension = pixel[13 + table_size :]
+    # Graphic control extension with the transparency flag set.
+    assert extension[:3] == b"!\xf9\x04"
+    assert extension[3] & 0x01
+    descriptor = extension[8:]
+    assert descriptor[:1] == b","
+    assert struct.unpack("<HHHH", descriptor[1:9]) == (0, 0, 1, 1)
+    assert pixel.endswith(b";")
+    assert len(pixel) == 43
+
+
+# -- configuration handling --------------------------------------------------------
+
+CALLS: list[tuple[str, t.Callable[..., object], tuple[object, ...]]] = [
+    ("get_open_tracking_url", get_open_tracking_url, ({"a": 1},)),
+    ("get_click_tracking_url", get_click_tracking_url, ("https://example.com/",)),
+    ("get_open_tracking_result", get_open_tracking_result, ("token",)),
+    ("get_click_tracking_result", get_click_tracking_result, ("token",)),
+]
+
+
+@pytest.mark.parametrize(("name", "function", "args"), CALLS, ids=[c[0] for c in CALLS])
+def test_unknown_keyword_raises_type_error(
+    name: str, function: t.Callable[..., object], args: tuple[object, ...]
+) -> None:
+    configuration = Configuration(secret_key=SECRET, base_open_tracking_url=BASE)
+    with pytest.raises(TypeError, match="base_clik_tracking_url"):
+        function(*args, configuration=configuration, base_clik_tracking_url=BASE)
+    with pytest.raises(TypeError, match="secret_kye"):
+        function(*args, secret_kye=SECRET)
+
+
+def test_get_open_tracking_pixel_takes_no_arguments() -> None:
+    with pytest.raises(TypeError):
+        get_open_tracking_pixel(secret_key=SECRET)  # type: ignore[call-arg]
+
+
+def test_cached_tracker_no_rebuild_no_deepcopy(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Configuration] = []
+    original_init = Tracker.__init__
+
+    def counting_init(self: Tracker, *args: t.Any, **kwargs: t.Any) -> None:
+        original_init(self, *args, **kwargs)
+        built.append(self.configuration)
+
+    def no_deepcopy(*args: object, **kwargs: object) -> t.NoReturn:
+        raise AssertionError("deepcopy called")
+
+    monkeypatch.setattr(Tracker, "__init__", counting_init)
+    monkeypatch.setattr(copy, "deepcopy", no_deepcopy)
+    configuration = Configuration(
+        secret_key=SECRET, base_click_tracking_url=BASE, base_open_tracking_url=BASE
+    )
+    for _ in range(5):
+        url = get_click_tracking_url("https://example.com/", {"a": 1}, configuration)
+        get_click_tracking_result(url, None, configuration)
+        url = get_open_tracking_url({"a": 1}, configuration)
+        get_open_tracking_result(url, None, configuration)
+    assert len(built) == 1
+    # Keyword overrides build one tracker per distinct set, then reuse it.
+    for _ in range(5):
+        url = get_click_tracking_url(
+            "https://example.com/", None, configuration, max_age=60
+        )
+        assert get_click_tracking_result(url, None, configuration, max_age=60)
+    assert len(built) == 2
+    assert built[1].max_age == 60 and configuration.max_age is None
+    # No configuration at all: keywords only.
+    keywords = {"secret_key": SECRET, "base_click_tracking_url": BASE, "max_age": 7}
+    get_click_tracking_url("https://example.com/", None, **keywords)
+    count = len(built)
+    for _ in range(3):
+        get_click_tracking_url("https://example.com/", None, **keywords)
+    assert len(built) == count
+
+
+def test_override_cache_tells_configurations_apart() -> None:
+    one = Configuration(secret_key=SECRET, base_click_tracking_url=BASE)
+    other = Configuration(
+        secret_key="another-secret-0123456", base_click_tracking_url=BASE
+    )
+    url = get_click_tracking_url("https://example.com/", None, one, max_age=60)
+    assert get_click_tracking_result(url, None, one, max_age=60)
+    with pytest.raises(InvalidToken):
+        get_click_tracking_result(url, None, other, max_age=60)
+    assert compat.get_tracker(one, {"max_age": 60}) is not compat.get_tracker(
+        other, {"max_age": 60}
+    )
