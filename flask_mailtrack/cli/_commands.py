@@ -49,10 +49,10 @@ from ..events._from_settings import find_receiver
 from ..events._from_settings import webhook_sender
 from ..exceptions import InvalidToken
 from ..exceptions import MailTrackError
-from ..extension._extension import DEFAULT_URL_PREFIX
-from ..extension._extension import get_state
-from ..extension._extension import ROUTE_SEGMENTS
-from ..extension._extension import tracking_base_urls
+from ..extension import DEFAULT_URL_PREFIX
+from ..extension import get_state
+from ..extension import ROUTE_SEGMENTS
+from ..extension import tracking_base_urls
 from ..result import TrackingResult
 from ..rewrite import track_html
 from ..rewrite import track_message

@@ -63,8 +63,8 @@ from ..configuration import TRUE_WORDS
 from ..events._from_settings import find_receiver
 from ..events._store import EventStore
 from ..events._webhooks import WebhookSender
-from ..extension._extension import get_state
-from ..extension._extension import MailTrack
+from ..extension import get_state
+from ..extension import MailTrack
 
 logger = logging.getLogger("flask_mailtrack.server")
 
