@@ -6,23 +6,17 @@ import pytest
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import Tracker
 
-SECRET = "tracker test secret key"
-BASE = "https://t.example.com/mailtrack"
+BASE = "https://t.example.com/mailtrack"  # conftest's tracker's base
 
 
 @pytest.fixture
-def tracker() -> Tracker:
-    return Tracker(
-        secret_key=SECRET,
-        base_open_tracking_url=f"{BASE}/o/",
-        base_click_tracking_url=f"{BASE}/c/",
-    )
-
-
-@pytest.fixture
-def bare() -> Tracker:
+def bare(tracker: Tracker) -> Tracker:
     """The same keys, no base URLs (a Flask app without MAILTRACK_BASE_URL)."""
-    return Tracker(secret_key=SECRET)
+    return Tracker(
+        tracker.configuration,
+        base_open_tracking_url=None,
+        base_click_tracking_url=None,
+    )
 
 
 @pytest.mark.parametrize(

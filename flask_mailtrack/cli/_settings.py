@@ -56,7 +56,7 @@ class CommandSettings:
     def get(self, key: str, default: t.Any = None) -> t.Any:
         """The raw value of the setting ``key`` (a ``MAILTRACK_*`` name),
         such as :attr:`ConfigKeys.DATABASE
-        <flask_mailtrack.constants.ConfigKeys.DATABASE>`."""
+        <flask_mailtrack.configuration.ConfigKeys.DATABASE>`."""
         raise NotImplementedError
 
     def webhook_sender(self, **options: t.Any) -> WebhookSender:

@@ -56,27 +56,31 @@ def store_query_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     epoch or ``None``) and ``--filter KEY=VALUE`` (passed as ``filters``, a
     dict of metadata values). ``store.stats(since=since, until=until,
     **filters)`` then applies them."""
-    f = click.option(
+    # Applied last to first, so that --help lists them in this order.
+    for option in reversed(_QUERY_OPTIONS):
+        f = option(f)
+    return f
+
+
+_QUERY_OPTIONS = (
+    *(
+        click.option(
+            f"--{name}",
+            metavar="TIME",
+            callback=_time_option,
+            help=f"Only events {when} TIME (ISO 8601 or epoch seconds).",
+        )
+        for name, when in (("since", "at or after"), ("until", "before"))
+    ),
+    click.option(
         "--filter",
         "filters",
         multiple=True,
         metavar="KEY=VALUE",
         callback=_filters_option,
         help="Only events whose metadata KEY is VALUE (repeatable).",
-    )(f)
-    f = click.option(
-        "--until",
-        metavar="TIME",
-        callback=_time_option,
-        help="Only events before TIME (ISO 8601 or epoch seconds).",
-    )(f)
-    f = click.option(
-        "--since",
-        metavar="TIME",
-        callback=_time_option,
-        help="Only events at or after TIME (ISO 8601 or epoch seconds).",
-    )(f)
-    return f
+    ),
+)
 
 
 def open_event_store(settings: CommandSettings) -> EventStore:
