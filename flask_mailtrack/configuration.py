@@ -1,14 +1,23 @@
-"""The settings object shared by every part of flask_mailtrack."""
+"""The settings object shared by every part of flask_mailtrack:
+:class:`Configuration`, the other ``MAILTRACK_*`` keys (:class:`ConfigKeys`),
+and how text settings (environment variables) are read.
+
+Every error about a setting is a
+:class:`~flask_mailtrack.ConfigurationError`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import os
 import typing as t
 import warnings
 
+from .exceptions import ConfigurationError
 from .exceptions import InsecureTokenWarning
-from .exceptions import MailTrackError
+from .exceptions import UnknownSettingError
 
 #: pytracking's default webhook timeout, kept.
 DEFAULT_TIMEOUT_SECONDS = 5
@@ -26,8 +35,11 @@ class Configuration:
     """Immutable tracking settings. Build it once and share it.
 
     The first ten parameters are pytracking's, in pytracking's order and with
-    its meaning; the rest are new. Unknown keywords raise :exc:`TypeError`
-    (pytracking silently ignored them, so typos went unnoticed). Use
+    its meaning; the rest are new. Unknown keywords raise
+    :class:`~flask_mailtrack.exceptions.UnknownSettingError`, a
+    :exc:`TypeError` (pytracking silently ignored them, so typos went
+    unnoticed); values that cannot be used raise
+    :class:`~flask_mailtrack.ConfigurationError`, a :exc:`ValueError`. Use
     :meth:`replace` to derive a variant.
 
     :param webhook_url: Webhook notified of each event (see
@@ -114,6 +126,15 @@ class Configuration:
     click_scan_seconds: float = 0
     machine_rules: t.Sequence[MachineRule] = ()
 
+    def __new__(cls, *args: t.Any, **kwargs: t.Any) -> Configuration:
+        # The generated __init__ refuses an unknown keyword with a bare
+        # TypeError; say which setting is unknown, in the library's error
+        # tree. (replace() and copies go through here too.)
+        unknown = kwargs.keys() - _FIELD_NAMES
+        if unknown:
+            raise _unknown_setting(min(unknown), _FIELD_NAMES, cls.__name__)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(
@@ -124,13 +145,15 @@ class Configuration:
         set_(self, "untracked_url_patterns", tuple(self.untracked_url_patterns))
         set_(self, "machine_rules", tuple(self.machine_rules))
         if self.pixel_position not in ("top", "bottom"):
-            raise ValueError("pixel_position must be 'top' or 'bottom'.")
+            raise ConfigurationError("pixel_position must be 'top' or 'bottom'.")
         if self.max_age is not None and self.max_age <= 0:
-            raise ValueError("max_age must be a positive number of seconds or None.")
+            raise ConfigurationError(
+                "max_age must be a positive number of seconds or None."
+            )
         if self.trusted_proxies < 0:
-            raise ValueError("trusted_proxies must be 0 or more.")
+            raise ConfigurationError("trusted_proxies must be 0 or more.")
         if self.max_token_length < 64:
-            raise ValueError("max_token_length must be at least 64.")
+            raise ConfigurationError("max_token_length must be at least 64.")
         if self.insecure_unsigned_tokens:
             warnings.warn(
                 "insecure_unsigned_tokens=True makes tracking links that anyone"
@@ -149,7 +172,8 @@ class Configuration:
         return state
 
     def replace(self, **changes: t.Any) -> Configuration:
-        """A copy with ``changes`` applied (unknown names raise :exc:`TypeError`)."""
+        """A copy with ``changes`` applied (unknown names raise
+        :class:`~flask_mailtrack.exceptions.UnknownSettingError`)."""
         return dataclasses.replace(self, **changes)
 
     @property
@@ -179,9 +203,10 @@ class Configuration:
         values (as environment variables are) are converted: booleans from
         ``1/true/yes/on`` and ``0/false/no/off``, numbers, lists from JSON or
         comma-separated text, mappings from JSON. Other keys with the prefix
-        must be settings of the adapters (see
-        :class:`~flask_mailtrack.constants.ConfigKeys`); any other raises
-        :exc:`TypeError`, so typos are caught. ``overrides`` win.
+        must be settings of the adapters (see :class:`ConfigKeys`); any other
+        raises :class:`~flask_mailtrack.exceptions.UnknownSettingError`, so
+        typos are caught. A value that cannot be converted raises
+        :class:`~flask_mailtrack.ConfigurationError`. ``overrides`` win.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, t.Any] = {}
@@ -194,7 +219,7 @@ class Configuration:
                     _convert(name, value) if isinstance(value, str) else value
                 )
             elif prefix and not ConfigKeys.is_known(key, prefix):
-                raise TypeError(f"Unknown flask_mailtrack setting {key!r}.")
+                raise _unknown_setting(key, ConfigKeys.known_keys(prefix))
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -250,10 +275,32 @@ class ConfigKeys:
     @classmethod
     def is_known(cls, key: str, prefix: str = "MAILTRACK_") -> bool:
         """Whether ``key`` names a setting of flask_mailtrack."""
+        if not key.startswith(prefix):
+            return False
         name = key[len(prefix) :]
-        return name in cls.ADAPTER_KEYS or name.lower() in {
-            f.name for f in dataclasses.fields(Configuration)
-        }
+        return name in cls.ADAPTER_KEYS or name.lower() in _FIELD_NAMES
+
+    @classmethod
+    def known_keys(cls, prefix: str = "MAILTRACK_") -> list[str]:
+        """Every setting name with ``prefix``: the :class:`Configuration`
+        parameters' and the adapters'."""
+        names = [name.upper() for name in _FIELD_NAMES] + sorted(cls.ADAPTER_KEYS)
+        return [prefix + name for name in names]
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Configuration))
+
+
+def environ_settings(environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``MAILTRACK_*`` settings among environment variables.
+
+    Other variables with the prefix are left out, not refused: the
+    environment is shared with other programs.
+
+    :param environ: Default :data:`os.environ`.
+    """
+    environ = os.environ if environ is None else environ
+    return {key: value for key, value in environ.items() if ConfigKeys.is_known(key)}
 
 
 #: Text read as true, and as false, in a boolean setting (lower case).
@@ -262,8 +309,36 @@ FALSE_WORDS = frozenset(("0", "false", "no", "off"))
 _BOOLS = {
     **dict.fromkeys(TRUE_WORDS, True),
     **dict.fromkeys(FALSE_WORDS, False),
-    "": False,
 }
+
+
+def parse_bool(value: object, *, name: str, default: bool = False) -> bool:
+    """A boolean setting, from a bool (a Flask config) or text (an
+    environment variable): ``1/true/yes/on`` or ``0/false/no/off``, any case.
+
+    Other text is refused rather than read as false, so that a typo never
+    silently switches a setting off.
+
+    :param name: The setting, for the error message.
+    :param default: The value of ``None`` and of empty text (a variable set
+        to nothing).
+    :raise ConfigurationError: text that is neither true nor false.
+    """
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        return bool(value)
+    text = value.strip().lower()
+    if not text:
+        return default
+    try:
+        return _BOOLS[text]
+    except KeyError:
+        raise ConfigurationError(
+            f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}."
+        ) from None
+
+
 _BOOL_FIELDS = frozenset(
     (
         "include_webhook_url",
@@ -287,7 +362,7 @@ def _convert(name: str, value: str) -> t.Any:
     text = value.strip()
     try:
         if name in _BOOL_FIELDS:
-            return _BOOLS[text.lower()]
+            return parse_bool(text, name=name)
         if name in _INT_FIELDS:
             return None if text.lower() in ("", "none") else int(text)
         if name in _FLOAT_FIELDS:
@@ -303,9 +378,21 @@ def _convert(name: str, value: str) -> t.Any:
             return loaded
         if name in _KEY_FIELDS and text.startswith("["):
             return json.loads(text)
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"Invalid value for setting {name!r}: {value!r}") from e
+    except ValueError as e:
+        raise ConfigurationError(
+            f"Invalid value for setting {name!r}: {value!r}"
+        ) from e
     return value if value else None
+
+
+def _unknown_setting(
+    name: str, known: t.Iterable[str], owner: str = "flask_mailtrack"
+) -> UnknownSettingError:
+    message = f"Unknown {owner} setting {name!r}."
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    return UnknownSettingError(message)
 
 
 def _to_bytes(key: str | bytes) -> bytes:
@@ -319,7 +406,7 @@ def _key_list(value: KeyInput | None, name: str, *, min_length: int) -> list[byt
     keys = [_to_bytes(item) for item in items]
     for key in keys:
         if len(key) < min_length:
-            raise MailTrackError(
+            raise ConfigurationError(
                 f"Each {name} must be at least {min_length} bytes long;"
                 " `mailtrack keygen` prints a good one."
             )

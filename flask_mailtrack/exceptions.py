@@ -7,8 +7,10 @@ and nothing else::
 
     MailTrackError
     ├── ConfigurationError (also ValueError)   bad settings, keys, base URLs
-    │   └── UnknownSettingError (also TypeError)   a keyword or key that
-    │                                              names no setting
+    │   ├── UnknownSettingError (also TypeError)   a keyword or key that
+    │   │                                          names no setting
+    │   └── MissingSettingError (also RuntimeError)   no signing key, no
+    │                                                 base URL to make links on
     ├── InvalidToken                           a token that does not verify
     │   └── ExpiredToken                       authentic, but past its expiry
     └── WebhookVerificationError               a webhook that does not verify
@@ -17,7 +19,13 @@ and nothing else::
 
 A :class:`ConfigurationError` is also a :exc:`ValueError`, and an
 :class:`UnknownSettingError` also a :exc:`TypeError`, as Python raises for a
-bad argument; code written for either keeps working.
+bad argument; code written for either keeps working. A
+:class:`MissingSettingError` is also a :exc:`RuntimeError`, which the first
+previews raised for a missing key.
+
+Programming errors are not :class:`MailTrackError`: registering
+:class:`~flask_mailtrack.MailTrack` twice on an app, or using it outside an
+app context, raises :exc:`RuntimeError`, as Flask extensions do.
 """
 
 from __future__ import annotations
@@ -41,6 +49,14 @@ class ConfigurationError(MailTrackError, ValueError):
 class UnknownSettingError(ConfigurationError, TypeError):
     """A keyword argument or a ``MAILTRACK_*`` key names no setting (a typo
     that would otherwise go unnoticed).
+
+    .. versionadded:: 0.1
+    """
+
+
+class MissingSettingError(ConfigurationError, RuntimeError):
+    """A setting that this use needs is not set: no key to sign links with,
+    no base URL to make links on outside a request.
 
     .. versionadded:: 0.1
     """

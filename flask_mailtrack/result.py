@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import typing as t
+
+from ._isotime import format_time
 
 #: Version of the event schema produced by :meth:`TrackingResult.to_json_dict`.
 EVENT_SCHEMA_VERSION = 1
@@ -94,9 +95,9 @@ class TrackingResult:
             "schema": EVENT_SCHEMA_VERSION,
             "id": self.event_id,
             "type": self.event_type,
-            "occurred_at": _iso(self.timestamp),
-            "issued_at": _iso(self.issued_at),
-            "expires_at": _iso(self.expires_at),
+            "occurred_at": format_time(self.timestamp),
+            "issued_at": format_time(self.issued_at),
+            "expires_at": format_time(self.expires_at),
             "is_open_tracking": self.is_open_tracking,
             "is_click_tracking": self.is_click_tracking,
             "tracked_url": self.tracked_url,
@@ -108,10 +109,3 @@ class TrackingResult:
             "machine_reasons": list(self.machine_reasons),
             "legacy": self.legacy,
         }
-
-
-def _iso(timestamp: int | None) -> str | None:
-    if timestamp is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    return moment.isoformat().replace("+00:00", "Z")

@@ -6,6 +6,7 @@ import time
 import typing as t
 import warnings
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from ._urls import is_safe_target
 from ._urls import strip_token
@@ -246,6 +247,57 @@ class Tracker:
                 )
             return token
         return strip_token(url_or_token)
+
+    def decode_any(
+        self, url_or_token: str, kind: Kind | None = None, *, now: float | None = None
+    ) -> TrackingResult:
+        """Verify a tracking URL or bare token of either kind, such as a link
+        copied from an email (``mailtrack decode`` reads links this way).
+
+        A URL may be on any host: its token is the last segment of its path.
+        The kind is ``kind`` when given, else that of the tracking base the
+        URL is on, else both kinds are tried (a token verifies as one kind
+        only).
+
+        :param url_or_token: A tracking URL, or a token.
+        :param kind: ``"open"`` or ``"click"``, when known.
+        :raise InvalidToken: not a valid token (of ``kind``, when given).
+
+        .. versionadded:: 0.1
+        """
+        if not isinstance(url_or_token, str):
+            raise InvalidToken("A token or URL must be text.", reason="format")
+        if len(url_or_token) > self._max_url_length:
+            raise InvalidToken("Token URL is too long.", reason="length")
+        token = url_or_token.strip()
+        if "://" in token[:12]:
+            if kind is None:
+                kind = self._kind_of_url(token)
+            segments = [part for part in urlsplit(token).path.split("/") if part]
+            if not segments:
+                raise InvalidToken("The URL has no token in its path.", reason="format")
+            token = segments[-1]
+        if kind is not None:
+            return self.decode(kind, token, now=now)
+        try:
+            return self.decode(CLICK, token, now=now)
+        except InvalidToken as click_error:
+            try:
+                return self.decode(OPEN, token, now=now)
+            except InvalidToken as open_error:
+                raise InvalidToken(
+                    f"Neither a click token ({click_error}) nor an open token"
+                    f" ({open_error}).",
+                    reason=open_error.reason,
+                ) from None
+
+    def _kind_of_url(self, url: str) -> Kind | None:
+        """The kind of the one tracking base ``url`` is on, if exactly one."""
+        on_open = self.open_base is not None and self.open_base.owns(url)
+        on_click = self.click_base is not None and self.click_base.owns(url)
+        if on_open == on_click:  # neither, or bases that overlap
+            return None
+        return OPEN if on_open else CLICK
 
     def result(
         self,

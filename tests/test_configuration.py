@@ -9,9 +9,14 @@ import pickle
 
 import pytest
 from flask_mailtrack import Configuration
+from flask_mailtrack import ConfigurationError
 from flask_mailtrack import InsecureTokenWarning
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
+from flask_mailtrack.configuration import environ_settings
+from flask_mailtrack.configuration import parse_bool
+from flask_mailtrack.exceptions import MissingSettingError
+from flask_mailtrack.exceptions import UnknownSettingError
 
 PYTRACKING_KEYWORDS = (
     "webhook_url",
@@ -197,3 +202,115 @@ def test_from_mapping_bad_values(key: str, value: str) -> None:
 def test_insecure_unsigned_tokens_warns() -> None:
     with pytest.warns(InsecureTokenWarning, match="forge"):
         Configuration(insecure_unsigned_tokens=True)
+
+
+# -- one error tree ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: Configuration(secret_kye="x"), id="Configuration"),
+        pytest.param(lambda: Configuration().replace(secret_kye="x"), id="replace"),
+        pytest.param(lambda: Tracker(secret_kye="x"), id="Tracker"),
+        pytest.param(
+            lambda: Configuration.from_mapping({"MAILTRACK_SECRET_KYE": "x"}),
+            id="from_mapping",
+        ),
+    ],
+)
+def test_unknown_settings_are_configuration_errors(build: object) -> None:
+    with pytest.raises(UnknownSettingError, match="Did you mean") as info:
+        build()  # type: ignore[operator]
+    assert isinstance(info.value, ConfigurationError)
+    assert isinstance(info.value, MailTrackError)
+    assert isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: Configuration(pixel_position="middle"), id="value"),
+        pytest.param(lambda: Configuration(secret_key=[""]).secret_keys, id="key"),
+        pytest.param(
+            lambda: Configuration(encryption_key="short").encryption_keys,
+            id="encryption-key",
+        ),
+        pytest.param(
+            lambda: Configuration.from_mapping({"MAILTRACK_MAX_AGE": "an hour"}),
+            id="text",
+        ),
+        pytest.param(
+            lambda: Configuration.from_mapping({"MAILTRACK_ANONYMIZE_IP": "maybe"}),
+            id="bool-text",
+        ),
+    ],
+)
+def test_bad_values_are_configuration_errors(build: object) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        build()  # type: ignore[operator]
+    assert isinstance(info.value, MailTrackError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_missing_setting_error_is_also_a_runtime_error() -> None:
+    assert issubclass(MissingSettingError, ConfigurationError)
+    assert issubclass(MissingSettingError, RuntimeError)
+
+
+def test_a_copy_is_not_checked_again() -> None:
+    configuration = Configuration(secret_key="k", max_age=5)
+    assert copy.copy(configuration) == configuration
+    assert pickle.loads(pickle.dumps(configuration)) == configuration
+
+
+# -- text settings -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "expected"),
+    [
+        pytest.param(None, True, True, id="unset"),
+        pytest.param("", True, True, id="empty"),
+        pytest.param("  ", False, False, id="blank"),
+        pytest.param(" YES ", False, True, id="yes"),
+        pytest.param("On", False, True, id="on"),
+        pytest.param("1", False, True, id="1"),
+        pytest.param("true", False, True, id="true"),
+        pytest.param("off", True, False, id="off"),
+        pytest.param("No", True, False, id="no"),
+        pytest.param("0", True, False, id="0"),
+        pytest.param("FALSE", True, False, id="false"),
+        pytest.param(True, False, True, id="bool"),
+        pytest.param(0, True, False, id="int"),
+    ],
+)
+def test_parse_bool(value: object, default: bool, expected: bool) -> None:
+    assert parse_bool(value, name="X", default=default) is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "flase", "enabled"])
+def test_parse_bool_refuses_other_text(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="MAILTRACK_X must be true or false"):
+        parse_bool(value, name="MAILTRACK_X")
+
+
+def test_environ_settings_keeps_known_keys() -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": "k",
+        "MAILTRACK_DEMO": "1",
+        "MAILTRACK_SOMETHING_ELSE": "other program",
+        "PATH": "/bin",
+        "XMAILTRACK_MAX_AGE": "5",
+    }
+    assert environ_settings(environ) == {
+        "MAILTRACK_SECRET_KEY": "k",
+        "MAILTRACK_DEMO": "1",
+    }
+
+
+def test_environ_settings_default_is_os_environ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAILTRACK_MAX_AGE", "60")
+    assert environ_settings()["MAILTRACK_MAX_AGE"] == "60"

@@ -1,22 +1,50 @@
-"""The ``mailtrack`` command and the ``flask mailtrack`` command group."""
+"""The ``mailtrack`` command and the ``flask mailtrack`` command group.
+
+Each command is written once and added to both groups:
+
+- :data:`mailtrack_group`, ``flask mailtrack ...`` (through the
+  ``flask.commands`` entry point), reads the settings of the app's
+  :class:`~flask_mailtrack.MailTrack`;
+- :func:`main`, the standalone ``mailtrack ...`` console command, reads the
+  same ``MAILTRACK_*`` names from environment variables, so the links that
+  ``mailtrack track`` prints are the links a server configured by the same
+  environment answers.
+
+A command declares itself with :func:`shared_command` and receives a
+:class:`CommandSettings` through :func:`pass_settings`::
+
+    @shared_command("hello")
+    @pass_settings
+    def hello_command(settings: CommandSettings) -> None:
+        click.echo(settings.configuration.max_age)
+
+A :class:`~flask_mailtrack.MailTrackError` raised by a command (a bad
+setting, a token that does not verify) is reported as an error message with
+exit status 1.
+"""
 
 from __future__ import annotations
 
-from ._commands import add_command as add_command
-from ._commands import CommandSettings as CommandSettings
-from ._commands import decode_any as decode_any
-from ._commands import environ_configuration as environ_configuration
-from ._commands import mailtrack_group as mailtrack_group
-from ._commands import main as main
-from ._commands import open_event_store as open_event_store
-from ._commands import pass_settings as pass_settings
-from ._commands import shared_command as shared_command
-from ._commands import store_query_options as store_query_options
+import typing as t
+import warnings
+
+# The command modules add their commands to both groups when imported.
+from . import _links as _links
+from . import _run as _run
+from . import _store as _store
+from ._groups import add_command as add_command
+from ._groups import mailtrack_group as mailtrack_group
+from ._groups import main as main
+from ._groups import shared_command as shared_command
+from ._settings import CommandSettings as CommandSettings
+from ._settings import environ_configuration as environ_configuration
+from ._settings import pass_settings as pass_settings
+from ._store import open_event_store as open_event_store
+from ._store import store_query_options as store_query_options
 
 __all__ = [
     "CommandSettings",
     "add_command",
-    "decode_any",
     "environ_configuration",
     "mailtrack_group",
     "main",
@@ -25,3 +53,15 @@ __all__ = [
     "shared_command",
     "store_query_options",
 ]
+
+
+def __getattr__(name: str) -> t.Any:
+    if name == "decode_any":
+        warnings.warn(
+            "flask_mailtrack.cli.decode_any is deprecated and will be removed in"
+            " flask_mailtrack 0.2; call tracker.decode_any(url, kind) instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _links.decode_any
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

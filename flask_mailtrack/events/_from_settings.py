@@ -14,8 +14,7 @@ from blinker import ANY
 
 from ..configuration import ConfigKeys
 from ..configuration import Configuration
-from ..configuration import FALSE_WORDS
-from ..configuration import TRUE_WORDS
+from ..configuration import parse_bool
 from ..exceptions import MailTrackError
 from ._store import EventStore
 from ._webhooks import WebhookSender
@@ -67,7 +66,9 @@ def webhook_sender(
     :param options: Other arguments of :class:`~flask_mailtrack.WebhookSender`;
         ``deliver`` defaults to ``MAILTRACK_WEBHOOK_DELIVER``.
     :raise MailTrackError: a webhook URL without a webhook secret or an
-        outbox, or an invalid ``MAILTRACK_WEBHOOK_DELIVER``.
+        outbox.
+    :raise ConfigurationError: ``MAILTRACK_WEBHOOK_DELIVER`` or
+        ``MAILTRACK_WEBHOOK_REFUSE_PRIVATE`` is neither true nor false.
     """
     if not configuration.webhook_url:
         return None
@@ -90,43 +91,20 @@ def webhook_sender(
         )
     options.setdefault(
         "deliver",
-        _setting_flag(settings, ConfigKeys.WEBHOOK_DELIVER, default=True),
+        _flag(settings, ConfigKeys.WEBHOOK_DELIVER, default=True),
     )
     return WebhookSender(
         configuration.webhook_url,
         secret=secret,
         outbox_path=outbox,
         timeout=configuration.webhook_timeout_seconds,
-        refuse_private_addresses=_flag(settings.get(ConfigKeys.WEBHOOK_REFUSE_PRIVATE)),
+        refuse_private_addresses=_flag(settings, ConfigKeys.WEBHOOK_REFUSE_PRIVATE),
         **options,
     )
 
 
-def _setting_flag(settings: t.Mapping[str, t.Any], key: str, *, default: bool) -> bool:
-    """A boolean setting that must be spelled clearly: a typo must not
-    silently switch off what is on by default.
-
-    :raise MailTrackError: text that is neither true nor false.
-    """
-    value = settings.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in TRUE_WORDS or text in FALSE_WORDS:
-            return text in TRUE_WORDS
-        raise MailTrackError(
-            f"{key} must be true or false (1/0, yes/no, on/off), not {value!r}."
-        )
-    return bool(value)
-
-
-def _flag(value: object) -> bool:
-    """A boolean setting, from a bool or environment text (``1``, ``true``,
-    ``yes``, ``on``)."""
-    if isinstance(value, str):
-        return value.strip().lower() in TRUE_WORDS
-    return bool(value)
+def _flag(settings: t.Mapping[str, t.Any], key: str, *, default: bool = False) -> bool:
+    return parse_bool(settings.get(key), name=key, default=default)
 
 
 def find_receiver(receivers: t.Iterable[object], kind: type[R]) -> R | None:

@@ -1,8 +1,8 @@
-"""The Flask extension: :class:`MailTrack`.
+"""The Flask extension: :class:`MailTrack` and its blueprint.
 
 It serves the open pixel and the click redirect from a blueprint, makes
 tracking links for the current app, and adds Jinja helpers for email
-templates::
+templates (``_templating``); what it keeps per app is in ``_state``::
 
     from flask import Flask
     from flask_mailtrack import MailTrack
@@ -31,23 +31,21 @@ from flask import Blueprint
 from flask import current_app
 from flask import Flask
 from flask import has_app_context
-from flask import has_request_context
 from flask import request
 from flask.blueprints import BlueprintSetupState
-from markupsafe import escape
-from markupsafe import Markup
-from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response
 
 from ..configuration import ConfigKeys
 from ..configuration import Configuration
 from ..events._from_settings import connect_receivers
+from ..exceptions import ConfigurationError
+from ..exceptions import MissingSettingError
+from ..exceptions import UnknownSettingError
 from ..rewrite import track_html
 from ..rewrite import track_message
 from ..rewrite._html import HTMLInput
 from ..rewrite._html import HTMLTemplate
-from ..rewrite._html import PIXEL_ATTRIBUTES
 from ..rewrite._mime import MessageType
 from ..tokens._serializer import CLICK
 from ..tokens._serializer import Kind
@@ -55,12 +53,12 @@ from ..tokens._serializer import OPEN
 from ..tracker import Metadata
 from ..tracker import Tracker
 from ..web import handle_request
-
-#: Default of ``MAILTRACK_URL_PREFIX``.
-DEFAULT_URL_PREFIX = "/mailtrack"
-
-#: Path segment under the prefix of each kind of tracking route.
-ROUTE_SEGMENTS: dict[str, str] = {OPEN: "o", CLICK: "c"}
+from ._state import DEFAULT_URL_PREFIX
+from ._state import get_state
+from ._state import MailTrackState
+from ._state import normalize_url_prefix
+from ._state import ROUTE_SEGMENTS
+from ._templating import add_template_helpers
 
 # Configuration parameters that get a MAILTRACK_* default in app.config, so
 # that `app.config` shows the settings the extension reads. The base URLs are
@@ -80,124 +78,6 @@ _CONFIG_DEFAULTS = (
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Configuration)}
 _FIELD_NAMES = frozenset(_FIELD_DEFAULTS)
 
-# At most this many per-host trackers are kept when links are made from the
-# request's host. The Host header comes from the client, so the cache must
-# not grow with whatever hosts clients send.
-_MAX_HOST_TRACKERS = 16
-
-
-def tracking_base_urls(base_url: str, url_prefix: str) -> tuple[str, str]:
-    """The ``(open, click)`` base URLs of the tracking routes below an
-    external ``base_url``, such as ``https://t.example.com``."""
-    root = base_url.rstrip("/") + normalize_url_prefix(url_prefix)
-    return (f"{root}/{ROUTE_SEGMENTS[OPEN]}/", f"{root}/{ROUTE_SEGMENTS[CLICK]}/")
-
-
-def normalize_url_prefix(url_prefix: str | None) -> str:
-    """``url_prefix`` with one leading slash and no trailing slash (``""``
-    for the root)."""
-    if url_prefix is None:
-        return DEFAULT_URL_PREFIX
-    stripped = url_prefix.strip("/")
-    return "/" + stripped if stripped else ""
-
-
-class MailTrackState:
-    """What :class:`MailTrack` keeps for one app, in
-    ``app.extensions["mailtrack"]``. Two apps never share one, so their keys
-    and settings never cross.
-    """
-
-    def __init__(
-        self,
-        extension: MailTrack,
-        configuration: Configuration,
-        *,
-        url_prefix: str,
-        base_url: str | None,
-    ) -> None:
-        #: The extension instance that registered the app.
-        self.extension = extension
-        #: The settings, without base URLs (they depend on the host when
-        #: ``base_url`` is not set).
-        self.configuration = configuration
-        #: Path prefix of the tracking routes (``""`` or ``/name``).
-        self.url_prefix = url_prefix
-        #: External base the links are made on, or ``None`` to use the
-        #: request's host.
-        self.base_url = base_url.rstrip("/") if base_url else None
-        #: The tracker that serves and decodes tokens. It also makes links
-        #: when ``base_url`` is set.
-        self.tracker = (
-            self._make_tracker(self.base_url)
-            if self.base_url
-            else Tracker(configuration)
-        )
-        self._host_trackers: dict[str, Tracker] = {}
-        #: Receivers of this app's signals that the extension connected
-        #: (webhook sender, event store), so they can be found and closed.
-        self.receivers: list[t.Any] = []
-
-    def _make_tracker(self, base_url: str) -> Tracker:
-        open_base, click_base = tracking_base_urls(base_url, self.url_prefix)
-        return Tracker(
-            self.configuration.replace(
-                base_open_tracking_url=open_base, base_click_tracking_url=click_base
-            )
-        )
-
-    def link_tracker(self, app: Flask) -> Tracker:
-        """The tracker that makes links on the current external base URL:
-        ``MAILTRACK_BASE_URL``, else the current request's root URL, else
-        ``SERVER_NAME``.
-
-        :raise RuntimeError: none of these is available.
-        """
-        if self.base_url:
-            return self.tracker
-        base = _request_or_server_base(app)
-        tracker = self._host_trackers.get(base)
-        if tracker is None:
-            if len(self._host_trackers) >= _MAX_HOST_TRACKERS:
-                self._host_trackers.clear()
-            tracker = self._host_trackers[base] = self._make_tracker(base)
-        return tracker
-
-
-def _request_or_server_base(app: Flask) -> str:
-    if has_request_context():
-        if not request.host:
-            # werkzeug gives an empty host for a Host header that is not a
-            # host name; links made on it could not be followed.
-            raise BadRequest("The Host header of the request is not valid.")
-        if not app.config.get("TRUSTED_HOSTS") and not (app.debug or app.testing):
-            _warn_request_host(app)
-        return request.url_root
-    server_name = app.config.get("SERVER_NAME")
-    if server_name:
-        scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
-        root = (app.config.get("APPLICATION_ROOT") or "/").rstrip("/")
-        return f"{scheme}://{server_name}{root}"
-    raise RuntimeError(
-        "Tracking links are made on MAILTRACK_BASE_URL, which is not set, and"
-        " there is no request to take the host from. Set"
-        " app.config['MAILTRACK_BASE_URL'] to the external URL of the app"
-        " (such as 'https://t.example.com') to make links outside a request,"
-        " for example in a Celery worker or a CLI command."
-    )
-
-
-def _warn_request_host(app: Flask) -> None:
-    """Log once per app that links are made on the client's Host header."""
-    if app.extensions.get("mailtrack_host_warned"):
-        return
-    app.extensions["mailtrack_host_warned"] = True
-    app.logger.warning(
-        "MailTrack makes tracking links on the request's Host header, which"
-        " the client chooses: a forged Host puts links to another site in"
-        " the email. Set MAILTRACK_BASE_URL (or Flask's TRUSTED_HOSTS)."
-    )
-
 
 class MailTrack:
     """Email open and click tracking for Flask apps.
@@ -209,9 +89,10 @@ class MailTrack:
     ``mailtrack_click_url`` and the ``mailtrack`` filter.
 
     Settings are read from ``MAILTRACK_*`` keys of ``app.config`` when
-    :meth:`init_app` is called (see :class:`~flask_mailtrack.constants.ConfigKeys`
-    and the :class:`~flask_mailtrack.Configuration` parameters); arguments
-    given here win over them. One instance can serve several apps; each
+    :meth:`init_app` is called (see
+    :class:`~flask_mailtrack.configuration.ConfigKeys` and the
+    :class:`~flask_mailtrack.Configuration` parameters); arguments given
+    here win over them. One instance can serve several apps; each
     app's settings stay in ``app.extensions["mailtrack"]``.
 
     :param app: Call :meth:`init_app` on this app now.
@@ -228,7 +109,9 @@ class MailTrack:
         (unless Flask's ``TRUSTED_HOSTS`` restricts it).
     :param configuration_kwargs: :class:`~flask_mailtrack.Configuration`
         parameters that win over both ``configuration`` and the config keys.
-        Unknown names raise :exc:`TypeError`.
+        Unknown names raise
+        :class:`~flask_mailtrack.exceptions.UnknownSettingError` (a
+        :exc:`TypeError`).
 
     .. versionadded:: 0.1
     """
@@ -244,7 +127,7 @@ class MailTrack:
     ) -> None:
         unknown = sorted(set(configuration_kwargs) - _FIELD_NAMES)
         if unknown:
-            raise TypeError(
+            raise UnknownSettingError(
                 f"Unknown MailTrack argument(s): {', '.join(unknown)}."
                 " Keyword arguments must be Configuration parameters."
             )
@@ -267,7 +150,9 @@ class MailTrack:
         ``SECRET_KEY_FALLBACKS`` also accepted so that links made before a
         key rotation keep working.
 
-        :raise RuntimeError: the app already has a ``MailTrack``, or no
+        :raise RuntimeError: the app already has a ``MailTrack``.
+        :raise ConfigurationError: a setting cannot be used; a
+            :class:`~flask_mailtrack.exceptions.MissingSettingError` when no
             signing or encryption key is configured.
         """
         if "mailtrack" in app.extensions:
@@ -301,7 +186,7 @@ class MailTrack:
             configuration.base_open_tracking_url
             or configuration.base_click_tracking_url
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 "MailTrack makes the tracking base URLs from MAILTRACK_BASE_URL"
                 " and MAILTRACK_URL_PREFIX; do not set base_open_tracking_url or"
                 " base_click_tracking_url."
@@ -322,10 +207,7 @@ class MailTrack:
             )
         )
         app.register_blueprint(blueprint, url_prefix=url_prefix or None)
-        app.add_template_global(mailtrack_pixel, "mailtrack_pixel")
-        app.add_template_global(mailtrack_open_url, "mailtrack_open_url")
-        app.add_template_global(mailtrack_click_url, "mailtrack_click_url")
-        app.add_template_filter(mailtrack_filter, "mailtrack")
+        add_template_helpers(app)
 
     # -- the current app ------------------------------------------------------
 
@@ -352,8 +234,9 @@ class MailTrack:
         """The :class:`~flask_mailtrack.Tracker` that makes links for the
         current app, on ``MAILTRACK_BASE_URL`` or the current request's host.
 
-        :raise RuntimeError: outside an app context, or when no base URL is
-            known (see :class:`MailTrack`).
+        :raise RuntimeError: outside an app context.
+        :raise MissingSettingError: no base URL is known (see
+            :class:`MailTrack`).
         """
         state = self._state()
         return state.link_tracker(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -410,34 +293,12 @@ def _with_flask_secret(app: Flask, configuration: Configuration) -> Configuratio
         or configuration.encryption_keys
         or configuration.insecure_unsigned_tokens
     ):
-        raise RuntimeError(
+        raise MissingSettingError(
             "MailTrack needs a key to sign tracking links: set SECRET_KEY or"
             " MAILTRACK_SECRET_KEY (or MAILTRACK_ENCRYPTION_KEY) before"
             " init_app. `flask mailtrack keygen` prints a new one."
         )
     return configuration
-
-
-def get_state(app: Flask | None = None) -> MailTrackState:
-    """The :class:`MailTrackState` of ``app`` (default: the current app).
-
-    :raise RuntimeError: outside an app context, or the app has no
-        :class:`MailTrack`.
-    """
-    if app is None:
-        if not has_app_context():
-            raise RuntimeError(
-                "Working outside of application context: use"
-                " 'with app.app_context():' to make tracking links."
-            )
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-    state = app.extensions.get("mailtrack")
-    if state is None:
-        raise RuntimeError(
-            f"The Flask app {app.name!r} has no MailTrack extension: call"
-            " 'MailTrack(app)' or 'mailtrack.init_app(app)'."
-        )
-    return t.cast(MailTrackState, state)
 
 
 # -- the tracking routes ------------------------------------------------------
@@ -490,53 +351,3 @@ def _open_view(token: str) -> Response:
 )
 def _click_view(token: str) -> Response:
     return _serve(CLICK, token)
-
-
-# -- Jinja helpers -------------------------------------------------------------
-
-
-def _current_link_tracker() -> Tracker:
-    state = get_state()
-    return state.link_tracker(current_app._get_current_object())  # type: ignore[attr-defined]
-
-
-def mailtrack_open_url(metadata: Metadata = None) -> str:
-    """Jinja global: the pixel URL for ``metadata``."""
-    return _current_link_tracker().open_url(metadata)
-
-
-def mailtrack_click_url(url: str, metadata: Metadata = None) -> str:
-    """Jinja global: the tracked URL of ``url`` for ``metadata``, for
-    ``<a href="{{ mailtrack_click_url(url, {"id": user.id}) }}">``."""
-    return _current_link_tracker().click_url(url, metadata)
-
-
-def mailtrack_pixel(metadata: Metadata = None) -> Markup:
-    """Jinja global: the ``<img>`` tag of the open pixel for ``metadata``,
-    for ``{{ mailtrack_pixel({"id": user.id}) }}`` before ``</body>``."""
-    url = mailtrack_open_url(metadata)
-    # The rewriter's own tag, so that it recognises the pixel and never adds
-    # a second one.
-    return Markup(f'<img src="{escape(url)}"{PIXEL_ATTRIBUTES}')
-
-
-def mailtrack_filter(
-    html: str, metadata: Metadata = None, pixel: bool | None = None
-) -> Markup:
-    """Jinja filter: track the links of a rendered block::
-
-        {% filter mailtrack({"id": user.id}) %}
-          <a href="https://example.com/sale">Sale</a>
-        {% endfilter %}
-
-    The block is rewritten by :func:`~flask_mailtrack.rewrite.track_html`.
-
-    :param pixel: Add the open pixel too. By default it is added when the
-        block holds the ``<body>`` (the whole email), so that tracking a
-        snippet never adds a second pixel to an email.
-    """
-    text = str(html)
-    if pixel is None:
-        pixel = "<body" in text.lower()
-    tracked = track_html(_current_link_tracker(), text, metadata, open_tracking=pixel)
-    return Markup(tracked)

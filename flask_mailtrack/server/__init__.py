@@ -6,8 +6,8 @@ from __future__ import annotations
 from ._app import close_app as close_app
 from ._app import create_app as create_app
 from ._app import DEFAULT_DATABASE as DEFAULT_DATABASE
-from ._app import get_server_state as get_server_state
-from ._app import ServerState as ServerState
+from ._state import get_server_state as get_server_state
+from ._state import ServerState as ServerState
 
 __all__ = [
     "DEFAULT_DATABASE",

@@ -15,10 +15,9 @@ from flask import Flask
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrack
 from flask_mailtrack import Tracker
+from flask_mailtrack.cli import environ_configuration
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
-from flask_mailtrack.cli._commands import decode_any
-from flask_mailtrack.cli._commands import environ_configuration
 
 SECRET = "cli test secret key"
 BASE_URL = "https://t.example.com"
@@ -177,9 +176,21 @@ def test_decode_any_kind_from_path(tracker: Tracker) -> None:
     token = tracker.click_token("https://example.com/")
     # The "/o/" segment names the kind: a click token there is refused.
     with pytest.raises(InvalidToken):
-        decode_any(tracker, f"{BASE_URL}/mailtrack/o/{token}")
-    result = decode_any(tracker, f"{BASE_URL}/mailtrack/c/{token}/")
+        tracker.decode_any(f"{BASE_URL}/mailtrack/o/{token}")
+    result = tracker.decode_any(f"{BASE_URL}/mailtrack/c/{token}/")
     assert result.tracked_url == "https://example.com/"
+
+
+def test_decode_any_moved_to_the_tracker(tracker: Tracker) -> None:
+    import flask_mailtrack.cli
+
+    token = tracker.open_token({"id": 1})
+    with pytest.deprecated_call(match="tracker.decode_any"):
+        decode_any = flask_mailtrack.cli.decode_any
+    assert decode_any(tracker, token).metadata == {"id": 1}
+    assert "decode_any" not in flask_mailtrack.cli.__all__
+    with pytest.raises(AttributeError):
+        _ = flask_mailtrack.cli.no_such_name
 
 
 # -- track ---------------------------------------------------------------------
@@ -312,6 +323,40 @@ def test_standalone_invalid_setting() -> None:
     )
     assert result.exit_code == 1
     assert "trusted_proxies" in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        pytest.param({"MAILTRACK_MAX_AGE": "an hour"}, "max_age", id="bad-value"),
+        pytest.param({"MAILTRACK_DEMO": "maybe"}, "MAILTRACK_DEMO", id="bad-flag"),
+        pytest.param(
+            {"MAILTRACK_WEBHOOK_URL": "https://hooks.example.com/"},
+            "MAILTRACK_WEBHOOK_SECRET",
+            id="no-webhook-secret",
+        ),
+    ],
+)
+def test_library_errors_are_messages_not_tracebacks(
+    env: dict[str, str],
+    said: str,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import werkzeug.serving
+
+    def run_simple(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server must not start with bad settings")
+
+    monkeypatch.setattr(werkzeug.serving, "run_simple", run_simple)
+    env = {**ENV, "MAILTRACK_DATABASE": str(tmp_path / "m.sqlite3"), **env}
+    commands = (["decode", "abc"], ["serve"], ["deliver"])
+    outputs = [CliRunner().invoke(main, args, env=env) for args in commands]
+    failed = [r for r in outputs if r.exit_code == 1 and said in r.output]
+    assert failed, [r.output for r in outputs]
+    for result in outputs:
+        assert "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_links_made_by_the_app_decode_standalone(app: Flask) -> None:

@@ -31,13 +31,13 @@ from flask_mailtrack import TrackingResult
 from flask_mailtrack import WebhookSender
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
-from flask_mailtrack.cli._commands import FlaskCommandSettings
+from flask_mailtrack.cli._settings import FlaskCommandSettings
 from flask_mailtrack.events import CSV_COLUMNS
 from flask_mailtrack.events._from_settings import find_receiver
 from flask_mailtrack.extension import get_state
 from flask_mailtrack.server import close_app
 from flask_mailtrack.server import create_app
-from flask_mailtrack.server._app import serve
+from flask_mailtrack.server._run import serve
 
 from _webhook_receiver import Receiver
 from _webhook_receiver import SECRET as WEBHOOK_SECRET

@@ -11,10 +11,14 @@ from flask import Flask
 from flask import render_template_string
 from flask.testing import FlaskClient
 from flask_mailtrack import Configuration
+from flask_mailtrack import ConfigurationError
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrack
+from flask_mailtrack import MailTrackError
 from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
+from flask_mailtrack.exceptions import MissingSettingError
+from flask_mailtrack.exceptions import UnknownSettingError
 from flask_mailtrack.web import TRACKING_PIXEL
 from hypothesis import given
 from hypothesis import settings
@@ -296,6 +300,51 @@ def test_config_keys_are_read() -> None:
 def test_unknown_config_key_is_refused() -> None:
     with pytest.raises(TypeError, match="MAILTRACK_ANONYMISE_IP"):
         make_app({"MAILTRACK_ANONYMISE_IP": True})
+
+
+@pytest.mark.parametrize(
+    ("build", "error"),
+    [
+        pytest.param(lambda: MailTrack(Flask(__name__)), MissingSettingError, id="key"),
+        pytest.param(
+            lambda: MailTrack(anonymise_ip=True), UnknownSettingError, id="kw"
+        ),
+        pytest.param(
+            lambda: make_app({"MAILTRACK_ANONYMISE_IP": True}),
+            UnknownSettingError,
+            id="config-key",
+        ),
+        pytest.param(
+            lambda: make_app({"MAILTRACK_MAX_AGE": "an hour"}),
+            ConfigurationError,
+            id="config-value",
+        ),
+        pytest.param(
+            lambda: MailTrack(
+                Flask(__name__),
+                configuration=Configuration(
+                    secret_key=SECRET, base_click_tracking_url="https://t.example/c/"
+                ),
+            ),
+            ConfigurationError,
+            id="base-urls",
+        ),
+    ],
+)
+def test_setting_errors_are_configuration_errors(
+    build: t.Callable[[], object], error: type[ConfigurationError]
+) -> None:
+    with pytest.raises(error) as info:
+        build()
+    assert isinstance(info.value, ConfigurationError)
+    assert isinstance(info.value, MailTrackError)
+
+
+def test_links_without_a_base_url_need_a_setting() -> None:
+    app = make_app({})
+    mailtrack = app.extensions["mailtrack"].extension
+    with app.app_context(), pytest.raises(MissingSettingError, match="BASE_URL"):
+        mailtrack.open_url()
 
 
 @pytest.mark.parametrize(

@@ -24,18 +24,20 @@ import standardwebhooks
 from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
+from flask_mailtrack import ConfigurationError
 from flask_mailtrack import EventStore
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import TrackingResult
 from flask_mailtrack import WebhookSender
+from flask_mailtrack.cli import environ_configuration
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
-from flask_mailtrack.cli._commands import environ_configuration
+from flask_mailtrack.exceptions import MissingSettingError
 from flask_mailtrack.extension import get_state
 from flask_mailtrack.server import close_app
 from flask_mailtrack.server import create_app
 from flask_mailtrack.server import get_server_state
-from flask_mailtrack.server._app import chart
+from flask_mailtrack.server._chart import chart
 from flask_mailtrack.tracker import Tracker
 from test_webhooks import Receiver
 from test_webhooks import SECRET as WEBHOOK_SECRET
@@ -140,6 +142,32 @@ def test_settings_come_from_the_environment(database: str) -> None:
 def test_a_key_is_required_outside_demo(database: str) -> None:
     with pytest.raises(RuntimeError, match="MAILTRACK_SECRET_KEY"):
         create_app({"MAILTRACK_DATABASE": database}, environ={})
+    with pytest.raises(MissingSettingError, match="MAILTRACK_SECRET_KEY"):
+        create_app({"MAILTRACK_DATABASE": database}, environ={})
+
+
+def test_a_misspelled_demo_setting_is_an_error(database: str) -> None:
+    with pytest.raises(ConfigurationError, match="MAILTRACK_DEMO"):
+        create_app({"MAILTRACK_DATABASE": database}, environ={"MAILTRACK_DEMO": "yes!"})
+
+
+def test_the_environment_gives_settings_config_wins(database: str) -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": KEY,
+        "MAILTRACK_MAX_AGE": "60",
+        "MAILTRACK_STATS_PASSWORD": "from the environment",
+        "MAILTRACK_OTHER_PROGRAM": "ignored",
+    }
+    app = create_app(
+        {"MAILTRACK_DATABASE": database, "MAILTRACK_STATS_PASSWORD": PASSWORD},
+        environ=environ,
+    )
+    try:
+        assert get_state(app).configuration.max_age == 60
+        assert app.config["MAILTRACK_STATS_PASSWORD"] == PASSWORD
+        assert "MAILTRACK_OTHER_PROGRAM" not in app.config
+    finally:
+        close_app(app)
 
 
 def test_demo_makes_a_key_for_the_session(database: str) -> None:

@@ -1,0 +1,169 @@
+"""What :class:`~flask_mailtrack.MailTrack` keeps for each app, and the
+tracking URLs it makes: the routes' prefix and segments, the base URLs, the
+per-host link trackers."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app
+from flask import Flask
+from flask import has_app_context
+from flask import has_request_context
+from flask import request
+from werkzeug.exceptions import BadRequest
+
+from ..configuration import Configuration
+from ..exceptions import MissingSettingError
+from ..tokens._serializer import CLICK
+from ..tokens._serializer import OPEN
+from ..tracker import Tracker
+
+if t.TYPE_CHECKING:
+    from ._extension import MailTrack
+
+#: Default of ``MAILTRACK_URL_PREFIX``.
+DEFAULT_URL_PREFIX = "/mailtrack"
+
+#: Path segment under the prefix of each kind of tracking route.
+ROUTE_SEGMENTS: dict[str, str] = {OPEN: "o", CLICK: "c"}
+
+# At most this many per-host trackers are kept when links are made from the
+# request's host. The Host header comes from the client, so the cache must
+# not grow with whatever hosts clients send.
+_MAX_HOST_TRACKERS = 16
+
+
+def tracking_base_urls(base_url: str, url_prefix: str) -> tuple[str, str]:
+    """The ``(open, click)`` base URLs of the tracking routes below an
+    external ``base_url``, such as ``https://t.example.com``."""
+    root = base_url.rstrip("/") + normalize_url_prefix(url_prefix)
+    return (f"{root}/{ROUTE_SEGMENTS[OPEN]}/", f"{root}/{ROUTE_SEGMENTS[CLICK]}/")
+
+
+def normalize_url_prefix(url_prefix: str | None) -> str:
+    """``url_prefix`` with one leading slash and no trailing slash (``""``
+    for the root)."""
+    if url_prefix is None:
+        return DEFAULT_URL_PREFIX
+    stripped = url_prefix.strip("/")
+    return "/" + stripped if stripped else ""
+
+
+class MailTrackState:
+    """What :class:`MailTrack` keeps for one app, in
+    ``app.extensions["mailtrack"]``. Two apps never share one, so their keys
+    and settings never cross.
+    """
+
+    def __init__(
+        self,
+        extension: MailTrack,
+        configuration: Configuration,
+        *,
+        url_prefix: str,
+        base_url: str | None,
+    ) -> None:
+        #: The extension instance that registered the app.
+        self.extension = extension
+        #: The settings, without base URLs (they depend on the host when
+        #: ``base_url`` is not set).
+        self.configuration = configuration
+        #: Path prefix of the tracking routes (``""`` or ``/name``).
+        self.url_prefix = url_prefix
+        #: External base the links are made on, or ``None`` to use the
+        #: request's host.
+        self.base_url = base_url.rstrip("/") if base_url else None
+        #: The tracker that serves and decodes tokens. It also makes links
+        #: when ``base_url`` is set.
+        self.tracker = (
+            self._make_tracker(self.base_url)
+            if self.base_url
+            else Tracker(configuration)
+        )
+        self._host_trackers: dict[str, Tracker] = {}
+        #: Receivers of this app's signals that the extension connected
+        #: (webhook sender, event store), so they can be found and closed.
+        self.receivers: list[t.Any] = []
+
+    def _make_tracker(self, base_url: str) -> Tracker:
+        open_base, click_base = tracking_base_urls(base_url, self.url_prefix)
+        return Tracker(
+            self.configuration.replace(
+                base_open_tracking_url=open_base, base_click_tracking_url=click_base
+            )
+        )
+
+    def link_tracker(self, app: Flask) -> Tracker:
+        """The tracker that makes links on the current external base URL:
+        ``MAILTRACK_BASE_URL``, else the current request's root URL, else
+        ``SERVER_NAME``.
+
+        :raise MissingSettingError: none of these is available.
+        """
+        if self.base_url:
+            return self.tracker
+        base = _request_or_server_base(app)
+        tracker = self._host_trackers.get(base)
+        if tracker is None:
+            if len(self._host_trackers) >= _MAX_HOST_TRACKERS:
+                self._host_trackers.clear()
+            tracker = self._host_trackers[base] = self._make_tracker(base)
+        return tracker
+
+
+def _request_or_server_base(app: Flask) -> str:
+    if has_request_context():
+        if not request.host:
+            # werkzeug gives an empty host for a Host header that is not a
+            # host name; links made on it could not be followed.
+            raise BadRequest("The Host header of the request is not valid.")
+        if not app.config.get("TRUSTED_HOSTS") and not (app.debug or app.testing):
+            _warn_request_host(app)
+        return request.url_root
+    server_name = app.config.get("SERVER_NAME")
+    if server_name:
+        scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
+        root = (app.config.get("APPLICATION_ROOT") or "/").rstrip("/")
+        return f"{scheme}://{server_name}{root}"
+    raise MissingSettingError(
+        "Tracking links are made on MAILTRACK_BASE_URL, which is not set, and"
+        " there is no request to take the host from. Set"
+        " app.config['MAILTRACK_BASE_URL'] to the external URL of the app"
+        " (such as 'https://t.example.com') to make links outside a request,"
+        " for example in a Celery worker or a CLI command."
+    )
+
+
+def _warn_request_host(app: Flask) -> None:
+    """Log once per app that links are made on the client's Host header."""
+    if app.extensions.get("mailtrack_host_warned"):
+        return
+    app.extensions["mailtrack_host_warned"] = True
+    app.logger.warning(
+        "MailTrack makes tracking links on the request's Host header, which"
+        " the client chooses: a forged Host puts links to another site in"
+        " the email. Set MAILTRACK_BASE_URL (or Flask's TRUSTED_HOSTS)."
+    )
+
+
+def get_state(app: Flask | None = None) -> MailTrackState:
+    """The :class:`MailTrackState` of ``app`` (default: the current app).
+
+    :raise RuntimeError: outside an app context, or the app has no
+        :class:`MailTrack`.
+    """
+    if app is None:
+        if not has_app_context():
+            raise RuntimeError(
+                "Working outside of application context: use"
+                " 'with app.app_context():' to make tracking links."
+            )
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = app.extensions.get("mailtrack")
+    if state is None:
+        raise RuntimeError(
+            f"The Flask app {app.name!r} has no MailTrack extension: call"
+            " 'MailTrack(app)' or 'mailtrack.init_app(app)'."
+        )
+    return t.cast(MailTrackState, state)

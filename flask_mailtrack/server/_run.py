@@ -1,0 +1,61 @@
+"""``mailtrack serve``: the server on werkzeug's development server, until
+Ctrl-C or SIGTERM, then a clean close (pending events written, due webhooks
+flushed)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import typing as t
+
+from ..configuration import ConfigKeys
+from ..events._from_settings import find_receiver
+from ..events._webhooks import WebhookSender
+from ..extension import get_state
+from ._app import close_app
+from ._app import create_app
+from ._state import get_server_state
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    demo: bool = False,
+    config: t.Mapping[str, t.Any] | None = None,
+    echo: t.Callable[[str], None] = print,
+) -> None:
+    """Run the server with werkzeug's threaded development server until
+    interrupted (``mailtrack serve``), then flush webhooks and close."""
+    from werkzeug.serving import run_simple
+
+    app = create_app(config, demo=demo or None)
+    state = get_server_state(app)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    root = f"http://{shown_host}:{port}"
+    # create_app has logged it when the key was made up for this session.
+    echo(f"Events are recorded in {state.store.path}.")
+    webhooks = find_receiver(get_state(app).receivers, WebhookSender)
+    if webhooks is not None and not webhooks.deliver:
+        echo(
+            f"Webhook events are queued in {webhooks.outbox_path} for"
+            " `mailtrack deliver`."
+        )
+    if state.demo:
+        echo(f"Demo: open {root}/ in a browser.")
+    elif app.config.get(ConfigKeys.STATS_PASSWORD):
+        echo(f"Statistics: {root}/stats (password: {ConfigKeys.STATS_PASSWORD}).")
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (systemd, docker stop) stops as Ctrl-C does, so pending
+        # events are written and due webhooks flushed on the way out.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        run_simple(host, port, app, threaded=True)
+    finally:
+        close_app(app)
+
+
+def _exit_on_signal(signum: int, frame: t.Any) -> None:
+    raise SystemExit(0)

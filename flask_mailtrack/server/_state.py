@@ -1,0 +1,34 @@
+"""What the standalone server keeps for its app."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app
+from flask import Flask
+
+from ..events._store import EventStore
+
+
+class ServerState:
+    """What the server keeps in ``app.extensions["mailtrack_server"]``."""
+
+    def __init__(
+        self, store: EventStore, *, demo: bool, generated_secret: bool
+    ) -> None:
+        #: The event store every event is recorded in.
+        self.store = store
+        #: Whether the demo pages are served (and the stats are open).
+        self.demo = demo
+        #: Whether the signing key was made up for this session.
+        self.generated_secret = generated_secret
+
+
+def get_server_state(app: Flask) -> ServerState:
+    """The :class:`ServerState` of a server app."""
+    return t.cast(ServerState, app.extensions["mailtrack_server"])
+
+
+def current_state() -> ServerState:
+    """The :class:`ServerState` of the current app."""
+    return get_server_state(current_app._get_current_object())  # type: ignore[attr-defined]
