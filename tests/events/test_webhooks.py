@@ -842,13 +842,13 @@ def test_bad_http_answers_are_failures(answer: bytes) -> None:
 
 
 def test_keep_alive_and_reconnect() -> None:
-    from flask_mailtrack.events._webhooks import _Transport
+    from flask_mailtrack.events._transport import SocketTransport
 
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     # Two answers on one connection; then the endpoint closes it, as idle
     # keep-alive connections get closed, and the next request reconnects.
     server = ScriptedServer([(ok, False), (ok, True), (ok, True)])
-    transport = _Transport(timeout=5)
+    transport = SocketTransport(timeout=5)
     try:
         for _ in range(3):
             assert transport.post(server.url, b"{}", {}) == 200
