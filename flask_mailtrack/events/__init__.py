@@ -11,8 +11,8 @@ from ._signatures import generate_secret as generate_secret
 from ._signatures import sign as sign
 from ._signatures import signature_headers as signature_headers
 from ._signatures import verify_webhook as verify_webhook
-from ._store import CSV_COLUMNS as CSV_COLUMNS
 from ._store import EventStore as EventStore
+from ._store_export import CSV_COLUMNS as CSV_COLUMNS
 from ._webhooks import WebhookSender as WebhookSender
 
 __all__ = [
