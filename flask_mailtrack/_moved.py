@@ -35,9 +35,9 @@ MOVED = {
     "flask_mailtrack.middleware": "flask_mailtrack.web._middleware",
     "flask_mailtrack.pixel": "flask_mailtrack.web._pixel",
     "flask_mailtrack.machine": "flask_mailtrack.traffic._rules",
-    "flask_mailtrack.store": "flask_mailtrack.events._store",
+    "flask_mailtrack.store": "flask_mailtrack.events",
     "flask_mailtrack.spool": "flask_mailtrack.events._journal",
-    "flask_mailtrack.webhooks": "flask_mailtrack.events._webhooks",
+    "flask_mailtrack.webhooks": "flask_mailtrack.events",
     "flask_mailtrack.receivers": "flask_mailtrack.events._from_settings",
 }
 

@@ -12,7 +12,7 @@ import threading
 import typing as t
 
 from .configuration import Configuration
-from .events._webhooks import send_webhook as send_webhook
+from .events import send_webhook as send_webhook
 from .result import TrackingResult
 from .rewrite import HTMLTemplate
 from .tokens._serializer import CLICK

@@ -8,11 +8,20 @@ import base64
 import http.server
 import json
 import threading
+import time
 import typing as t
+
+from flask_mailtrack import TrackingResult
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 KEY = b"0123456789abcdef0123456789abcdef"
 WAIT = 20.0  # seconds before a test gives up waiting; never reached when passing
+
+
+def event(n: int = 0, **kwargs: t.Any) -> TrackingResult:
+    """An open event numbered ``n`` (in its metadata), occurring now."""
+    kwargs.setdefault("is_open_tracking", True)
+    return TrackingResult(metadata={"n": n}, timestamp=int(time.time()), **kwargs)
 
 
 class Request(t.NamedTuple):

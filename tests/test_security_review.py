@@ -287,13 +287,13 @@ def test_private_token_webhook_url_is_allowed_by_default(
 
 
 def test_public_address_check() -> None:
-    from flask_mailtrack.events._webhooks import _public_address
-    from flask_mailtrack.events._webhooks import _RefusedAddress
+    from flask_mailtrack.events._transport import public_address
+    from flask_mailtrack.events._transport import RefusedAddress
 
-    assert _public_address("93.184.215.14", 443) == ("93.184.215.14", 443)
+    assert public_address("93.184.215.14", 443) == ("93.184.215.14", 443)
     for host in ("127.0.0.1", "::1", "192.168.1.1", "100.64.0.1", "224.0.0.1"):
-        with pytest.raises(_RefusedAddress):
-            _public_address(host, 80)
+        with pytest.raises(RefusedAddress):
+            public_address(host, 80)
 
 
 # -- finding: an invalid Host header made link-making views fail with a 500 ------

@@ -42,7 +42,7 @@ def keygen_command(encryption: bool, webhook: bool = False) -> None:
     still in mailboxes.
     """
     if webhook:
-        from ..events._webhooks import generate_secret
+        from ..events import generate_secret
 
         click.echo(generate_secret())
         return

@@ -15,9 +15,9 @@ from flask.cli import ScriptInfo
 from ..configuration import ConfigKeys
 from ..configuration import Configuration
 from ..configuration import environ_settings
+from ..events import WebhookSender
 from ..events._from_settings import find_receiver
 from ..events._from_settings import webhook_sender
-from ..events._webhooks import WebhookSender
 from ..extension import DEFAULT_URL_PREFIX
 from ..extension import get_state
 from ..extension import tracking_base_urls

@@ -16,7 +16,7 @@ import click
 
 from .._isotime import parse_time
 from ..configuration import ConfigKeys
-from ..events._store import EventStore
+from ..events import EventStore
 from ..server import DEFAULT_DATABASE
 from ._groups import shared_command
 from ._settings import CommandSettings

@@ -55,16 +55,7 @@ costs one small row per file, where making every record unique would cost a
 random insert into a unique index per record (three to four times the cost
 of the insert itself, in SQLite, with random event ids).
 
-Record format
--------------
-
-One line per record: eight hexadecimal digits of the record's CRC-32, a
-space, the record, a newline. Records must not contain a newline (compact
-JSON never does), so a damaged line loses that line only: reading resumes
-at the next newline. A last line without its newline (a write cut short)
-and a line whose checksum does not match are skipped and logged. Files are
-read line by line with a length limit, so memory stays bounded whatever
-their size.
+Each record is one line of the file (``_journal_format`` has the format).
 
 Why ``os.write`` and not a memory-mapped file, which would not even need a
 system call: a write into a mapping of a full disk, or after an I/O error,
@@ -84,7 +75,14 @@ import threading
 import time
 import typing as t
 import weakref
-import zlib
+
+from ._journal_format import frame
+from ._journal_format import MAX_RECORD_SIZE
+from ._journal_format import read_records
+
+# The 0.1 development path flask_mailtrack.spool (see _moved.MOVED) is this
+# module; it documented unframe beside frame and read_records.
+from ._journal_format import unframe as unframe
 
 try:
     import fcntl
@@ -99,17 +97,8 @@ SUPPORTED = fcntl is not None
 #: Extension of journal files.
 SUFFIX = ".journal"
 
-#: Longest record accepted by :meth:`Spool.append` by default, in bytes.
-MAX_RECORD_SIZE = 1024 * 1024
-
-#: Bytes of a line around the record: checksum, space, newline.
-_FRAMING = 10
-
 #: Seconds before a failed import is tried again.
 _RETRY_SECONDS = 1.0
-
-#: Read size while skipping an oversized line.
-_SKIP_CHUNK = 64 * 1024
 
 _NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 
@@ -144,75 +133,6 @@ class _Journal:
         self.name = name
         #: Records written to it.
         self.count = 0
-
-
-def frame(record: bytes) -> bytes:
-    """The line that stores ``record`` in a journal file."""
-    return b"%08x %s\n" % (zlib.crc32(record), record)
-
-
-def unframe(line: bytes) -> bytes | None:
-    """The record of a complete line (newline included), or ``None`` when
-    the line is damaged."""
-    if len(line) < _FRAMING or line[8:9] != b" " or not line.endswith(b"\n"):
-        return None
-    head = line[:8]
-    if head.strip(b"0123456789abcdef"):
-        return None
-    record = line[9:-1]
-    if zlib.crc32(record) != int(head, 16):
-        return None
-    return record
-
-
-def read_records(
-    file: t.BinaryIO, *, max_record_size: int = MAX_RECORD_SIZE, source: str = "?"
-) -> t.Iterator[bytes]:
-    """The intact records of a journal file, in order.
-
-    Lines are read with a length limit: a line longer than any record is
-    skipped in chunks, never held in memory whole. Damaged lines and a torn
-    last line are skipped and logged.
-
-    :param file: The file, open for reading in binary mode.
-    :param max_record_size: Records longer than this are damaged.
-    :param source: Names the file in log messages.
-    """
-    limit = max_record_size + _FRAMING
-    offset = 0
-    while True:
-        line = file.readline(limit)
-        if not line:
-            return
-        start = offset
-        offset += len(line)
-        if not line.endswith(b"\n"):
-            if len(line) < limit:
-                # The end of the file in the middle of a line: a write that
-                # was cut short by the death of its process.
-                logger.warning(
-                    "Skipped a torn record (%d bytes) at the end of %s.",
-                    len(line),
-                    source,
-                )
-                return
-            while line and not line.endswith(b"\n"):
-                line = file.readline(_SKIP_CHUNK)
-                offset += len(line)
-            logger.warning(
-                "Skipped an oversized line (%d bytes) at offset %d of %s.",
-                offset - start,
-                start,
-                source,
-            )
-            continue
-        record = unframe(line)
-        if record is None:
-            logger.warning(
-                "Skipped a damaged record at offset %d of %s.", start, source
-            )
-            continue
-        yield record
 
 
 def _same_file(fd: int, path: str) -> bool:

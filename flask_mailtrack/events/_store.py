@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import atexit
 import collections
-import csv
 import datetime
-import json
 import logging
 import os
 import threading
@@ -45,9 +43,18 @@ from blinker import ANY
 
 from ..result import TrackingResult
 from ._connect import SignalConnections
+from ._encoding import dumps
 from ._sqlite import ConnectionPool
 from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
+from ._store_export import write_csv
+from ._store_export import write_jsonl
+from ._store_queries import count_events
+from ._store_queries import iter_events
+from ._store_queries import read_events
+from ._store_queries import read_stats
+from ._store_queries import read_timeline
+from ._store_queries import Where
 
 #: Metadata keys that identify a recipient, for unique counts.
 DEFAULT_IDENTITY_KEYS = (
@@ -58,24 +65,6 @@ DEFAULT_IDENTITY_KEYS = (
     "customer_id",
     "subscriber_id",
     "contact_id",
-)
-
-OPENED = "email.opened"
-CLICKED = "link.clicked"
-
-#: Columns of :meth:`EventStore.export_csv`.
-CSV_COLUMNS = (
-    "id",
-    "type",
-    "occurred_at",
-    "issued_at",
-    "machine",
-    "machine_reasons",
-    "tracked_url",
-    "user_agent",
-    "user_ip",
-    "method",
-    "metadata",
 )
 
 _SCHEMA = """
@@ -100,8 +89,6 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-_EXPORT_BATCH = 500
-
 logger = logging.getLogger("flask_mailtrack.store")
 
 
@@ -115,76 +102,6 @@ def _flush_at_exit(reference: weakref.ref[EventStore]) -> None:
 
 
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
-
-
-#: Reused: json.dumps with options builds a new encoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_SORTED_ENCODER = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, sort_keys=True
-)
-
-
-def _dumps(value: t.Any, *, sort_keys: bool = False) -> str:
-    return (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
-
-
-class _Where:
-    """A ``WHERE`` clause built from the common filters."""
-
-    def __init__(
-        self,
-        since: TimeInput,
-        until: TimeInput,
-        metadata: Mapping[str, t.Any],
-        type: str | None = None,
-    ) -> None:
-        self.parts: list[str] = []
-        self.params: list[t.Any] = []
-        start, end = to_timestamp(since), to_timestamp(until)
-        if start is not None:
-            self.add("occurred_at >= ?", start)
-        if end is not None:
-            self.add("occurred_at < ?", end)
-        if type is not None:
-            self.add("type = ?", type)
-        for key, value in metadata.items():
-            if '"' in key or "\\" in key:
-                raise ValueError(f"Unsupported metadata key {key!r}.")
-            if isinstance(value, (dict, list, tuple)):
-                raise TypeError(f"Filter {key!r} must be a string, number or bool.")
-            if value is None:
-                self.add("json_extract(metadata, ?) IS NULL", f'$."{key}"')
-            elif isinstance(value, str):
-                # Text matches numbers too, as filters from a query string or
-                # the command line are text: "42" finds 42 and "42".
-                self.add(
-                    "CAST(json_extract(metadata, ?) AS TEXT) = ?", f'$."{key}"', value
-                )
-            else:
-                # JSON true/false come back from json_extract as 1/0.
-                param = int(value) if isinstance(value, bool) else value
-                self.add("json_extract(metadata, ?) = ?", f'$."{key}"', param)
-
-    def add(self, clause: str, *params: t.Any) -> None:
-        self.parts.append(clause)
-        self.params.extend(params)
-
-    def sql(self, *extra: str) -> str:
-        parts = self.parts + list(extra)
-        return " WHERE " + " AND ".join(parts) if parts else ""
-
-
-def _counts() -> dict[str, t.Any]:
-    return {
-        "total": 0,
-        "unique": 0,
-        "human": {"total": 0, "unique": 0},
-        "machine": {"total": 0, "unique": 0},
-    }
-
-
-def _rate(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
 
 
 class EventStore:
@@ -329,7 +246,7 @@ class EventStore:
         present = [
             [key, metadata[key]] for key in self.identity_keys if key in metadata
         ]
-        return _dumps(present if present else metadata, sort_keys=True)
+        return dumps(present if present else metadata, sort_keys=True)
 
     def record(self, event: Event) -> bool:
         """Store one event: a :class:`TrackingResult`, or an event dict of
@@ -350,8 +267,8 @@ class EventStore:
             data.get("machine"),
             data.get("tracked_url"),
             self.identity(metadata),
-            _dumps(metadata),
-            _dumps(data),
+            dumps(metadata),
+            dumps(data),
         )
 
     # -- reading ----------------------------------------------------------------
@@ -386,76 +303,9 @@ class EventStore:
             (what some tools call click-to-open, as the store does not know
             how many emails were sent), ``None`` without opens.
         """
-        where = _Where(since, until, metadata_filters)
-        result: dict[str, t.Any] = {
-            "since": to_timestamp(since),
-            "until": to_timestamp(until),
-            "filters": dict(metadata_filters),
-            "opens": _counts(),
-            "clicks": _counts(),
-        }
-        groups = {OPENED: result["opens"], CLICKED: result["clicks"]}
-        links: dict[str, dict[str, t.Any]] = {}
-        labels: dict[str, int] = {}
-        select = "SELECT {}, COUNT(*), COUNT(DISTINCT identity) FROM mailtrack_events"
-        clicks_only = where.sql("type = ?")
+        where = Where(since, until, metadata_filters)
         self.flush()
-        with self._db.connection() as connection:
-            # One read transaction: every figure comes from the same snapshot.
-            connection.execute("BEGIN")
-            try:
-                rows = connection.execute(
-                    select.format("type") + where.sql() + " GROUP BY 1", where.params
-                ).fetchall()
-                for kind, total, unique in rows:
-                    if kind in groups:
-                        groups[kind].update(total=total, unique=unique)
-                rows = connection.execute(
-                    select.format("type, machine IS NOT NULL")
-                    + where.sql()
-                    + " GROUP BY 1, 2",
-                    where.params,
-                ).fetchall()
-                for kind, machine, total, unique in rows:
-                    if kind in groups:
-                        split = groups[kind]["machine" if machine else "human"]
-                        split.update(total=total, unique=unique)
-                rows = connection.execute(
-                    select.format("tracked_url") + clicks_only + " GROUP BY 1",
-                    [*where.params, CLICKED],
-                ).fetchall()
-                for url, total, unique in rows:
-                    links[url] = {"url": url, **_counts(), "total": total}
-                    links[url]["unique"] = unique
-                rows = connection.execute(
-                    select.format("tracked_url, machine IS NOT NULL")
-                    + clicks_only
-                    + " GROUP BY 1, 2",
-                    [*where.params, CLICKED],
-                ).fetchall()
-                for url, machine, total, unique in rows:
-                    split = links[url]["machine" if machine else "human"]
-                    split.update(total=total, unique=unique)
-                rows = connection.execute(
-                    "SELECT machine, COUNT(*) FROM mailtrack_events"
-                    + where.sql("machine IS NOT NULL")
-                    + " GROUP BY 1 ORDER BY 2 DESC, 1",
-                    where.params,
-                ).fetchall()
-                labels = {label: count for label, count in rows}
-            finally:
-                connection.execute("COMMIT")
-        opens, clicks = result["opens"], result["clicks"]
-        result["links"] = sorted(
-            links.values(), key=lambda link: (-link["total"], link["url"] or "")
-        )
-        result["click_through_rate"] = {
-            "total": _rate(clicks["unique"], opens["unique"]),
-            "human": _rate(clicks["human"]["unique"], opens["human"]["unique"]),
-            "machine": _rate(clicks["machine"]["unique"], opens["machine"]["unique"]),
-        }
-        result["machine_labels"] = labels
-        return result
+        return read_stats(self._db, where, since, until, metadata_filters)
 
     def timeline(
         self,
@@ -475,40 +325,9 @@ class EventStore:
         """
         if bucket_seconds < 1:
             raise ValueError("bucket_seconds must be at least 1.")
-        where = _Where(since, until, metadata_filters)
+        where = Where(since, until, metadata_filters)
         self.flush()
-        with self._db.connection() as connection:
-            rows = connection.execute(
-                "SELECT occurred_at / ? * ? AS bucket, type, machine IS NOT NULL,"
-                " COUNT(*) FROM mailtrack_events"
-                + where.sql()
-                + " GROUP BY 1, 2, 3 ORDER BY 1",
-                [bucket_seconds, bucket_seconds, *where.params],
-            ).fetchall()
-        counts: dict[int, dict[str, int]] = {}
-        for bucket, kind, machine, count in rows:
-            item = counts.setdefault(
-                bucket, {"start": bucket, "opens": 0, "clicks": 0, "machine": 0}
-            )
-            item["opens" if kind == OPENED else "clicks"] += count
-            if machine:
-                item["machine"] += count
-        start, end = to_timestamp(since), to_timestamp(until)
-        first = min(counts) if start is None and counts else start
-        last = max(counts) if end is None and counts else end
-        if first is None or last is None:
-            return list(counts.values())
-        first_bucket = int(first) // bucket_seconds * bucket_seconds
-        last_bucket = int(last) // bucket_seconds * bucket_seconds
-        if end is not None and int(end) % bucket_seconds == 0:
-            last_bucket -= bucket_seconds  # ``until`` is exclusive
-        first_bucket = max(
-            first_bucket, last_bucket - (max_buckets - 1) * bucket_seconds
-        )
-        return [
-            counts.get(b, {"start": b, "opens": 0, "clicks": 0, "machine": 0})
-            for b in range(first_bucket, last_bucket + 1, bucket_seconds)
-        ]
+        return read_timeline(self._db, where, bucket_seconds, since, until, max_buckets)
 
     def events(
         self,
@@ -524,44 +343,21 @@ class EventStore:
         :param type: ``"email.opened"`` or ``"link.clicked"``; both by default.
         :param limit: At most this many; ``None`` for all.
         """
-        where = _Where(since, until, metadata_filters, type)
-        sql = "SELECT data FROM mailtrack_events" + where.sql() + " ORDER BY id DESC"
-        params = list(where.params)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        where = Where(since, until, metadata_filters, type)
         self.flush()
-        with self._db.connection() as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return read_events(self._db, where, limit)
 
     def count(self) -> int:
         """The number of stored events."""
         self.flush()
-        with self._db.connection() as connection:
-            row = connection.execute("SELECT COUNT(*) FROM mailtrack_events").fetchone()
-        return int(row[0])
+        return count_events(self._db)
 
     def _iter_events(
         self, since: TimeInput, until: TimeInput, metadata: Mapping[str, t.Any]
     ) -> t.Iterator[dict[str, t.Any]]:
-        # Pages by id, so memory stays flat whatever the size of the store.
-        where = _Where(since, until, metadata)
+        where = Where(since, until, metadata)
         self.flush()
-        last_id = 0
-        while True:
-            with self._db.connection() as connection:
-                rows = connection.execute(
-                    "SELECT id, data FROM mailtrack_events"
-                    + where.sql("id > ?")
-                    + " ORDER BY id LIMIT ?",
-                    [*where.params, last_id, _EXPORT_BATCH],
-                ).fetchall()
-            for _, data in rows:
-                yield json.loads(data)
-            if len(rows) < _EXPORT_BATCH:
-                return
-            last_id = rows[-1][0]
+        yield from iter_events(self._db, where)
 
     def export_jsonl(
         self,
@@ -575,12 +371,7 @@ class EventStore:
 
         :return: The number of events written.
         """
-        written = 0
-        for event in self._iter_events(since, until, metadata_filters):
-            file.write(_dumps(event))
-            file.write("\n")
-            written += 1
-        return written
+        return write_jsonl(file, self._iter_events(since, until, metadata_filters))
 
     def export_csv(
         self,
@@ -598,28 +389,7 @@ class EventStore:
 
         :return: The number of events written.
         """
-        writer = csv.writer(file)
-        writer.writerow(CSV_COLUMNS)
-        written = 0
-        for event in self._iter_events(since, until, metadata_filters):
-            request = event.get("request_data") or {}
-            writer.writerow(
-                [
-                    event["id"],
-                    event["type"],
-                    event["occurred_at"],
-                    event.get("issued_at") or "",
-                    event.get("machine") or "",
-                    " ".join(event.get("machine_reasons") or ()),
-                    event.get("tracked_url") or "",
-                    request.get("user_agent") or "",
-                    request.get("user_ip") or "",
-                    request.get("method") or "",
-                    json.dumps(event.get("metadata") or {}, ensure_ascii=False),
-                ]
-            )
-            written += 1
-        return written
+        return write_csv(file, self._iter_events(since, until, metadata_filters))
 
     # -- retention --------------------------------------------------------------
 

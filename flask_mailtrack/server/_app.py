@@ -48,8 +48,8 @@ from werkzeug.wrappers import Response
 from ..configuration import ConfigKeys
 from ..configuration import environ_settings
 from ..configuration import parse_bool
+from ..events import EventStore
 from ..events._from_settings import find_receiver
-from ..events._store import EventStore
 from ..exceptions import MissingSettingError
 from ..extension import get_state
 from ..extension import MailTrack

@@ -9,8 +9,8 @@ import threading
 import typing as t
 
 from ..configuration import ConfigKeys
+from ..events import WebhookSender
 from ..events._from_settings import find_receiver
-from ..events._webhooks import WebhookSender
 from ..extension import get_state
 from ._app import close_app
 from ._app import create_app

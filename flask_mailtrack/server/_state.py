@@ -7,7 +7,7 @@ import typing as t
 from flask import current_app
 from flask import Flask
 
-from ..events._store import EventStore
+from ..events import EventStore
 
 
 class ServerState:

@@ -1,0 +1,182 @@
+"""The HTTP transport, against a raw endpoint that answers scripted bytes."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import re
+import socket
+import threading
+
+import pytest
+from flask_mailtrack import MailTrackError
+from flask_mailtrack import send_webhook
+from flask_mailtrack import WebhookSender
+
+from _webhook_receiver import event
+from _webhook_receiver import SECRET
+
+
+class ScriptedServer:
+    """A raw TCP endpoint on 127.0.0.1 that answers each request with the
+    next scripted bytes, then closes the connection if told to."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook?x=1"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn, conn.makefile("rb") as reader:
+                while self.answers:
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = reader.readline()
+                        if not line:
+                            break
+                        head += line
+                    if not head:
+                        break
+                    length = int(re.search(rb"Content-Length: (\d+)", head)[1])
+                    self.requests.append(head + reader.read(length))
+                    answer, close = self.answers.pop(0)
+                    conn.sendall(answer)
+                    if close:
+                        break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, id="length"
+        ),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", 204, id="no-content"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nok\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            200,
+            id="chunked",
+        ),
+        pytest.param(b"HTTP/1.0 202 Accepted\r\n\r\nbody until close", 202, id="1.0"),
+        pytest.param(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            201,
+            id="100-continue",
+        ),
+        pytest.param(
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 999999\r\n\r\n" + b"x" * 10,
+            500,
+            id="huge-body-not-read",
+        ),
+    ],
+)
+def test_http_answers(answer: bytes, status: int) -> None:
+    server = ScriptedServer([(answer, True)])
+    try:
+        assert send_webhook(event(webhook_url=server.url)).status_code == status
+        (request,) = server.requests
+        assert request.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
+        assert b"\r\nHost: 127.0.0.1:" in request
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(b"SMTP ready\r\n\r\n", id="not-http"),
+        pytest.param(b"HTTP/1.1 2xx OK\r\n\r\n", id="bad-status"),
+        pytest.param(b"", id="closed"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 200 + b"\r\n", id="too-many-headers"
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            id="bad-chunk",
+        ),
+    ],
+)
+def test_bad_http_answers_are_failures(answer: bytes) -> None:
+    server = ScriptedServer([(answer, True)])
+    try:
+        with pytest.raises((OSError, http.client.HTTPException)):
+            send_webhook(event(webhook_url=server.url))
+    finally:
+        server.close()
+
+
+def test_keep_alive_and_reconnect() -> None:
+    from flask_mailtrack.events._transport import SocketTransport
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    # Two answers on one connection; then the endpoint closes it, as idle
+    # keep-alive connections get closed, and the next request reconnects.
+    server = ScriptedServer([(ok, False), (ok, True), (ok, True)])
+    transport = SocketTransport(timeout=5)
+    try:
+        for _ in range(3):
+            assert transport.post(server.url, b"{}", {}) == 200
+        assert len(server.requests) == 3
+        assert server.connections == 2
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_credentials_in_url_become_basic_auth() -> None:
+    server = ScriptedServer([(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", True)])
+    try:
+        url = server.url.replace("http://", "http://hook%40user:p%3Ass@")
+        send_webhook(event(webhook_url=url))
+        token = base64.b64encode(b"hook@user:p:ss").decode()
+        assert f"\r\nAuthorization: Basic {token}\r\n".encode() in server.requests[0]
+        assert b"\r\nHost: 127.0.0.1:" in server.requests[0]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        pytest.param("evt_1\r\nX-Injected: 1", id="crlf"),
+        pytest.param("evt_\x00", id="nul"),
+    ],
+)
+def test_header_injection_is_refused(event_id: str) -> None:
+    result = event(webhook_url="http://127.0.0.1:9/")
+    result.event_id = event_id
+    with pytest.raises(MailTrackError):
+        send_webhook(result, secret=SECRET)
+    sender = WebhookSender(None, secret=SECRET, outbox_path=":memory:")
+    try:
+        assert not sender.enqueue(result)
+        assert sender.pending() == 0
+    finally:
+        sender.close(0)
+
+
+def test_socket_transport_is_the_transport() -> None:
+    from flask_mailtrack.events._transport import SocketTransport
+    from flask_mailtrack.events._transport import Transport
+
+    assert isinstance(SocketTransport(timeout=1), Transport)
+    with pytest.raises(NotImplementedError):
+        Transport().post("http://127.0.0.1:9/", b"{}", {})
+    Transport().close()  # nothing to close
