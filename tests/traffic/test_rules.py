@@ -12,9 +12,9 @@ import pytest
 from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
 from flask_mailtrack import TrackingResult
+from flask_mailtrack import traffic as machine
 from flask_mailtrack.tokens import CLICK
 from flask_mailtrack.tokens import Payload
-from flask_mailtrack.traffic import _rules as machine
 from flask_mailtrack.web import handle_request
 from hypothesis import given
 from hypothesis import settings
@@ -389,7 +389,7 @@ def test_compile_crawler_patterns(
 def test_without_crawler_package(
     tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(machine, "crawler_pattern", lambda: None)
+    monkeypatch.setattr("flask_mailtrack.traffic._rules.crawler_pattern", lambda: None)
     machine.clear_caches()
     try:
         googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1)"
