@@ -91,6 +91,7 @@ PREFETCH_HEADERS = (
 )
 
 _PREFETCH_NAMES = tuple(name for name, _ in PREFETCH_HEADERS)
+_PREFETCH_KEYS = tuple(key for _, key in PREFETCH_HEADERS)
 _PREFETCH_VALUES = ("prefetch", "preview", "prerender")
 
 _IMAGE_PROXY = re.compile("|".join(re.escape(name) for name in IMAGE_PROXY_NAMES))
@@ -162,20 +163,27 @@ def machine_verdict(
     """The verdict of the rules on one hit. Nothing is changed: the caller
     puts the verdict into the result it builds.
 
-    :param result: The result of the hit, with its request data; the
-        ``click-too-fast`` rule and the rules of ``machine_rules`` read it.
+    :param result: The result of the hit; the ``click-too-fast`` rule and
+        the rules of ``machine_rules`` read it, and the prefetch headers are
+        read from its request data when it holds them, else from ``hit``.
     :param hit: The request.
     :param configuration: Gives ``click_scan_seconds`` and ``machine_rules``.
     :param now: The time of the hit.
     """
-    get = hit.headers.get
+    data = result.request_data
+    if data is not None and _PREFETCH_KEYS[0] in data:
+        # The handler copied the headers there already.
+        prefetch = [data[key] for key in _PREFETCH_KEYS]
+    else:
+        get = hit.headers.get
+        prefetch = [get(name) for name in _PREFETCH_NAMES]
     ip = hit.client_ip
     found = _request_verdict(
         hit.method,
         hit.user_agent,
         ip[:64] if ip else None,
         # Only short values mean a prefetch; keep the cache keys small.
-        *[(get(name) or "")[:32] for name in _PREFETCH_NAMES],
+        *[(value or "")[:32] for value in prefetch],
     )
     if (
         configuration.click_scan_seconds

@@ -91,7 +91,9 @@ def read_hit(
         path,
         headers,
         remote_addr,
-        client_address(headers, remote_addr, trusted_proxies),
+        client_address(headers, remote_addr, trusted_proxies)
+        if trusted_proxies or not remote_addr
+        else remote_addr,
         _header_text(headers.get("User-Agent")) or "",
     )
 
@@ -124,7 +126,11 @@ def request_data_of(
         "user_agent": hit.user_agent or None,
     }
     for name, key in _COPIED_HEADERS:
-        data[key] = _header_text(get(name))
+        value = get(name)
+        # Most values are short ASCII text, kept as they are.
+        if value and (len(value) > _MAX_HEADER_LENGTH or not value.isascii()):
+            value = _header_text(value)
+        data[key] = value or None
     data["received_at"] = utc_iso(now)
     return data
 
