@@ -12,7 +12,7 @@ serve the answer. This is the split of Flask's and werkzeug's ``sansio``
 packages: code that decides cannot do IO, so another adapter (a Django view,
 an ASGI app) reuses it as it is. Nothing here imports Flask.
 
-What a request gets:
+What a request gets, and the signal its adapter sends:
 
 =====================================  ======================================
 open token, valid                      the pixel (200), ``email_opened``

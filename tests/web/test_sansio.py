@@ -8,6 +8,7 @@ import typing as t
 
 import pytest
 from flask_mailtrack import email_opened
+from flask_mailtrack import link_clicked
 from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
 from flask_mailtrack import tracking_failed
@@ -250,6 +251,14 @@ def test_send_robust_logs_and_skips_a_receiver_that_raises(
     assert "email-opened" in caplog.text
 
 
+@pytest.fixture
+def no_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide receivers other tests left connected (the suite shares signals)."""
+    for signal in (email_opened, link_clicked, tracking_failed):
+        monkeypatch.setattr(signal, "receivers", {})
+
+
+@pytest.mark.usefixtures("no_receivers")
 def test_send_signals_builds_the_request_only_for_receivers(tracker: Tracker) -> None:
     built: list[int] = []
 
@@ -289,6 +298,7 @@ def test_send_signals_of_no_outcome(tracker: Tracker) -> None:
     assert events == []
 
 
+@pytest.mark.usefixtures("no_receivers")
 def test_middleware_builds_no_request_without_receivers(
     tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
