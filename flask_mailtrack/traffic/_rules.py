@@ -170,20 +170,17 @@ def machine_verdict(
     :param configuration: Gives ``click_scan_seconds`` and ``machine_rules``.
     :param now: The time of the hit.
     """
+    # Only short values mean a prefetch; keep the cache keys small.
     data = result.request_data
     if data is not None and _PREFETCH_KEYS[0] in data:
         # The handler copied the headers there already.
-        prefetch = [data[key] for key in _PREFETCH_KEYS]
+        prefetch = [(data[key] or "")[:32] for key in _PREFETCH_KEYS]
     else:
         get = hit.headers.get
-        prefetch = [get(name) for name in _PREFETCH_NAMES]
+        prefetch = [(get(name) or "")[:32] for name in _PREFETCH_NAMES]
     ip = hit.client_ip
     found = _request_verdict(
-        hit.method,
-        hit.user_agent,
-        ip[:64] if ip else None,
-        # Only short values mean a prefetch; keep the cache keys small.
-        *[(value or "")[:32] for value in prefetch],
+        hit.method, hit.user_agent, ip[:64] if ip else None, *prefetch
     )
     if (
         configuration.click_scan_seconds
