@@ -56,10 +56,13 @@ from _wsgi import WSGIApp  # noqa: E402
 from django.conf import settings  # noqa: E402
 from flask_mailtrack import Configuration  # noqa: E402
 from flask_mailtrack import TrackingMiddleware  # noqa: E402
-from flask_mailtrack.traffic import _rules as machine  # noqa: E402
-from flask_mailtrack.web import handle_request
+from flask_mailtrack import traffic as machine  # noqa: E402
+from flask_mailtrack.web import handle_request  # noqa: E402
 from flask_mailtrack.web import PIXEL_HEADERS  # noqa: E402
+from flask_mailtrack.web import read_hit  # noqa: E402
+from flask_mailtrack.web import Routes  # noqa: E402
 from flask_mailtrack.web import TRACKING_PIXEL  # noqa: E402
+from flask_mailtrack.web._wsgi import WSGIHeaders  # noqa: E402
 from werkzeug.utils import redirect  # noqa: E402
 from werkzeug.wrappers import Request  # noqa: E402
 from werkzeug.wrappers import Response  # noqa: E402
@@ -90,10 +93,17 @@ def redirect_floor(target: str) -> WSGIApp:
 
 def through_response(tracker: t.Any) -> WSGIApp:
     """The handler with its answer made a werkzeug ``Response``, as the
-    Flask blueprint serves it (without Flask's own request handling)."""
+    Flask blueprint serves it (without Flask's own request handling): the
+    path is matched by routes made once, as Flask's URL map is, and the
+    handler gets the kind and token."""
+    routes = Routes(tracker)
 
     def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
-        handled = handle_request(tracker, Request(environ), sender=None)
+        request = Request(environ)
+        found = routes.match(request.root_path + request.path)
+        assert found is not None
+        kind, token = found
+        handled = handle_request(tracker, request, sender=None, kind=kind, token=token)
         return handled.response(environ, start_response)
 
     return app
@@ -307,11 +317,11 @@ def machine_costs(environ: dict[str, t.Any], middleware: TrackingMiddleware) -> 
     result = handled.result
     assert result is not None
     configuration = middleware.tracker.configuration
+    # The headers as the middleware reads them.
+    hit = read_hit(request.method, request.path, WSGIHeaders(environ), CLIENT_IP)
 
     def verdict() -> None:
-        machine.apply_verdict(
-            result, request, configuration, ip=CLIENT_IP, now=time.time()
-        )
+        machine.machine_verdict(result, hit, configuration, now=time.time())
 
     costs = short_windows(
         lambda: compiled.search(CHROME),

@@ -30,11 +30,11 @@ MOVED = {
     "flask_mailtrack.text": "flask_mailtrack.rewrite._text",
     "flask_mailtrack.mime": "flask_mailtrack.rewrite._mime",
     "flask_mailtrack.links": "flask_mailtrack.rewrite._links",
-    "flask_mailtrack.handler": "flask_mailtrack.web._handler",
+    "flask_mailtrack.handler": "flask_mailtrack.web",
     "flask_mailtrack.clientinfo": "flask_mailtrack.web._clientinfo",
     "flask_mailtrack.middleware": "flask_mailtrack.web._middleware",
     "flask_mailtrack.pixel": "flask_mailtrack.web._pixel",
-    "flask_mailtrack.machine": "flask_mailtrack.traffic._rules",
+    "flask_mailtrack.machine": "flask_mailtrack.traffic",
     "flask_mailtrack.store": "flask_mailtrack.events",
     "flask_mailtrack.spool": "flask_mailtrack.events._journal",
     "flask_mailtrack.webhooks": "flask_mailtrack.events",
@@ -63,10 +63,18 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=_caller_level(),
         )
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        # The import system now sets the module's __spec__ to the old path's;
+        # exec_module puts its own back (a package's resources are found
+        # through it).
+        spec.loader_state = module.__spec__
+        return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        pass  # the module it stands for is already executed
+        # The module it stands for is already executed.
+        spec = module.__spec__
+        if spec is not None and spec.loader_state is not None:
+            module.__spec__ = spec.loader_state
 
 
 def _public_home(module: str) -> str:

@@ -96,8 +96,16 @@ class Configuration:
     :param click_scan_seconds: A click this many seconds or less after the
         link was made is labelled as machine traffic (security scanners
         follow links on delivery). ``0`` disables the rule.
-    :param machine_rules: Extra callables ``rule(result, request)`` returning
-        a machine label or ``None``, run after the built-in rules.
+    :param machine_rules: Extra callables ``rule(result, hit)`` returning
+        a machine label or ``None``, run after the built-in rules: ``result``
+        is the :class:`~flask_mailtrack.TrackingResult`, ``hit`` the request
+        as a :class:`flask_mailtrack.traffic.Hit` (method, path, headers,
+        addresses, user agent). See :doc:`/machine`.
+
+    .. versionchanged:: 0.1
+        Machine rules get a :class:`~flask_mailtrack.traffic.Hit` instead of
+        the werkzeug request; the attributes rules read most have the same
+        names.
     """
 
     webhook_url: str | None = None

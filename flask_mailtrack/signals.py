@@ -11,16 +11,23 @@ Connect receivers to them to record events, call webhooks, or queue work::
 The sender is the Flask app (through :class:`~flask_mailtrack.MailTrack`)
 or the :class:`~flask_mailtrack.TrackingMiddleware` instance. Receivers are
 called synchronously in the request; a receiver that raises is logged and
-does not change the response. Do slow work (network, disk) in a queue or a
-thread, as :class:`~flask_mailtrack.WebhookSender` does.
+does not change the response (the adapters send with :func:`send_robust`).
+Do slow work (network, disk) in a queue or a thread, as
+:class:`~flask_mailtrack.WebhookSender` does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import typing as t
 
 from blinker import Namespace
+
+if t.TYPE_CHECKING:
+    from blinker import Signal
+
+logger = logging.getLogger("flask_mailtrack")
 
 _signals = Namespace()
 
@@ -55,6 +62,31 @@ tracking_failed = _signals.signal(
 webhook_failed = _signals.signal(
     "webhook-failed", doc="A webhook event was given up and dead-lettered."
 )
+
+
+def send_robust(signal: Signal, sender: object, **kwargs: t.Any) -> None:
+    """Send ``signal`` to each of its receivers for ``sender`` in turn, like
+    :meth:`blinker.Signal.send`, except that a receiver that raises is logged
+    on the ``flask_mailtrack`` logger and the next one still runs: a bug in
+    one receiver must not change the pixel or the redirect, nor keep the
+    other receivers from the event.
+
+    :param signal: The signal to send.
+    :param sender: The sender: the Flask app, or the middleware.
+    :param kwargs: The payload, given to each receiver as keyword arguments.
+
+    .. versionadded:: 0.1
+    """
+    if not signal.receivers:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            logger.exception(
+                "A receiver of the %r signal raised; the response is unchanged.",
+                getattr(signal, "name", signal),
+            )
 
 
 class RecordedEvent(t.NamedTuple):

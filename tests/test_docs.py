@@ -44,6 +44,8 @@ TESTED_PAGES = (
     "webhooks",
     "store",
     "privacy",
+    "machine",
+    "wsgi",
 )
 
 _CODE_BLOCK = re.compile(r"^(?P<indent>[ ]*)\.\. code-block:: python[ ]*$")

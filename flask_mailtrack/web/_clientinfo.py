@@ -1,5 +1,9 @@
 """What a tracking request says about its client: address, user agent, and
-the headers that tell a prefetch from a person.
+the headers that tell a prefetch from a person, read from the request's
+method, headers and peer address (no WSGI environ, no framework request):
+:func:`read_hit` makes the :class:`~flask_mailtrack.traffic.Hit` the handler
+and the machine-traffic rules work from, :func:`request_data_of` the request
+data of its result.
 
 The client address is ``REMOTE_ADDR``, the peer of the TCP connection, unless
 the operator declares how many reverse proxies stand in front of the server
@@ -21,51 +25,133 @@ from __future__ import annotations
 import ipaddress
 import time
 import typing as t
+import warnings
 
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import parse_list_header
+
+from ..traffic import Hit
+from ..traffic import PREFETCH_HEADERS
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Request
 
     from ..configuration import Configuration
-
-#: Request headers copied into the request data, with their keys. Browsers
-#: and mail clients send them when they load a page or an image ahead of a
-#: person asking for it (Chromium ``Sec-Purpose: prefetch``, Safari and older
-#: Chromium ``Purpose: prefetch``, Firefox ``X-Moz: prefetch``).
-PREFETCH_HEADERS = (
-    ("HTTP_SEC_PURPOSE", "sec_purpose"),
-    ("HTTP_PURPOSE", "purpose"),
-    ("HTTP_X_PURPOSE", "x_purpose"),
-    ("HTTP_X_MOZ", "x_moz"),
-)
+    from ..traffic import HeaderLookup
 
 # Header values are kept to this many characters: enough for any real user
 # agent, and a client cannot make every receiver store megabytes.
 _MAX_HEADER_LENGTH = 512
 
 
-def client_ip(environ: t.Mapping[str, t.Any], trusted_proxies: int = 0) -> str | None:
+def client_address(
+    headers: HeaderLookup, remote_addr: str | None, trusted_proxies: int = 0
+) -> str | None:
     """The client address of a request.
 
-    :param environ: The WSGI environment.
+    :param headers: The request headers; ``X-Forwarded-For`` is read from
+        them when ``trusted_proxies`` is set.
+    :param remote_addr: The peer of the connection (``REMOTE_ADDR``).
     :param trusted_proxies: Number of reverse proxies whose
         ``X-Forwarded-For`` entries are trusted. With ``0`` only
-        ``REMOTE_ADDR`` counts. When the header has fewer entries than
+        ``remote_addr`` counts. When the header has fewer entries than
         trusted proxies, the request did not come through all of them, and
-        ``REMOTE_ADDR`` is used. A port written after the address is
+        ``remote_addr`` is used. A port written after the address is
         dropped.
+
+    .. versionadded:: 0.1
     """
     if trusted_proxies:
-        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        forwarded = headers.get("X-Forwarded-For")
         if forwarded:
             values = parse_list_header(forwarded)
             if len(values) >= trusted_proxies:
                 value = _without_port(values[-trusted_proxies].strip())
                 if value:
                     return value[:_MAX_HEADER_LENGTH]
-    remote = environ.get("REMOTE_ADDR")
-    return remote if isinstance(remote, str) and remote else None
+    return remote_addr if isinstance(remote_addr, str) and remote_addr else None
+
+
+def read_hit(
+    method: str,
+    path: str,
+    headers: HeaderLookup,
+    remote_addr: str | None,
+    *,
+    trusted_proxies: int = 0,
+) -> Hit:
+    """The :class:`~flask_mailtrack.traffic.Hit` of a request: its client
+    address (see :func:`client_address`) and user agent (cut to 512
+    characters) read from its headers.
+
+    .. versionadded:: 0.1
+    """
+    return Hit(
+        method,
+        path,
+        headers,
+        remote_addr,
+        client_address(headers, remote_addr, trusted_proxies)
+        if trusted_proxies or not remote_addr
+        else remote_addr,
+        _header_text(headers.get("User-Agent")) or "",
+    )
+
+
+def request_data_of(
+    hit: Hit, configuration: Configuration, now: float
+) -> dict[str, t.Any]:
+    """The request data of a tracking result, a JSON-serializable dict.
+
+    Keys: ``user_ip``, ``method``, ``user_agent``, ``accept``, the prefetch
+    headers (``sec_purpose``, ``purpose``, ``x_purpose``, ``x_moz``; ``None``
+    when absent, see :data:`~flask_mailtrack.traffic.PREFETCH_HEADERS`) and
+    ``received_at`` (the time of the hit, ISO 8601 in UTC with
+    milliseconds). Header values are cut to 512 characters.
+
+    :param hit: The request.
+    :param configuration: Gives ``anonymize_ip``: the client address is
+        then truncated here, before any receiver sees it.
+    :param now: The time of the hit, in seconds since the epoch.
+
+    .. versionadded:: 0.1
+    """
+    ip = hit.client_ip
+    if configuration.anonymize_ip:
+        ip = anonymize_ip(ip)
+    get = hit.headers.get
+    data: dict[str, t.Any] = {
+        "user_ip": ip,
+        "method": hit.method,
+        "user_agent": hit.user_agent or None,
+    }
+    for name, key in _COPIED_HEADERS:
+        value = get(name)
+        # Most values are short ASCII text, kept as they are.
+        if value and (len(value) > _MAX_HEADER_LENGTH or not value.isascii()):
+            value = _header_text(value)
+        data[key] = value or None
+    data["received_at"] = utc_iso(now)
+    return data
+
+
+_COPIED_HEADERS = (("Accept", "accept"), *PREFETCH_HEADERS)
+
+
+def _header_text(value: str | None) -> str | None:
+    """A header value as the request data keeps it: ``None`` when empty, at
+    most 512 characters."""
+    if not value:
+        return None
+    if len(value) <= _MAX_HEADER_LENGTH and value.isascii():
+        return value
+    # WSGI gives headers as latin-1 decoded bytes; a UTF-8 user agent (rare
+    # but real) reads better decoded.
+    try:
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
+    return value[:_MAX_HEADER_LENGTH]
 
 
 def _without_port(value: str) -> str:
@@ -105,6 +191,18 @@ def anonymize_ip(address: str | None) -> str | None:
     return str(network.network_address)
 
 
+def client_ip(environ: t.Mapping[str, t.Any], trusted_proxies: int = 0) -> str | None:
+    """The client address of the request of a WSGI environ.
+
+    .. deprecated:: 0.1
+        Use :func:`client_address`, which reads headers and the peer address
+        instead of a WSGI environ. Removed in 0.2.
+    """
+    _deprecated("client_ip", "client_address")
+    headers = EnvironHeaders(environ)  # type: ignore[arg-type]
+    return client_address(headers, environ.get("REMOTE_ADDR"), trusted_proxies)
+
+
 def request_data(
     request: Request,
     configuration: Configuration,
@@ -112,51 +210,24 @@ def request_data(
     *,
     ip: str | None,
 ) -> dict[str, t.Any]:
-    """The request data of a tracking result, a JSON-serializable dict.
+    """The request data of a tracking result, from a werkzeug request.
 
-    Keys: ``user_agent``, ``user_ip``, ``method``, ``accept``, the prefetch
-    headers (``sec_purpose``, ``purpose``, ``x_purpose``, ``x_moz``; ``None``
-    when absent) and ``received_at`` (the time of the hit, ISO 8601 in UTC
-    with milliseconds). Header values are cut to 512 characters.
-
-    :param request: The tracking request.
-    :param configuration: Gives ``anonymize_ip``.
-    :param now: The time of the hit, in seconds since the epoch.
-    :param ip: The client address from :func:`client_ip`; anonymised here
-        when the configuration says so.
+    .. deprecated:: 0.1
+        Use :func:`request_data_of`, which reads a
+        :class:`~flask_mailtrack.traffic.Hit`. Removed in 0.2.
     """
-    environ = request.environ
-    if configuration.anonymize_ip:
-        ip = anonymize_ip(ip)
-    get = environ.get
-    data: dict[str, t.Any] = {"user_ip": ip, "method": request.method}
-    for key, name in _HEADER_KEYS:
-        value = get(key)
-        if not value:
-            data[name] = None
-        elif len(value) <= _MAX_HEADER_LENGTH and value.isascii():
-            data[name] = value
-        else:
-            data[name] = _decode_header(value)
-    data["received_at"] = utc_iso(now)
-    return data
+    _deprecated("request_data", "request_data_of")
+    hit = read_hit(request.method, request.path, request.headers, request.remote_addr)
+    return request_data_of(hit._replace(client_ip=ip), configuration, now)
 
 
-_HEADER_KEYS = (
-    ("HTTP_USER_AGENT", "user_agent"),
-    ("HTTP_ACCEPT", "accept"),
-    *PREFETCH_HEADERS,
-)
-
-
-def _decode_header(value: str) -> str:
-    # WSGI gives headers as latin-1 decoded bytes; a UTF-8 user agent (rare
-    # but real) reads better decoded.
-    try:
-        value = value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        pass
-    return value[:_MAX_HEADER_LENGTH]
+def _deprecated(name: str, replacement: str) -> None:
+    warnings.warn(
+        f"'flask_mailtrack.web.{name}' is deprecated and will be removed in"
+        f" flask_mailtrack 0.2; use 'flask_mailtrack.web.{replacement}'.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 # Formatting a date costs more than the rest of the request data; hits come

@@ -1,15 +1,18 @@
-"""The one request handler behind every adapter.
+"""The one request handler behind every adapter, sans-IO.
 
+:func:`decide` answers a tracking request from its method, path, headers
+and peer address: no WSGI environ, no framework request, no signals. It
+returns a :class:`HandledRequest` (the answer, and the result or the error);
+the answer is an :class:`~flask_mailtrack.web.Answer`, plain data that is
+also a WSGI application. The adapters do the rest:
 :class:`~flask_mailtrack.TrackingMiddleware` (any WSGI app) and the
-:class:`~flask_mailtrack.MailTrack` blueprint (Flask) both call
-:meth:`Tracker.handle <flask_mailtrack.Tracker.handle>`, which calls
-:func:`handle_request`: a werkzeug :class:`~werkzeug.wrappers.Request` goes
-in, a :class:`HandledRequest` (the response, and the result or the error)
-comes out. The response is an :class:`Answer`, plain data that is also a
-WSGI application; :attr:`HandledRequest.response` makes a werkzeug
-:class:`~werkzeug.wrappers.Response` of it. Nothing here imports Flask.
+:class:`~flask_mailtrack.MailTrack` blueprint (Flask, through
+:func:`~flask_mailtrack.web.handle_request`) send the outcome's signal and
+serve the answer. This is the split of Flask's and werkzeug's ``sansio``
+packages: code that decides cannot do IO, so another adapter (a Django view,
+an ASGI app) reuses it as it is. Nothing here imports Flask.
 
-What a request gets:
+What a request gets, and the signal its adapter sends:
 
 =====================================  ======================================
 open token, valid                      the pixel (200), ``email_opened``
@@ -37,122 +40,47 @@ response to a HEAD request). The response never depends on the machine
 verdict: a scanner gets what a person gets.
 
 No input can make the handler fail: the token is refused by length before it
-is decoded, every decoding failure is an :exc:`~flask_mailtrack.InvalidToken`,
-and a signal receiver that raises is logged on the ``flask_mailtrack`` logger
-and skipped.
+is decoded, and every decoding failure is an
+:exc:`~flask_mailtrack.InvalidToken`. The adapters send the signals with
+:func:`flask_mailtrack.signals.send_robust`, so a receiver that raises is
+logged on the ``flask_mailtrack`` logger and skipped.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 import typing as t
 from urllib.parse import unquote
 
-from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.urls import iri_to_uri
-from werkzeug.wrappers import Response
-
 from ..exceptions import InvalidToken
-from ..signals import email_opened
-from ..signals import link_clicked
-from ..signals import tracking_failed
-from ..tokens._serializer import CLICK
-from ..tokens._serializer import OPEN
-from ..traffic import _rules as machine
-from ..web import _clientinfo as clientinfo
-from ._pixel import PIXEL_MIME_TYPE
-from ._pixel import TRACKING_PIXEL
+from ..tokens import CLICK
+from ..tokens import OPEN
+from ..traffic import machine_verdict
+from ._answers import ALLOWED_METHODS
+from ._answers import Answer
+from ._answers import METHOD_NOT_ALLOWED_ANSWER
+from ._answers import NOT_FOUND_ANSWER
+from ._answers import PIXEL_ANSWER
+from ._answers import redirect_answer
+from ._clientinfo import read_hit
+from ._clientinfo import request_data_of
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse
-    from _typeshed.wsgi import WSGIEnvironment
-    from blinker import Signal
-    from werkzeug.wrappers import Request
+    from werkzeug.wrappers import Response
 
     from ..result import TrackingResult
-    from ..tokens._serializer import Kind
+    from ..tokens import Kind
     from ..tracker import Tracker
+    from ..traffic import HeaderLookup
 
 logger = logging.getLogger("flask_mailtrack")
 
-#: The methods a tracking URL answers.
-ALLOWED_METHODS = ("GET", "HEAD")
-
-#: Headers of the pixel. A cached pixel is a lost open, so every cache
-#: (browser, mail client, proxy; HTTP/1.0 ones through ``Pragma`` and
-#: ``Expires``) is told not to keep it.
-PIXEL_HEADERS = (
-    ("Content-Type", PIXEL_MIME_TYPE),
-    ("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0"),
-    ("Pragma", "no-cache"),
-    ("Expires", "0"),
-)
-
-#: Headers of the click redirect: a cached redirect would skip the tracking
-#: server on the next click.
-REDIRECT_HEADERS = (("Cache-Control", "no-store"),)
-
-
-class Answer(t.NamedTuple):
-    """A response as plain data: the status line, the headers (with
-    ``Content-Length``) and the body.
-
-    Every tracking request gets one of a few fixed shapes (the pixel, a
-    redirect, a small error page), so the handler describes the response
-    instead of building a werkzeug :class:`~werkzeug.wrappers.Response`:
-    :class:`~flask_mailtrack.TrackingMiddleware` serves the answer straight
-    to the WSGI server, which skips the header copying and checks a
-    ``Response`` repeats on every call, and adapters that need a
-    ``Response`` (the Flask blueprint) get one from :meth:`to_response`.
-
-    .. versionadded:: 0.1
-    """
-
-    #: The WSGI status line, such as ``"200 OK"``.
-    status: str
-    #: The response headers, ``Content-Length`` included.
-    headers: tuple[tuple[str, str], ...]
-    #: The body (not sent in answer to ``HEAD``).
-    body: bytes
-
-    @classmethod
-    def of(
-        cls, status: int, headers: t.Iterable[tuple[str, str]], body: bytes
-    ) -> Answer:
-        """An answer with status code ``status``; ``Content-Length`` is
-        added to ``headers``."""
-        return cls(
-            f"{status} {HTTP_STATUS_CODES[status].upper()}",
-            (*headers, ("Content-Length", str(len(body)))),
-            body,
-        )
-
-    @property
-    def status_code(self) -> int:
-        """The status code, such as ``200``."""
-        return int(self.status[:3])
-
-    def to_response(self) -> Response:
-        """A new werkzeug :class:`~werkzeug.wrappers.Response` of this
-        answer."""
-        return Response(self.body, status=self.status, headers=self.headers)
-
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> t.Iterable[bytes]:
-        """Serve the answer as a WSGI application. A ``HEAD`` request gets
-        the headers of a ``GET`` without the body, as werkzeug answers it."""
-        start_response(self.status, list(self.headers))
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            return []
-        return [self.body]
-
 
 class HandledRequest(t.NamedTuple):
-    """What :func:`handle_request` did with one request.
+    """What the handler decided for one request: the outcome of
+    :func:`decide` (no signal sent yet: the adapter sends it) and of
+    :func:`~flask_mailtrack.web.handle_request` (its signal was sent).
 
     .. versionadded:: 0.1
     """
@@ -160,9 +88,10 @@ class HandledRequest(t.NamedTuple):
     #: The response to send, as data; an :class:`Answer` is also a WSGI
     #: application.
     answer: Answer
-    #: The result of a valid hit (its signal was sent), else ``None``.
+    #: The result of a valid hit (``email_opened`` or ``link_clicked``), else
+    #: ``None``.
     result: TrackingResult | None
-    #: Why the token was refused (``tracking_failed`` was sent), else ``None``.
+    #: Why the token was refused (``tracking_failed``), else ``None``.
     error: InvalidToken | None
     #: ``"open"`` or ``"click"``; ``None`` when the path is not a tracking
     #: path.
@@ -175,73 +104,43 @@ class HandledRequest(t.NamedTuple):
         return self.answer.to_response()
 
 
-#: The answer to a valid open, and to a bad one with
-#: ``pixel_on_invalid_token``.
-PIXEL_ANSWER = Answer.of(200, PIXEL_HEADERS, TRACKING_PIXEL)
+class Routes:
+    """The tracking paths of a tracker as a request sees them (percent
+    escapes decoded): the paths of ``base_open_tracking_url`` and
+    ``base_click_tracking_url``.
 
-#: The small page a bad tracking link gets (never a redirect).
-NOT_FOUND_ANSWER = Answer.of(
-    404,
-    (
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Cache-Control", "no-store"),
-    ),
-    b"<!doctype html>\n<title>Link not found</title>\n"
-    b"<h1>Link not found</h1>\n"
-    b"<p>This tracking link is invalid or has expired.</p>\n",
-)
+    Computed once by their owner (the middleware holds one), longest first so
+    that a base nested in the other is matched first.
 
-#: 405 with ``Allow: GET, HEAD``: werkzeug's page for it.
-METHOD_NOT_ALLOWED_ANSWER = Answer.of(
-    405,
-    (
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Allow", ", ".join(ALLOWED_METHODS)),
-    ),
-    MethodNotAllowed().get_body().encode("utf-8"),
-)
+    :param tracker: Gives the base URLs.
 
-
-def redirect_answer(url: str) -> Answer:
-    """A ``302 Found`` to ``url``, a target that passed
-    :func:`~flask_mailtrack.urls.is_safe_target`.
-
-    The status is explicit: werkzeug's :func:`~werkzeug.utils.redirect` is
-    moving its default to 303, and every mail client's browser follows 302.
+    .. versionadded:: 0.1
     """
-    # A Location header must be ASCII; an IRI (a non-ASCII path or host) is
-    # converted. Most targets are ASCII already, which skips the work.
-    location = url if url.isascii() and " " not in url else iri_to_uri(url)
-    body = (
-        '<!doctype html>\n<title>Redirecting</title>\n<p><a href="'
-        + html.escape(location)
-        + '">Continue</a></p>\n'
-    ).encode("ascii")
-    return Answer.of(
-        302,
-        (
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Location", location),
-            *REDIRECT_HEADERS,
-        ),
-        body,
-    )
 
+    __slots__ = ("_routes",)
 
-def _routes(tracker: Tracker) -> tuple[tuple[str, Kind], ...]:
-    """The tracking paths of ``tracker`` as a request sees them (percent
-    escapes decoded), longest first so that a base nested in the other is
-    matched first. Computed once and kept on the tracker."""
-    routes = tracker.__dict__.get("_handler_routes")
-    if routes is None:
+    def __init__(self, tracker: Tracker) -> None:
         found: list[tuple[str, Kind]] = []
         if tracker.open_base is not None:
             found.append((unquote(tracker.open_base.path), OPEN))
         if tracker.click_base is not None:
             found.append((unquote(tracker.click_base.path), CLICK))
         found.sort(key=lambda route: len(route[0]), reverse=True)
-        routes = tracker.__dict__["_handler_routes"] = tuple(found)
-    return t.cast("tuple[tuple[str, Kind], ...]", routes)
+        self._routes = tuple(found)
+
+    def __bool__(self) -> bool:
+        return bool(self._routes)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {dict(self._routes)!r}>"
+
+    def match(self, path: str) -> tuple[Kind, str] | None:
+        """The kind and token of a request path, or ``None`` when ``path`` is
+        not below a tracking path; see :func:`match`."""
+        for prefix, kind in self._routes:
+            if path.startswith(prefix):
+                return kind, path[len(prefix) :].strip("/")
+        return None
 
 
 def match(tracker: Tracker, path: str) -> tuple[Kind, str] | None:
@@ -251,46 +150,55 @@ def match(tracker: Tracker, path: str) -> tuple[Kind, str] | None:
 
     Everything below a tracking path belongs to the tracker: a malformed token
     still matches, so that it gets the tracking answer (pixel or 404) and a
-    ``tracking_failed`` signal. Nothing is decoded here.
+    ``tracking_failed`` signal. Nothing is decoded here. An adapter that
+    matches every request keeps a :class:`Routes` instead.
 
     :param path: The full path of the request (``SCRIPT_NAME`` +
         ``PATH_INFO``, percent escapes decoded), as the base URLs give it.
     """
-    for prefix, kind in _routes(tracker):
-        if path.startswith(prefix):
-            return kind, path[len(prefix) :].strip("/")
-    return None
+    return Routes(tracker).match(path)
 
 
-def handle_request(
+_NOT_TRACKING = HandledRequest(NOT_FOUND_ANSWER, None, None, None)
+
+
+def decide(
     tracker: Tracker,
-    request: Request,
+    method: str,
+    path: str,
+    headers: HeaderLookup,
+    remote_addr: str | None,
     *,
-    sender: object,
     kind: Kind | None = None,
     token: str | None = None,
 ) -> HandledRequest:
-    """Answer one tracking request and send its signal.
+    """Answer one tracking request. No signal is sent: the caller sends the
+    outcome's signal (see :func:`~flask_mailtrack.web.send_signals`).
 
     :param tracker: Decodes the token; its configuration decides the client
         address, anonymisation, the answer to bad open tokens and the machine
         rules.
-    :param request: The request.
-    :param sender: The sender of the signals: the Flask app, or the
-        middleware.
-    :param kind: ``"open"`` or ``"click"``; found from the request path (see
+    :param method: The request method.
+    :param path: The full path of the request (``SCRIPT_NAME`` +
+        ``PATH_INFO``, percent escapes decoded).
+    :param headers: The request headers, read case-insensitively with
+        ``headers.get(name)`` (werkzeug's ``Headers`` will do).
+    :param remote_addr: The peer of the connection (``REMOTE_ADDR``).
+    :param kind: ``"open"`` or ``"click"``; found from ``path`` (see
         :func:`match`) when omitted.
-    :param token: The token; found from the request path when omitted.
+    :param token: The token; found from ``path`` when ``kind`` is omitted.
+
+    .. versionadded:: 0.1
     """
     if kind is None:
-        found = match(tracker, request.root_path + request.path)
+        found = match(tracker, path)
         if found is None:
-            return HandledRequest(NOT_FOUND_ANSWER, None, None, None)
+            return _NOT_TRACKING
         kind, token = found
     elif token is None:
         token = ""
 
-    if request.method not in ALLOWED_METHODS:
+    if method not in ALLOWED_METHODS:
         return HandledRequest(METHOD_NOT_ALLOWED_ANSWER, None, None, kind)
 
     configuration = tracker.configuration
@@ -299,45 +207,27 @@ def handle_request(
         payload = tracker.serializer.loads(kind, token, now=now)
     except InvalidToken as error:
         logger.info("Refused %s tracking token (%s): %s", kind, error.reason, error)
-        _send(
-            tracking_failed,
-            sender,
-            error=error,
-            reason=error.reason,
-            kind=kind,
-            request=request,
-        )
         if kind == OPEN and configuration.pixel_on_invalid_token:
-            answer = PIXEL_ANSWER
-        else:
-            answer = NOT_FOUND_ANSWER
-        return HandledRequest(answer, None, error, kind)
+            return HandledRequest(PIXEL_ANSWER, None, error, kind)
+        return HandledRequest(NOT_FOUND_ANSWER, None, error, kind)
 
-    environ = request.environ
-    ip = clientinfo.client_ip(environ, configuration.trusted_proxies)
-    data = clientinfo.request_data(request, configuration, now, ip=ip)
-    result = tracker.result(kind, payload, request_data=data, now=now)
-    machine.apply_verdict(result, request, configuration, ip=ip, now=now)
+    hit = read_hit(
+        method,
+        path,
+        headers,
+        remote_addr,
+        trusted_proxies=configuration.trusted_proxies,
+    )
+    result = tracker.result(
+        kind, payload, request_data=request_data_of(hit, configuration, now), now=now
+    )
+    verdict = machine_verdict(result, hit, configuration, now=now)
+    if verdict.machine is not None:
+        result.machine = verdict.machine
+        result.machine_reasons = list(verdict.reasons)
 
     if kind == OPEN:
-        _send(email_opened, sender, result=result, request=request)
         return HandledRequest(PIXEL_ANSWER, result, None, kind)
-    _send(link_clicked, sender, result=result, request=request)
     return HandledRequest(
         redirect_answer(t.cast(str, result.tracked_url)), result, None, kind
     )
-
-
-def _send(signal: Signal, sender: object, **kwargs: t.Any) -> None:
-    """Send ``signal`` to each receiver in turn; one that raises is logged and
-    the next still runs, and the response is unchanged."""
-    if not signal.receivers:
-        return
-    for receiver in signal.receivers_for(sender):
-        try:
-            receiver(sender, **kwargs)
-        except Exception:
-            logger.exception(
-                "A receiver of the %r signal raised; the response is unchanged.",
-                getattr(signal, "name", signal),
-            )

@@ -25,7 +25,10 @@ serve tracking from a small dedicated WSGI server. In a Flask app use
     )
 
 Events are delivered through the :mod:`~flask_mailtrack.signals`, sent with
-the middleware instance as sender. The middleware also leaves its work in the
+the middleware instance as sender (the ``request`` they carry, a werkzeug
+:class:`~werkzeug.wrappers.Request`, is built only when a receiver is
+connected). The decision is the sans-IO handler's,
+:func:`~flask_mailtrack.web.decide`. The middleware also leaves its work in the
 WSGI environ, for logging or an outer middleware: ``mailtrack.kind``
 (``"open"`` or ``"click"``), ``mailtrack.result`` (the
 :class:`~flask_mailtrack.TrackingResult` of a valid hit, else ``None``) and
@@ -58,8 +61,11 @@ from werkzeug.wrappers import Request
 
 from ..configuration import Configuration
 from ..tracker import Tracker
-from ._handler import handle_request
-from ._handler import match
+from ._handler import decide
+from ._handler import Routes
+from ._wsgi import full_path
+from ._wsgi import send_signals
+from ._wsgi import WSGIHeaders
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -109,23 +115,28 @@ class TrackingMiddleware:
         self.app = app
         #: The tracker that decodes tokens.
         self.tracker = tracker
+        #: The paths it serves, from the tracker's base URLs.
+        self.routes = Routes(tracker)
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> t.Iterable[bytes]:
-        path = environ.get("SCRIPT_NAME", "").rstrip("/") + environ.get("PATH_INFO", "")
-        # WSGI gives the path as latin-1 decoded bytes; the base URLs name it
-        # in UTF-8. Decoding only matters for non-ASCII paths.
-        if not path.isascii():
-            path = path.encode("latin-1", "replace").decode("utf-8", "replace")
-        found = match(self.tracker, path)
+        path = full_path(environ)
+        found = self.routes.match(path)
         if found is None:
             return self.app(environ, start_response)
         kind, token = found
-        handled = handle_request(
-            self.tracker, Request(environ), sender=self, kind=kind, token=token
+        handled = decide(
+            self.tracker,
+            environ.get("REQUEST_METHOD", "GET"),
+            path,
+            WSGIHeaders(environ),
+            environ.get("REMOTE_ADDR"),
+            kind=kind,
+            token=token,
         )
         environ["mailtrack.kind"] = kind
         environ["mailtrack.result"] = handled.result
         environ["mailtrack.error"] = handled.error
+        send_signals(handled, self, lambda: Request(environ))
         return handled.answer(environ, start_response)

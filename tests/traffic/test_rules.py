@@ -6,15 +6,16 @@ import ipaddress
 import logging
 import re
 import time
+import typing as t
 
 import crawleruseragents
 import pytest
 from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
 from flask_mailtrack import TrackingResult
+from flask_mailtrack import traffic as machine
 from flask_mailtrack.tokens import CLICK
 from flask_mailtrack.tokens import Payload
-from flask_mailtrack.traffic import _rules as machine
 from flask_mailtrack.web import handle_request
 from hypothesis import given
 from hypothesis import settings
@@ -389,7 +390,7 @@ def test_compile_crawler_patterns(
 def test_without_crawler_package(
     tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(machine, "crawler_pattern", lambda: None)
+    monkeypatch.setattr("flask_mailtrack.traffic._rules.crawler_pattern", lambda: None)
     machine.clear_caches()
     try:
         googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1)"
@@ -456,3 +457,100 @@ def test_long_user_agents_are_cut_before_caching(tracker: Tracker) -> None:
     result = hit(tracker, headers={"User-Agent": CHROME + "x" * 5000})
     assert result.request_data is not None
     assert len(result.request_data["user_agent"]) == 512
+
+
+# -- the verdict and the rule signature ----------------------------------------------
+
+
+def _hit(**fields: t.Any) -> machine.Hit:
+    values: dict[str, t.Any] = {
+        "method": "GET",
+        "path": "/o/token",
+        "headers": {"User-Agent": CHROME},
+        "remote_addr": "198.51.100.23",
+        "client_ip": "198.51.100.23",
+        "user_agent": CHROME,
+    }
+    values.update(fields)
+    return machine.Hit(**values)
+
+
+def test_machine_verdict_returns_and_changes_nothing(tracker: Tracker) -> None:
+    result = TrackingResult(is_open_tracking=True)
+    verdict = machine.machine_verdict(
+        result,
+        _hit(method="HEAD", user_agent="curl/8"),
+        tracker.configuration,
+        now=time.time(),
+    )
+    assert verdict == machine.Verdict("prefetch", ("head-request", "tool-user-agent"))
+    assert result.machine is None and result.machine_reasons == []
+    person = machine.machine_verdict(
+        result, _hit(), tracker.configuration, now=time.time()
+    )
+    assert person == machine.Verdict(None, ())
+
+
+def test_prefetch_headers_read_from_the_hit_without_request_data(
+    tracker: Tracker,
+) -> None:
+    hit = _hit(headers={"X-Moz": "prefetch"})
+    verdict = machine.machine_verdict(
+        TrackingResult(), hit, tracker.configuration, now=time.time()
+    )
+    assert verdict.reasons == ("prefetch-header",)
+
+
+def test_rules_get_a_hit() -> None:
+    seen: list[machine.Hit] = []
+
+    def spy(result: TrackingResult, hit: machine.Hit) -> None:
+        seen.append(hit)
+
+    tracker = Tracker(
+        secret_key=SECRET, base_open_tracking_url=OPEN_BASE, machine_rules=[spy]
+    )
+    hit(tracker, headers={"User-Agent": CHROME, "X-Team": "blue"})
+    [got] = seen
+    assert got.method == "GET"
+    assert got.path.startswith("/o/")
+    assert got.headers.get("x-team") == "blue"
+    assert got.remote_addr == got.client_ip == "198.51.100.23"
+    assert got.user_agent == CHROME
+
+
+def werkzeug_style_rule(result: TrackingResult, request: t.Any) -> str | None:
+    """A rule written for ``rule(result, request)`` with a werkzeug request."""
+    if (
+        request.method == "GET"
+        and request.headers.get("X-Scanner") == "yes"
+        and request.remote_addr == "198.51.100.23"
+        and request.user_agent.string.startswith("Mozilla")
+    ):
+        return "scanner"
+    return None
+
+
+def test_rules_written_for_the_werkzeug_request_keep_working() -> None:
+    tracker = Tracker(
+        secret_key=SECRET,
+        base_open_tracking_url=OPEN_BASE,
+        machine_rules=[werkzeug_style_rule],
+    )
+    with pytest.warns(DeprecationWarning, match="user_agent"):
+        result = hit(tracker, headers={"User-Agent": CHROME, "X-Scanner": "yes"})
+    assert result.machine == "scanner"
+    assert result.machine_reasons == ["werkzeug_style_rule"]
+
+
+def test_apply_verdict_is_deprecated(tracker: Tracker) -> None:
+    result = TrackingResult(is_open_tracking=True)
+    request = Request(
+        EnvironBuilder(path="/o/x", headers={"User-Agent": "curl/8"}).get_environ()
+    )
+    with pytest.warns(DeprecationWarning, match="machine_verdict"):
+        machine.apply_verdict(
+            result, request, tracker.configuration, ip=None, now=time.time()
+        )
+    assert result.machine == "bot"
+    assert result.machine_reasons == ["tool-user-agent"]
