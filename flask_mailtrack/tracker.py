@@ -14,9 +14,6 @@ from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
 from .result import TrackingResult
-from .tokens._payload import encode_rest
-from .tokens._payload import pack_fields
-from .tokens._payload import pack_sections
 from .tokens._payload import Payload
 from .tokens._pytracking import make_fernet
 from .tokens._serializer import CLICK
@@ -82,9 +79,7 @@ class Tracker:
         self._include_webhook = c.include_webhook_url
         self._webhook = c.webhook_url
         self._loads = self.serializer.loads
-        # Packing and sealing directly skips building a Payload per link;
-        # pytracking's unsigned format goes through the serializer.
-        self._seal = None if c.insecure_unsigned_tokens else self.serializer.seal
+        self._dumps = self.serializer.dumps
 
     @classmethod
     def for_configuration(cls, configuration: Configuration) -> Tracker:
@@ -112,14 +107,15 @@ class Tracker:
         return issued_at, None if max_age is None else issued_at + max_age
 
     def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str:
-        metadata = self._metadata(metadata)
         issued_at, expires_at = self._times()
-        if self._seal is None:
-            return self.serializer.encode(
-                kind, url, metadata, issued_at, expires_at, self._embedded_webhook
-            )
-        raw = pack_fields(url, metadata, issued_at, expires_at, self._embedded_webhook)
-        return self._seal(kind, raw)
+        return self._dumps(
+            kind,
+            url,
+            self._metadata(metadata),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            webhook_url=self._embedded_webhook,
+        )
 
     def click_tokens(
         self, urls: t.Iterable[str], metadata: Metadata = None
@@ -133,20 +129,19 @@ class Tracker:
         :raise MailTrackError: a URL is not a safe target (see
             :meth:`click_token`).
         """
-        if self._seal is None:
-            return [self.click_token(url, metadata) for url in urls]
-        seal = self._seal
-        webhook = self._embedded_webhook
-        rest = encode_rest(self._metadata(metadata), webhook)
-        has_webhook = webhook is not None
-        issued_at, expires_at = self._times()
-        tokens = []
-        for url in urls:
+        batch = list(urls)
+        for url in batch:
             if not is_safe_target(url):
                 raise _unsafe_target(url)
-            raw = pack_sections(url, rest, has_webhook, issued_at, expires_at)
-            tokens.append(seal(CLICK, raw))
-        return tokens
+        issued_at, expires_at = self._times()
+        return self._dumps(
+            CLICK,
+            batch,
+            self._metadata(metadata),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            webhook_url=self._embedded_webhook,
+        )
 
     def open_token(self, metadata: Metadata = None) -> str:
         """A token for the open pixel, carrying ``metadata``."""
