@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 import warnings
@@ -83,12 +84,20 @@ class Tracker:
 
     @classmethod
     def for_configuration(cls, configuration: Configuration) -> Tracker:
-        """The tracker of ``configuration``, built on first use and cached on it."""
-        tracker = configuration.__dict__.get("_tracker")
-        if tracker is None:
-            tracker = cls(configuration)
-            object.__setattr__(configuration, "_tracker", tracker)
-        return t.cast(Tracker, tracker)
+        """The tracker of ``configuration``, the same one on every call.
+
+        .. deprecated:: 0.1
+            Removed in 0.2. Build ``Tracker(configuration)`` once and keep it
+            (in a module, on your application object), as the middleware
+            and the extension do.
+        """
+        warnings.warn(
+            "Tracker.for_configuration() is deprecated and will be removed in"
+            " flask_mailtrack 0.2; build Tracker(configuration) once and keep it.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _for_configuration.get(configuration)
 
     # -- making links ---------------------------------------------------------
 
@@ -330,6 +339,53 @@ class Tracker:
 
         _deprecated("handle", "flask_mailtrack.web.handle_request")
         return handle_request(self, request, **options)
+
+
+class _TrackerCache:
+    """Trackers by configuration object, for callers that are handed a
+    :class:`Configuration` on every call instead of keeping a tracker.
+
+    Bounded: beyond ``size`` entries the oldest is dropped. Each entry keeps
+    its configuration alive, so the ``id`` it is found by is never reused
+    while it is cached. Thread-safe.
+
+    :param size: How many trackers to keep.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[t.Hashable, tuple[Configuration, Tracker]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        configuration: Configuration,
+        overrides: t.Mapping[str, t.Any] | None = None,
+    ) -> Tracker:
+        """The tracker of ``configuration`` with ``overrides`` applied (see
+        :meth:`Configuration.replace`), built on the first call.
+
+        :param configuration: The settings, compared by identity.
+        :param overrides: Changed fields, compared by their ``repr``.
+        """
+        key: t.Hashable = (
+            (id(configuration), repr(sorted(overrides.items())))
+            if overrides
+            else id(configuration)
+        )
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is configuration:
+            return entry[1]
+        tracker = Tracker(configuration, **(overrides or {}))
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = (configuration, tracker)
+        return tracker
+
+
+# Only for the deprecated Tracker.for_configuration.
+_for_configuration = _TrackerCache(64)
 
 
 def _deprecated(method: str, replacement: str) -> None:

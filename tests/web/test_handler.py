@@ -575,7 +575,7 @@ def test_no_input_gives_a_server_error(
     trusted: int,
     anonymize: bool,
 ) -> None:
-    tracker = Tracker.for_configuration(
+    tracker = Tracker(
         Configuration(
             secret_key=SECRET,
             base_open_tracking_url=OPEN_BASE,
