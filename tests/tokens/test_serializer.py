@@ -551,3 +551,28 @@ def test_click_tokens_match_click_token(
 def test_click_tokens_refuse_an_unsafe_url() -> None:
     with pytest.raises(MailTrackError):
         MODES["signed"].click_tokens([URL, "javascript:alert(1)"], METADATA)
+
+
+def test_dumps_is_the_one_way_to_make_a_token() -> None:
+    serializer = MODES["signed"].serializer
+    one = serializer.dumps(CLICK, URL, METADATA, issued_at=1, expires_at=9)
+    many = serializer.dumps(CLICK, [URL, URL], METADATA, issued_at=1, expires_at=9)
+    assert many == [one, one]
+    assert serializer.dumps(CLICK, (URL,), METADATA, issued_at=1, expires_at=9) == [one]
+    assert serializer.dumps(CLICK, [], METADATA, issued_at=1) == []
+    payload = serializer.loads(CLICK, one, now=2)
+    assert (payload.url, payload.metadata, payload.issued_at) == (URL, METADATA, 1)
+    # The issue time defaults to now.
+    assert serializer.loads(OPEN, serializer.dumps(OPEN)).issued_at == pytest.approx(
+        time.time(), abs=2
+    )
+    for wrong in (Payload(URL), iter([URL]), b"https://example.com/"):
+        with pytest.raises(TypeError):
+            serializer.dumps(CLICK, wrong)  # type: ignore[call-overload]
+
+
+def test_dumps_without_a_key() -> None:
+    serializer = _tracker().serializer
+    assert not serializer.can_encode
+    with pytest.raises(MailTrackError, match="No secret key"):
+        serializer.dumps(OPEN)
