@@ -115,7 +115,16 @@ class Tracker:
         max_age = self._max_age
         return issued_at, None if max_age is None else issued_at + max_age
 
-    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str:
+    @t.overload
+    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str: ...
+
+    @t.overload
+    def _token(self, kind: Kind, url: list[str], metadata: Metadata) -> list[str]: ...
+
+    def _token(
+        self, kind: Kind, url: str | None | list[str], metadata: Metadata
+    ) -> str | list[str]:
+        # One URL, or a list of them for one recipient's copy (TokenSerializer.dumps).
         issued_at, expires_at = self._times()
         return self._dumps(
             kind,
@@ -142,15 +151,7 @@ class Tracker:
         for url in batch:
             if not is_safe_target(url):
                 raise _unsafe_target(url)
-        issued_at, expires_at = self._times()
-        return self._dumps(
-            CLICK,
-            batch,
-            self._metadata(metadata),
-            issued_at=issued_at,
-            expires_at=expires_at,
-            webhook_url=self._embedded_webhook,
-        )
+        return self._token(CLICK, batch, metadata)
 
     def open_token(self, metadata: Metadata = None) -> str:
         """A token for the open pixel, carrying ``metadata``."""
