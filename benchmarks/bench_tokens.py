@@ -193,8 +193,8 @@ def main() -> None:
     plain_url = pytracking.get_click_tracking_url(url, metadata, theirs_plain)
     fernet_url = pytracking.get_click_tracking_url(url, metadata, theirs_fernet)
     plain_open = pytracking.get_open_tracking_url(metadata, theirs_plain)
-    signed_tracker = Tracker.for_configuration(signed)
-    encrypted_tracker = Tracker.for_configuration(encrypted)
+    signed_tracker = Tracker(signed)
+    encrypted_tracker = Tracker(encrypted)
     assert get_click_tracking_result(signed_url, None, signed).tracked_url == url
     assert pytracking.get_click_tracking_result(plain_url, None, theirs_plain)
 

@@ -45,7 +45,7 @@ configuration = Configuration(
     base_open_tracking_url=BASE_URL + "/mailtrack/o/",
     base_click_tracking_url=BASE_URL + "/mailtrack/c/",
 )
-tracker = Tracker.for_configuration(configuration)
+tracker = Tracker(configuration)
 
 
 def email_html(recipient: str) -> str:

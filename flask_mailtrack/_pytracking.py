@@ -8,7 +8,6 @@ is never deep-copied per call and its keys are prepared once (the
 
 from __future__ import annotations
 
-import threading
 import typing as t
 
 from .configuration import Configuration
@@ -17,40 +16,34 @@ from .result import TrackingResult
 from .rewrite import HTMLTemplate
 from .tokens._serializer import CLICK
 from .tokens._serializer import OPEN
+from .tracker import _TrackerCache
 from .tracker import Metadata
 from .tracker import Tracker
 from .web._pixel import PIXEL_MIME_TYPE
 from .web._pixel import TRACKING_PIXEL
 
 _DEFAULT = Configuration()
-_OVERRIDE_CACHE_SIZE = 64
-_override_cache: dict[tuple[int, str], tuple[Configuration, Tracker]] = {}
-_override_lock = threading.Lock()
+# The functions are handed a configuration (and overrides) on every call,
+# so they keep the trackers they build: a tracker prepares its keys once.
+_trackers = _TrackerCache(64)
 
 
 def get_tracker(
     configuration: Configuration | None = None,
     kwargs: t.Mapping[str, t.Any] | None = None,
 ) -> Tracker:
-    """The cached :class:`Tracker` for ``configuration`` updated with ``kwargs``."""
-    base = configuration if configuration is not None else _DEFAULT
-    if not kwargs:
-        # Tracker.for_configuration, inlined: this runs on every call.
-        tracker = base.__dict__.get("_tracker")
-        if tracker is not None:
-            return t.cast(Tracker, tracker)
-        return Tracker.for_configuration(base)
-    key = (id(base), repr(sorted(kwargs.items())))
-    cached = _override_cache.get(key)
-    if cached is not None and cached[0] is base:
-        return cached[1]
-    tracker = Tracker(base.replace(**kwargs))
-    with _override_lock:
-        if len(_override_cache) >= _OVERRIDE_CACHE_SIZE:
-            _override_cache.clear()
-        # The configuration is kept in the value so that its id is not reused.
-        _override_cache[key] = (base, tracker)
-    return tracker
+    """The cached :class:`Tracker` for ``configuration`` updated with ``kwargs``.
+
+    Repeated calls with the same configuration object (and equal ``kwargs``)
+    return the same tracker; the 64 most recently built are kept.
+
+    :param configuration: The settings; a default :class:`Configuration`
+        when omitted.
+    :param kwargs: Fields to override, as the pytracking functions take them.
+    """
+    return _trackers.get(
+        configuration if configuration is not None else _DEFAULT, kwargs
+    )
 
 
 def get_open_tracking_url(

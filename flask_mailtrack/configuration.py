@@ -171,14 +171,6 @@ class Configuration:
                 stacklevel=3,
             )
 
-    def __getstate__(self) -> dict[str, t.Any]:
-        # The tracker cached by Tracker.for_configuration holds hash and
-        # cipher states that cannot be copied or pickled; a copy (a Celery
-        # task argument, a deep-copied app config) builds its own on use.
-        state = self.__dict__.copy()
-        state.pop("_tracker", None)
-        return state
-
     def replace(self, **changes: t.Any) -> Configuration:
         """A copy with ``changes`` applied (unknown names raise
         :class:`~flask_mailtrack.exceptions.UnknownSettingError`)."""

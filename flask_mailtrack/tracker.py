@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 import warnings
@@ -15,9 +16,6 @@ from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
 from .result import TrackingResult
-from .tokens._payload import encode_rest
-from .tokens._payload import pack_fields
-from .tokens._payload import pack_sections
 from .tokens._payload import Payload
 from .tokens._pytracking import make_fernet
 from .tokens._serializer import CLICK
@@ -83,18 +81,24 @@ class Tracker:
         self._include_webhook = c.include_webhook_url
         self._webhook = c.webhook_url
         self._loads = self.serializer.loads
-        # Packing and sealing directly skips building a Payload per link;
-        # pytracking's unsigned format goes through the serializer.
-        self._seal = None if c.insecure_unsigned_tokens else self.serializer.seal
+        self._dumps = self.serializer.dumps
 
     @classmethod
     def for_configuration(cls, configuration: Configuration) -> Tracker:
-        """The tracker of ``configuration``, built on first use and cached on it."""
-        tracker = configuration.__dict__.get("_tracker")
-        if tracker is None:
-            tracker = cls(configuration)
-            object.__setattr__(configuration, "_tracker", tracker)
-        return t.cast(Tracker, tracker)
+        """The tracker of ``configuration``, the same one on every call.
+
+        .. deprecated:: 0.1
+            Removed in 0.2. Build ``Tracker(configuration)`` once and keep it
+            (in a module, on your application object), as the middleware
+            and the extension do.
+        """
+        warnings.warn(
+            "Tracker.for_configuration() is deprecated and will be removed in"
+            " flask_mailtrack 0.2; build Tracker(configuration) once and keep it.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _for_configuration.get(configuration)
 
     # -- making links ---------------------------------------------------------
 
@@ -112,15 +116,25 @@ class Tracker:
         max_age = self._max_age
         return issued_at, None if max_age is None else issued_at + max_age
 
-    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str:
-        metadata = self._metadata(metadata)
+    @t.overload
+    def _token(self, kind: Kind, url: str | None, metadata: Metadata) -> str: ...
+
+    @t.overload
+    def _token(self, kind: Kind, url: list[str], metadata: Metadata) -> list[str]: ...
+
+    def _token(
+        self, kind: Kind, url: str | None | list[str], metadata: Metadata
+    ) -> str | list[str]:
+        # One URL, or a list of them for one recipient's copy (TokenSerializer.dumps).
         issued_at, expires_at = self._times()
-        if self._seal is None:
-            return self.serializer.encode(
-                kind, url, metadata, issued_at, expires_at, self._embedded_webhook
-            )
-        raw = pack_fields(url, metadata, issued_at, expires_at, self._embedded_webhook)
-        return self._seal(kind, raw)
+        return self._dumps(
+            kind,
+            url,
+            self._metadata(metadata),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            webhook_url=self._embedded_webhook,
+        )
 
     def click_tokens(
         self, urls: t.Iterable[str], metadata: Metadata = None
@@ -134,20 +148,11 @@ class Tracker:
         :raise MailTrackError: a URL is not a safe target (see
             :meth:`click_token`).
         """
-        if self._seal is None:
-            return [self.click_token(url, metadata) for url in urls]
-        seal = self._seal
-        webhook = self._embedded_webhook
-        rest = encode_rest(self._metadata(metadata), webhook)
-        has_webhook = webhook is not None
-        issued_at, expires_at = self._times()
-        tokens = []
-        for url in urls:
+        batch = list(urls)
+        for url in batch:
             if not is_safe_target(url):
                 raise _unsafe_target(url)
-            raw = pack_sections(url, rest, has_webhook, issued_at, expires_at)
-            tokens.append(seal(CLICK, raw))
-        return tokens
+        return self._token(CLICK, batch, metadata)
 
     def open_token(self, metadata: Metadata = None) -> str:
         """A token for the open pixel, carrying ``metadata``."""
@@ -387,6 +392,53 @@ class Tracker:
 
         _deprecated("handle", "flask_mailtrack.web.handle_request")
         return handle_request(self, request, **options)
+
+
+class _TrackerCache:
+    """Trackers by configuration object, for callers that are handed a
+    :class:`Configuration` on every call instead of keeping a tracker.
+
+    Bounded: beyond ``size`` entries the oldest is dropped. Each entry keeps
+    its configuration alive, so the ``id`` it is found by is never reused
+    while it is cached. Thread-safe.
+
+    :param size: How many trackers to keep.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[t.Hashable, tuple[Configuration, Tracker]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        configuration: Configuration,
+        overrides: t.Mapping[str, t.Any] | None = None,
+    ) -> Tracker:
+        """The tracker of ``configuration`` with ``overrides`` applied (see
+        :meth:`Configuration.replace`), built on the first call.
+
+        :param configuration: The settings, compared by identity.
+        :param overrides: Changed fields, compared by their ``repr``.
+        """
+        key: t.Hashable = (
+            (id(configuration), repr(sorted(overrides.items())))
+            if overrides
+            else id(configuration)
+        )
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is configuration:
+            return entry[1]
+        tracker = Tracker(configuration, **(overrides or {}))
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = (configuration, tracker)
+        return tracker
+
+
+# Only for the deprecated Tracker.for_configuration.
+_for_configuration = _TrackerCache(64)
 
 
 def _deprecated(method: str, replacement: str) -> None:

@@ -86,11 +86,15 @@ def test_key_lists() -> None:
     assert encrypted.encryption_keys == [b"f" * 44, b"a" * 16, b"b" * 32]
 
 
-def test_tracker_cached_on_configuration() -> None:
+def test_tracker_for_configuration_is_deprecated_and_cached_beside_it() -> None:
     configuration = Configuration(secret_key="k" * 16)
-    tracker = Tracker.for_configuration(configuration)
-    assert Tracker.for_configuration(configuration) is tracker
-    # The cache is not a field: equal configurations stay equal.
+    with pytest.deprecated_call():
+        tracker = Tracker.for_configuration(configuration)
+    with pytest.deprecated_call():
+        assert Tracker.for_configuration(configuration) is tracker
+    # Nothing is written onto the frozen configuration, and equal
+    # configurations stay equal.
+    assert "_tracker" not in vars(configuration)
     assert configuration == Configuration(secret_key="k" * 16)
 
 
@@ -98,15 +102,17 @@ def test_copy_and_pickle() -> None:
     configuration = Configuration(
         secret_key="k" * 16, base_click_tracking_url="https://t.example.com/c/"
     )
-    Tracker.for_configuration(configuration).click_url("https://example.com/")
+    tracker = Tracker(configuration)
+    tracker.click_url("https://example.com/")
     for clone in (
         copy.copy(configuration),
         copy.deepcopy(configuration),
         pickle.loads(pickle.dumps(configuration)),
     ):
         assert clone == configuration
-        url = Tracker.for_configuration(clone).click_url("https://example.com/")
-        assert Tracker.for_configuration(configuration).decode_click(url).tracked_url
+        assert vars(clone) == vars(configuration)
+        url = Tracker(clone).click_url("https://example.com/")
+        assert tracker.decode_click(url).tracked_url
 
 
 # -- from_mapping ----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import pickle
 import struct
 import typing as t
 
@@ -277,3 +278,25 @@ def test_override_cache_tells_configurations_apart() -> None:
     assert compat.get_tracker(one, {"max_age": 60}) is not compat.get_tracker(
         other, {"max_age": 60}
     )
+
+
+def test_get_tracker_reuses_one_tracker_per_configuration() -> None:
+    configuration = Configuration(secret_key=SECRET, base_click_tracking_url=BASE)
+    tracker = compat.get_tracker(configuration)
+    assert compat.get_tracker(configuration) is tracker
+    assert compat.get_tracker(configuration, {}) is tracker
+    assert compat.get_tracker(configuration, {"max_age": 60}) is not tracker
+    assert compat.get_tracker() is compat.get_tracker(None, None)
+    # Kept beside the configuration, not on it: it still pickles.
+    assert "_tracker" not in vars(configuration)
+    assert pickle.loads(pickle.dumps(configuration)) == configuration
+
+
+def test_get_tracker_cache_is_bounded() -> None:
+    first = Configuration(secret_key=SECRET, base_click_tracking_url=BASE)
+    tracker = compat.get_tracker(first)
+    for _ in range(100):
+        compat.get_tracker(Configuration(secret_key=SECRET))
+    assert len(compat._trackers._entries) <= 64
+    # The oldest went first; asked again, it is built again.
+    assert compat.get_tracker(first) is not tracker

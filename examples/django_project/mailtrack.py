@@ -20,7 +20,7 @@ configuration = Configuration.from_mapping(
     {name: getattr(settings, name) for name in dir(settings)}
 )
 #: Makes links in views (and in Celery tasks, management commands...).
-tracker = Tracker.for_configuration(configuration)
+tracker = Tracker(configuration)
 
 
 @email_opened.connect

@@ -1,7 +1,8 @@
 """Tracking tokens: the payload, its binary layout, and how it is signed or
 encrypted and made URL-safe.
 
-Standard library and ``cryptography`` only; nothing here knows about URLs
+Standard library and ``cryptography`` (imported when an encryption key is
+used) only; nothing here knows about URLs
 beyond the target check, requests or email.
 """
 
@@ -15,6 +16,7 @@ from ._serializer import Kind as Kind
 from ._serializer import MAX_TOKEN_LENGTH as MAX_TOKEN_LENGTH
 from ._serializer import OPEN as OPEN
 from ._serializer import TokenSerializer as TokenSerializer
+from ._signing import SigningKeyRing as SigningKeyRing
 
 __all__ = [
     "CLICK",
@@ -24,5 +26,6 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "OPEN",
     "Payload",
+    "SigningKeyRing",
     "TokenSerializer",
 ]

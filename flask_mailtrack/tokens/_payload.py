@@ -20,7 +20,7 @@ recipient and the same metadata in every link of one recipient's copy, so
 each compressed section is cached (bounded, keyed by its text) and a
 per-recipient render rarely compresses anything.
 
-URLs cannot hold a newline (:func:`~flask_mailtrack.urls.is_safe_target`
+URLs cannot hold a newline (:func:`~flask_mailtrack.is_safe_target`
 refuses control characters) and compact JSON never has a raw one, so the
 newline is an unambiguous separator. The compression dictionary holds
 generic URL and metadata vocabulary; it is frozen for format 1, because
@@ -112,110 +112,61 @@ class Payload(t.NamedTuple):
     legacy: bool = False
 
 
-def _refuse(value: object) -> t.NoReturn:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _make_json_encoder() -> t.Callable[[t.Any], str]:
-    """Compact JSON: no spaces, UTF-8 text as is, no NaN or infinity.
-
-    :meth:`json.JSONEncoder.encode` builds a new C encoder on every call,
-    which costs as much as encoding a small object. The C encoder is built
-    once here instead, with the same arguments the json module passes it,
-    and kept only if it gives the same text as the public encoder.
-    """
-    public = json.JSONEncoder(
-        ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    ).encode
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - Python built without _json
-        return public
-    try:
-        # Circular references are not tracked (markers=None): they end in
-        # RecursionError, which pack() reports like any unserializable value.
-        iterencode = make(
-            None, _refuse, json.encoder.encode_basestring, None, ":", ",",
-            False, False, False,
-        )  # fmt: skip
-
-        def encode(value: t.Any) -> str:
-            return "".join(iterencode(value, 0))
-
-        sample = {"k": [1, 2.5, None, True, 'é\u2028"\\'], "n": {"": -0.0}}
-        if encode(sample) != public(sample):  # pragma: no cover - future Pythons
-            return public
-    except Exception:  # pragma: no cover - a json module with another API
-        return public
-    return encode
-
-
-#: Compact JSON encoding of metadata.
-encode_json = _make_json_encoder()
-
+# Compact JSON: no spaces, UTF-8 text as is, no NaN or infinity. Circular
+# references are not tracked: they end in RecursionError, which
+# _encode_rest reports like any value JSON cannot hold.
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
 _raw_decode_json = json.JSONDecoder().raw_decode
 _decompressobj = zlib.decompressobj
 _new_tuple = tuple.__new__
 
-
-def pack(payload: Payload) -> bytes:
-    """Serialize ``payload``; raise :exc:`MailTrackError` if it cannot be."""
-    return pack_fields(
-        payload.url,
-        payload.metadata,
-        payload.issued_at,
-        payload.expires_at,
-        payload.webhook_url,
-    )
+#: The section after the URL as :func:`_encode_rest` makes it: its flags
+#: (webhook present, deflated) and its stored bytes.
+_Rest = tuple[int, bytes]
 
 
-def pack_fields(
-    url: str | None,
-    metadata: t.Mapping[str, t.Any] | None,
-    issued_at: int | None,
-    expires_at: int | None = None,
-    webhook_url: str | None = None,
-) -> bytes:
-    """:func:`pack` without building a :class:`Payload` first."""
-    rest = encode_rest(metadata, webhook_url)
-    return pack_sections(url, rest, webhook_url is not None, issued_at, expires_at)
+def _encode_rest(
+    metadata: t.Mapping[str, t.Any] | None, webhook_url: str | None
+) -> _Rest:
+    """The section after the URL: webhook URL and metadata, compressed when
+    that is shorter. Encoded once, it serves every link of one recipient.
 
-
-def encode_rest(
-    metadata: t.Mapping[str, t.Any] | None, webhook_url: str | None = None
-) -> str:
-    """The text of the section after the URL: webhook URL and metadata.
-
-    Encode it once to make many tokens with the same metadata
-    (:func:`pack_sections`).
+    :raise MailTrackError: the metadata is not JSON-serializable, or the
+        webhook URL holds a newline.
     """
     if metadata:
         if type(metadata) is not dict:
             metadata = dict(metadata)
         try:
-            text = encode_json(metadata)
+            text = _encode_json(metadata)
         except (TypeError, ValueError, RecursionError) as e:
             raise MailTrackError(f"Metadata must be JSON-serializable: {e}") from e
     else:
         text = ""
+    flags = 0
     if webhook_url is not None:
         if "\n" in webhook_url:
             raise MailTrackError("A URL in a token cannot contain a newline.")
         text = webhook_url + "\n" + text
-    return text
+        flags = _WEBHOOK
+    deflated, body = _section(text)
+    return (flags | _REST_DEFLATED if deflated else flags), body
 
 
-def pack_sections(
+def _pack(
     url: str | None,
-    rest: str,
-    has_webhook: bool,
+    rest: _Rest,
     issued_at: int | None,
     expires_at: int | None = None,
 ) -> bytes:
-    """Pack a URL and a rest section made by :func:`encode_rest`."""
-    flags = _WEBHOOK if has_webhook else 0
-    rest_deflated, body = _section(rest)
-    if rest_deflated:
-        flags |= _REST_DEFLATED
+    """The payload bytes of a token: the URL section (cached per URL), a
+    ``rest`` made by :func:`_encode_rest`, and the times.
+
+    :raise MailTrackError: a field cannot be stored.
+    """
+    flags, body = rest
     if url is not None:
         if "\n" in url:
             raise MailTrackError("A URL in a token cannot contain a newline.")
@@ -255,7 +206,7 @@ def _section(text: str) -> tuple[bool, bytes]:
 
 
 def unpack(data: bytes) -> Payload:
-    """Parse what :func:`pack` made; raise :exc:`InvalidToken` on anything else.
+    """Parse what :func:`_pack` made; raise :exc:`InvalidToken` on anything else.
 
     Only call this on authenticated bytes: it trusts their structure no more
     than it must, but it does inflate them.

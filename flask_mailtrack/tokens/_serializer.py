@@ -23,7 +23,6 @@ import binascii
 import string
 import time
 import typing as t
-from hmac import compare_digest
 
 from .._urls import is_safe_target
 from .._urls import url_host
@@ -31,15 +30,13 @@ from ..exceptions import ExpiredToken
 from ..exceptions import InvalidToken
 from ..exceptions import MailTrackError
 from ._encryption import KeyRing
-from ._payload import pack
-from ._payload import pack_fields
+from ._payload import _encode_rest
+from ._payload import _pack
 from ._payload import Payload
 from ._payload import unpack
 from ._pytracking import dumps_unsigned
 from ._pytracking import loads as loads_legacy
-from ._signing import make_signer
-from ._signing import TAG_SIZE
-from ._signing import TruncatedHMACSHA256
+from ._signing import SigningKeyRing
 
 if t.TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -99,6 +96,7 @@ def _b64decode(text: str) -> bytes:
 
 
 def _b32decode(text: str) -> bytes:
+    text = text.lower()
     try:
         data = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
     except (binascii.Error, ValueError):
@@ -116,9 +114,14 @@ _NO_KEY_MESSAGE = (
 )
 
 
+def _no_key(raw: bytes, context: bytes) -> t.NoReturn:
+    raise MailTrackError(_NO_KEY_MESSAGE)
+
+
 class TokenSerializer:
-    """Turns :class:`~flask_mailtrack.payload.Payload` objects into tokens and
-    back. Built once per configuration; thread-safe.
+    """Makes tokens (:meth:`dumps`) and reads them back as
+    :class:`~flask_mailtrack.tokens.Payload` objects (:meth:`loads`). Built
+    once per configuration; thread-safe.
 
     :param secret_keys: HMAC keys, oldest first; the newest signs.
     :param encryption_keys: AEAD keys, oldest first; if given, new tokens are
@@ -146,9 +149,8 @@ class TokenSerializer:
         unsigned: bool = False,
         encoding: str = "utf-8",
     ) -> None:
-        #: The itsdangerous signer holding the HMAC keys, or ``None``.
-        self.signer = make_signer(secret_keys) if secret_keys else None
-        self._keyring = KeyRing(encryption_keys) if encryption_keys else None
+        signing = SigningKeyRing(secret_keys) if secret_keys else None
+        encryption = KeyRing(encryption_keys) if encryption_keys else None
         self.case_insensitive = case_insensitive
         self.max_length = max_length
         self.accept_legacy = accept_legacy or unsigned
@@ -157,25 +159,29 @@ class TokenSerializer:
         self.unsigned = unsigned
         self._encoding = encoding
 
-        self._sign: t.Callable[[bytes], bytes] | None = None
-        # Tag functions of every key, newest first: a token made with an
-        # older key verifies until that key is removed.
-        self._tag_functions: list[t.Callable[[bytes], bytes]] = []
-        if self.signer is not None:
-            algorithm = self.signer.algorithm
-            assert isinstance(algorithm, TruncatedHMACSHA256)
-            self._tag_functions = [
-                algorithm.signature_function(key)
-                for key in reversed(self.signer.secret_keys)
-            ]
-            self._sign = self._tag_functions[0]
-        if self._keyring is not None:
+        # How new tokens are sealed: encrypted when an encryption key is set
+        # (the payload is then hidden as well as authenticated), else signed.
+        self._sign_or_encrypt: t.Callable[[bytes, bytes], bytes] = _no_key
+        self._marker = ""
+        if encryption is not None:
+            self._sign_or_encrypt = encryption.encrypt
             self._marker = _ENCRYPTED_B32 if case_insensitive else _ENCRYPTED
-        elif self._sign is not None:
+        elif signing is not None:
+            self._sign_or_encrypt = signing.sign
             self._marker = _SIGNED_B32 if case_insensitive else _SIGNED
-        else:
-            self._marker = ""
-        self._encode_text = _b32encode if case_insensitive else _b64encode
+        # How each format is read: its text decoding and the key ring that
+        # authenticates it. Both rings are kept, so a configuration that
+        # moves from signing to encryption still reads its signed links.
+        self._readers: dict[
+            str,
+            tuple[t.Callable[[str], bytes], t.Callable[[bytes, bytes], bytes]],
+        ] = {}
+        if signing is not None:
+            self._readers[_SIGNED] = (_b64decode, signing.verify)
+            self._readers[_SIGNED_B32] = (_b32decode, signing.verify)
+        if encryption is not None:
+            self._readers[_ENCRYPTED] = (_b64decode, encryption.decrypt)
+            self._readers[_ENCRYPTED_B32] = (_b32decode, encryption.decrypt)
         # What each token is signed (or authenticated) with besides its
         # payload: the kind's context and the format marker.
         self._contexts: dict[str, dict[str, bytes]] = {
@@ -192,41 +198,92 @@ class TokenSerializer:
         """Whether a key is configured for making tokens."""
         return self.unsigned or bool(self._marker)
 
-    def dumps(self, kind: Kind, payload: Payload) -> str:
-        """Make a token of ``kind`` carrying ``payload``."""
-        if self.unsigned:
-            self._check_unsigned_target(kind, payload.url)
-            return dumps_unsigned(payload, encoding=self._encoding)
-        return self.seal(kind, pack(payload))
-
-    def encode(
+    @t.overload
+    def dumps(
         self,
         kind: Kind,
-        url: str | None,
-        metadata: t.Mapping[str, t.Any] | None,
-        issued_at: int,
+        url: str | None = None,
+        metadata: t.Mapping[str, t.Any] | None = None,
+        *,
+        issued_at: int | None = None,
         expires_at: int | None = None,
         webhook_url: str | None = None,
-    ) -> str:
-        """:meth:`dumps` without building a :class:`Payload` first."""
-        if self.unsigned:
-            payload = Payload(url, metadata or {}, issued_at, expires_at, webhook_url)
-            return self.dumps(kind, payload)
-        return self.seal(
-            kind, pack_fields(url, metadata, issued_at, expires_at, webhook_url)
-        )
+    ) -> str: ...
 
-    def seal(self, kind: Kind, raw: bytes) -> str:
+    @t.overload
+    def dumps(
+        self,
+        kind: Kind,
+        url: list[str] | tuple[str, ...],
+        metadata: t.Mapping[str, t.Any] | None = None,
+        *,
+        issued_at: int | None = None,
+        expires_at: int | None = None,
+        webhook_url: str | None = None,
+    ) -> list[str]: ...
+
+    def dumps(
+        self,
+        kind: Kind,
+        url: str | None | list[str] | tuple[str, ...] = None,
+        metadata: t.Mapping[str, t.Any] | None = None,
+        *,
+        issued_at: int | None = None,
+        expires_at: int | None = None,
+        webhook_url: str | None = None,
+    ) -> str | list[str]:
+        """Make a token of ``kind`` carrying the given fields; the one way
+        tokens are made.
+
+        Given a list (or tuple) of URLs, make one token per URL, all with the
+        same other fields (one recipient's copy of an email): the metadata
+        is then encoded once for all of them. Each URL's and each metadata's
+        compressed form is reused from earlier calls.
+
+        The fields are not checked against ``kind`` here (callers such as
+        :class:`~flask_mailtrack.Tracker` check click targets);
+        :meth:`loads` checks them when the token is read.
+
+        :param kind: :data:`OPEN` or :data:`CLICK`.
+        :param url: The click target (``None`` in open tokens), or a list of
+            them.
+        :param metadata: A JSON object.
+        :param issued_at: Seconds since the epoch; now if omitted.
+        :param expires_at: When the token stops being accepted.
+        :param webhook_url: A webhook URL to carry.
+        :raise MailTrackError: no key is configured, or a field cannot be
+            stored (metadata that is not JSON, a URL with a newline, ...).
+        """
+        if issued_at is None:
+            issued_at = int(time.time())
+        if url is None or isinstance(url, str):
+            if self.unsigned:
+                return self._dumps_unsigned(
+                    kind, url, metadata, issued_at, expires_at, webhook_url
+                )
+            rest = _encode_rest(metadata, webhook_url)
+            return self._seal(kind, _pack(url, rest, issued_at, expires_at))
+        if type(url) is not list and type(url) is not tuple:
+            raise TypeError("url must be a string, None, or a list of strings.")
+        if self.unsigned:
+            return [
+                self._dumps_unsigned(
+                    kind, one, metadata, issued_at, expires_at, webhook_url
+                )
+                for one in url
+            ]
+        rest = _encode_rest(metadata, webhook_url)
+        seal = self._seal
+        return [seal(kind, _pack(one, rest, issued_at, expires_at)) for one in url]
+
+    def _seal(self, kind: Kind, raw: bytes) -> str:
         """Sign or encrypt packed payload bytes into a token of ``kind``."""
         context = self._own_contexts.get(kind)
         if context is None:
             if not self._marker:
                 raise MailTrackError(_NO_KEY_MESSAGE)
             raise ValueError(f"Unknown token kind {kind!r}.")
-        if self._keyring is not None:
-            sealed = self._keyring.encrypt(raw, context)
-        else:
-            sealed = raw + self._sign(context + raw)  # type: ignore[misc]
+        sealed = self._sign_or_encrypt(raw, context)
         if self.case_insensitive:
             token = self._marker + _b32encode(sealed)
         else:
@@ -239,6 +296,19 @@ class TokenSerializer:
                 f" max_token_length ({self.max_length}) allows reading back."
             )
         return token
+
+    def _dumps_unsigned(
+        self,
+        kind: Kind,
+        url: str | None,
+        metadata: t.Mapping[str, t.Any] | None,
+        issued_at: int,
+        expires_at: int | None,
+        webhook_url: str | None,
+    ) -> str:
+        self._check_unsigned_target(kind, url)
+        payload = Payload(url, metadata or {}, issued_at, expires_at, webhook_url)
+        return dumps_unsigned(payload, encoding=self._encoding)
 
     def loads(self, kind: Kind, token: str, *, now: float | None = None) -> Payload:
         """Verify and decode a token of ``kind``; raise :exc:`InvalidToken`."""
@@ -257,11 +327,15 @@ class TokenSerializer:
         context = contexts.get(kind)
         if context is None:
             raise ValueError(f"Unknown token kind {kind!r}.")
-        if marker == _SIGNED or marker == _SIGNED_B32:
-            raw = self._verify(marker, token, context)
-        else:
-            raw = self._decrypt(marker, token, context)
-        payload = unpack(raw)
+        reader = self._readers.get(marker)
+        if reader is None:
+            signed = marker == _SIGNED or marker == _SIGNED_B32
+            raise InvalidToken(
+                f"{'Signed' if signed else 'Encrypted'} tokens are not accepted.",
+                reason="signature",
+            )
+        decode_text, verify_or_decrypt = reader
+        payload = unpack(verify_or_decrypt(decode_text(token[1:]), context))
         expires_at = payload.expires_at
         if expires_at is not None and (
             (time.time() if now is None else now) >= expires_at
@@ -280,32 +354,6 @@ class TokenSerializer:
         elif payload.url is not None:
             raise InvalidToken("Click token used as open token.", reason="kind")
         return payload
-
-    def _verify(self, marker: str, token: str, context: bytes) -> bytes:
-        if not self._tag_functions:
-            raise InvalidToken("Signed tokens are not accepted.", reason="signature")
-        if marker == _SIGNED:
-            sealed = _b64decode(token[1:])
-        else:
-            sealed = _b32decode(token[1:].lower())
-        if len(sealed) <= TAG_SIZE:
-            raise InvalidToken("Malformed token.", reason="format")
-        raw = sealed[:-TAG_SIZE]
-        tag = sealed[-TAG_SIZE:]
-        signed = context + raw
-        for tag_function in self._tag_functions:
-            if compare_digest(tag, tag_function(signed)):
-                return raw
-        raise InvalidToken("Token signature does not match.", reason="signature")
-
-    def _decrypt(self, marker: str, token: str, context: bytes) -> bytes:
-        if self._keyring is None:
-            raise InvalidToken("Encrypted tokens are not accepted.", reason="signature")
-        if marker == _ENCRYPTED:
-            sealed = _b64decode(token[1:])
-        else:
-            sealed = _b32decode(token[1:].lower())
-        return self._keyring.decrypt(sealed, context)
 
     def _loads_legacy(self, kind: Kind, token: str) -> Payload:
         payload, authenticated = loads_legacy(

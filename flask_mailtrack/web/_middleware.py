@@ -105,7 +105,7 @@ class TrackingMiddleware:
                 configuration = Configuration(**configuration_kwargs)
             elif configuration_kwargs:
                 configuration = configuration.replace(**configuration_kwargs)
-            tracker = Tracker.for_configuration(configuration)
+            tracker = Tracker(configuration)
         if tracker.open_base is None and tracker.click_base is None:
             raise ValueError(
                 "TrackingMiddleware needs base_open_tracking_url or"

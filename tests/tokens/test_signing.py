@@ -1,4 +1,4 @@
-"""The truncated HMAC-SHA256 used by signed tokens, through itsdangerous."""
+"""The HMAC key ring of signed tokens: truncated HMAC-SHA256, rotation."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import hashlib
 import hmac
 
 import pytest
-from flask_mailtrack.tokens._signing import make_signer
+from flask_mailtrack import InvalidToken
+from flask_mailtrack import MailTrackError
+from flask_mailtrack.tokens import SigningKeyRing
 from flask_mailtrack.tokens._signing import TAG_SIZE
-from flask_mailtrack.tokens._signing import TruncatedHMACSHA256
-from itsdangerous import Signer
 
 MESSAGES = [b"", b"x", b"flask_mailtrack.click\x001" + bytes(range(256)) * 3]
+CONTEXT = b"flask_mailtrack.open\x001"
 
 
 @pytest.mark.parametrize(
@@ -27,34 +28,51 @@ MESSAGES = [b"", b"x", b"flask_mailtrack.click\x001" + bytes(range(256)) * 3]
 )
 @pytest.mark.parametrize("message", MESSAGES)
 def test_truncated_hmac_equals_hmac_digest(key: bytes, message: bytes) -> None:
-    algorithm = TruncatedHMACSHA256()
-    expected = hmac.digest(key, message, "sha256")[:TAG_SIZE]
+    ring = SigningKeyRing([key])
+    expected = hmac.digest(key, CONTEXT + message, "sha256")[:TAG_SIZE]
     assert TAG_SIZE == 16
-    assert algorithm.get_signature(key, message) == expected
-    # Twice: the second call uses the cached hash states.
-    assert algorithm.get_signature(key, message) == expected
-    assert algorithm.signature_function(key)(message) == expected
-    assert algorithm.verify_signature(key, message, expected)
-    assert not algorithm.verify_signature(key, message + b"!", expected)
-    assert not algorithm.verify_signature(key, message, expected[:-1])
+    assert ring.sign(message, CONTEXT) == message + expected
+    # Twice: the second call copies the same hash states again.
+    assert ring.sign(message, CONTEXT) == message + expected
+    if not message:
+        return  # a token's payload is never empty; verify refuses a bare tag
+    assert ring.verify(message + expected, CONTEXT) == message
+    for forged in (
+        message + b"!" + expected,
+        message + expected[:-1],
+        message + expected[:-1] + bytes((expected[-1] ^ 1,)),
+    ):
+        with pytest.raises(InvalidToken):
+            ring.verify(forged, CONTEXT)
+    # The context is signed: another one does not verify.
+    with pytest.raises(InvalidToken):
+        ring.verify(message + expected, b"flask_mailtrack.click\x001")
 
 
 def test_keys_do_not_share_states() -> None:
-    algorithm = TruncatedHMACSHA256()
-    first = algorithm.get_signature(b"a" * 20, b"message")
-    second = algorithm.get_signature(b"b" * 20, b"message")
+    first = SigningKeyRing([b"a" * 20]).sign(b"message", b"")
+    second = SigningKeyRing([b"b" * 20]).sign(b"message", b"")
     assert first != second
-    assert first == hmac.digest(b"a" * 20, b"message", hashlib.sha256)[:16]
+    assert first[-16:] == hmac.digest(b"a" * 20, b"message", hashlib.sha256)[:16]
 
 
-def test_signer_is_an_itsdangerous_signer() -> None:
-    signer = make_signer([b"old-key", b"new-key"])
-    assert isinstance(signer, Signer)
-    assert signer.secret_keys == [b"old-key", b"new-key"]
-    assert isinstance(signer.algorithm, TruncatedHMACSHA256)
+def test_newest_key_signs_and_fallback_keys_verify() -> None:
+    ring = SigningKeyRing([b"old-key", b"new-key"])
     # No key derivation: the key is used as given, newest last.
-    assert signer.derive_key() == b"new-key"
-    signed = signer.sign(b"value")
-    assert signer.unsign(signed) == b"value"
-    older = make_signer([b"old-key"])
-    assert signer.unsign(older.sign(b"value")) == b"value"
+    tag = hmac.digest(b"new-key", CONTEXT + b"value", "sha256")[:TAG_SIZE]
+    signed = ring.sign(b"value", CONTEXT)
+    assert signed == b"value" + tag
+    assert ring.verify(signed, CONTEXT) == b"value"
+    older = SigningKeyRing([b"old-key"])
+    assert ring.verify(older.sign(b"value", CONTEXT), CONTEXT) == b"value"
+    with pytest.raises(InvalidToken) as info:
+        older.verify(signed, CONTEXT)
+    assert info.value.reason == "signature"
+
+
+def test_too_short_and_empty() -> None:
+    with pytest.raises(InvalidToken) as info:
+        SigningKeyRing([b"k"]).verify(b"x" * TAG_SIZE, CONTEXT)
+    assert info.value.reason == "format"
+    with pytest.raises(MailTrackError):
+        SigningKeyRing([])

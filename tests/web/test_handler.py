@@ -17,7 +17,6 @@ from flask_mailtrack import tracking_failed
 from flask_mailtrack import TrackingMiddleware
 from flask_mailtrack.tokens import CLICK
 from flask_mailtrack.tokens import OPEN
-from flask_mailtrack.tokens import Payload
 from flask_mailtrack.web import Answer
 from flask_mailtrack.web import handle_request
 from flask_mailtrack.web import HandledRequest
@@ -82,7 +81,7 @@ def forged(tracker: Tracker, kind: t.Any, **fields: t.Any) -> str:
     """A token signed with the tracker's key around any payload, bypassing
     the checks made when links are made."""
     fields.setdefault("issued_at", int(time.time()))
-    return tracker.serializer.dumps(kind, Payload(**fields))
+    return tracker.serializer.dumps(kind, **fields)
 
 
 # -- happy paths ---------------------------------------------------------------
@@ -576,7 +575,7 @@ def test_no_input_gives_a_server_error(
     trusted: int,
     anonymize: bool,
 ) -> None:
-    tracker = Tracker.for_configuration(
+    tracker = Tracker(
         Configuration(
             secret_key=SECRET,
             base_open_tracking_url=OPEN_BASE,

@@ -191,8 +191,10 @@ def test_configuration_arguments(inner: RecordingApp) -> None:
     )
     assert middleware.tracker.configuration.anonymize_ip is True
     assert middleware.tracker.configuration.secret_key == SECRET
+    # The middleware builds and keeps its own tracker of the configuration.
     same = TrackingMiddleware(inner, configuration=configuration)
-    assert same.tracker is Tracker.for_configuration(configuration)
+    assert same.tracker.configuration is configuration
+    assert "_tracker" not in vars(configuration)
 
 
 @pytest.mark.parametrize(
