@@ -1,4 +1,4 @@
-"""The module paths of 0.1's development releases, kept until 0.2.
+"""What moved in 0.1's development releases, kept working until 0.2.
 
 Before the package was split into layers every module stood side by side
 (``flask_mailtrack.html``, ``flask_mailtrack.handler``, ...). Importing one of
@@ -57,10 +57,9 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         new = MOVED[spec.name]
-        warnings.warn(
-            f"{spec.name!r} is deprecated and will be removed in flask_mailtrack"
-            f" 0.2; import from {_public_home(new)!r} instead.",
-            DeprecationWarning,
+        warn_deprecated(
+            repr(spec.name),
+            f"import from {_public_home(new)!r} instead",
             stacklevel=_caller_level(),
         )
         module = importlib.import_module(new)
@@ -75,6 +74,20 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         spec = module.__spec__
         if spec is not None and spec.loader_state is not None:
             module.__spec__ = spec.loader_state
+
+
+def warn_deprecated(what: str, instead: str, *, stacklevel: int = 2) -> None:
+    """Warn that ``what`` goes away in 0.2 and say what to use ``instead``:
+    the one wording of every deprecation in the package.
+
+    :param stacklevel: As for :func:`warnings.warn`, counted from the caller
+        of this function (2: the caller's caller).
+    """
+    warnings.warn(
+        f"{what} is deprecated and will be removed in flask_mailtrack 0.2; {instead}.",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _public_home(module: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 import typing as t
-import warnings
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from ._moved import warn_deprecated
 from ._urls import is_safe_target
 from ._urls import strip_token
 from ._urls import TokenURL
@@ -92,11 +92,9 @@ class Tracker:
             (in a module, on your application object), as the middleware
             and the extension do.
         """
-        warnings.warn(
-            "Tracker.for_configuration() is deprecated and will be removed in"
-            " flask_mailtrack 0.2; build Tracker(configuration) once and keep it.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Tracker.for_configuration()",
+            "build Tracker(configuration) once and keep it",
         )
         return _for_configuration.get(configuration)
 
@@ -442,11 +440,8 @@ _for_configuration = _TrackerCache(64)
 
 
 def _deprecated(method: str, replacement: str) -> None:
-    warnings.warn(
-        f"Tracker.{method}() is deprecated and will be removed in"
-        f" flask_mailtrack 0.2; call {replacement}(tracker, ...) instead.",
-        DeprecationWarning,
-        stacklevel=3,
+    warn_deprecated(
+        f"Tracker.{method}()", f"call {replacement}(tracker, ...) instead", stacklevel=3
     )
 
 

@@ -1,10 +1,20 @@
-"""Tracker.decode_any: links of either kind, on any host."""
+"""Tracker.decode_any (links of either kind, on any host), and the deprecated
+wrappers that rewriting and serving left behind on Tracker."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import time
+import typing as t
+
 import pytest
 from flask_mailtrack import InvalidToken
+from flask_mailtrack import rewrite
 from flask_mailtrack import Tracker
+from flask_mailtrack import web
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 BASE = "https://t.example.com/mailtrack"  # conftest's tracker's base
 
@@ -78,3 +88,70 @@ def test_a_forged_token_is_neither_kind(tracker: Tracker) -> None:
     forger = Tracker(secret_key="somebody else's key")
     with pytest.raises(InvalidToken, match="Neither a click token"):
         tracker.decode_any(forger.click_token("https://evil.example/"))
+
+
+HTML = '<p><a href="https://example.com/sale">Sale</a></p>'
+MESSAGE = email.message_from_string(
+    "Subject: hi\nContent-Type: text/html\n\n" + HTML,
+    policy=email.policy.default,
+)
+# Each deprecated Tracker method, and the call that replaces it. time.time is
+# fixed so that both make the same tokens.
+WRAPPERS = [
+    pytest.param(
+        lambda tr: tr.track_html(HTML, {"a": 1}),
+        lambda tr: rewrite.track_html(tr, HTML, {"a": 1}),
+        id="track_html",
+    ),
+    pytest.param(
+        lambda tr: tr.compile_html(HTML).render({"a": 1}),
+        lambda tr: rewrite.HTMLTemplate(tr, HTML).render({"a": 1}),
+        id="compile_html",
+    ),
+    pytest.param(
+        lambda tr: tr.track_text("See https://example.com/sale", {"a": 1}),
+        lambda tr: rewrite.track_text(tr, "See https://example.com/sale", {"a": 1}),
+        id="track_text",
+    ),
+    pytest.param(
+        lambda tr: tr.track_message(MESSAGE, {"a": 1}).as_string(),
+        lambda tr: rewrite.track_message(tr, MESSAGE, {"a": 1}).as_string(),
+        id="track_message",
+    ),
+    pytest.param(
+        lambda tr: tr.match("/mailtrack/c/1abc"),
+        lambda tr: web.match(tr, "/mailtrack/c/1abc"),
+        id="match",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), WRAPPERS)
+def test_deprecated_wrappers_warn_and_give_the_same(
+    tracker: Tracker,
+    monkeypatch: pytest.MonkeyPatch,
+    old: t.Callable[[Tracker], object],
+    new: t.Callable[[Tracker], object],
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000)
+    with pytest.warns(DeprecationWarning, match="removed in flask_mailtrack 0.2"):
+        deprecated = old(tracker)
+    assert deprecated == new(tracker)
+
+
+def test_deprecated_handle_answers_like_handle_request(tracker: Tracker) -> None:
+    token = tracker.open_token({"a": 1})
+    request = Request(EnvironBuilder(path=f"/mailtrack/o/{token}").get_environ())
+    with pytest.warns(DeprecationWarning, match="Tracker.handle"):
+        handled = tracker.handle(request, sender=None)
+    assert handled.answer == web.handle_request(tracker, request, sender=None).answer
+    assert handled.result is not None and handled.result.metadata == {"a": 1}
+
+
+def test_deprecated_for_configuration_keeps_one_tracker(tracker: Tracker) -> None:
+    configuration = tracker.configuration
+    with pytest.warns(DeprecationWarning, match="for_configuration"):
+        first = Tracker.for_configuration(configuration)
+    with pytest.warns(DeprecationWarning):
+        assert Tracker.for_configuration(configuration) is first
+    assert "_tracker" not in vars(configuration)

@@ -26,7 +26,8 @@ exit status 1.
 from __future__ import annotations
 
 import typing as t
-import warnings
+
+from .._moved import warn_deprecated
 
 # The command modules add their commands to both groups when imported.
 from . import _links as _links
@@ -57,11 +58,9 @@ __all__ = [
 
 def __getattr__(name: str) -> t.Any:
     if name == "decode_any":
-        warnings.warn(
-            "flask_mailtrack.cli.decode_any is deprecated and will be removed in"
-            " flask_mailtrack 0.2; call tracker.decode_any(url, kind) instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "flask_mailtrack.cli.decode_any",
+            "call tracker.decode_any(url, kind) instead",
         )
         return _links.decode_any
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import typing as t
-import warnings
+
+from .._moved import warn_deprecated
 
 
 class HeaderLookup(t.Protocol):
@@ -63,11 +64,8 @@ class _LegacyUserAgent(str):
     @property
     def string(self) -> str:
         """Deprecated: the text itself."""
-        warnings.warn(
-            "'hit.user_agent' is the User-Agent text itself; reading"
-            " '.string' (werkzeug's UserAgent) is deprecated and will stop"
-            " working in flask_mailtrack 0.2.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Reading 'hit.user_agent.string' (werkzeug's UserAgent)",
+            "'hit.user_agent' is the User-Agent text itself",
         )
         return str(self)

@@ -7,8 +7,8 @@ import functools
 import logging
 import re
 import typing as t
-import warnings
 
+from .._moved import warn_deprecated
 from ._hit import _LegacyUserAgent
 from ._hit import Hit
 from ._networks import gateway_networks
@@ -222,12 +222,7 @@ def apply_verdict(
         Use :func:`machine_verdict`, which takes a :class:`Hit` instead of a
         werkzeug request and returns the verdict. Removed in 0.2.
     """
-    warnings.warn(
-        "'apply_verdict' is deprecated and will be removed in flask_mailtrack"
-        " 0.2; use 'flask_mailtrack.traffic.machine_verdict'.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
+    warn_deprecated("'apply_verdict'", "use 'flask_mailtrack.traffic.machine_verdict'")
     data = result.request_data or {}
     user_agent = data.get("user_agent") or request.headers.get("User-Agent") or ""
     hit = Hit(

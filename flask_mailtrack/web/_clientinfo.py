@@ -25,11 +25,11 @@ from __future__ import annotations
 import ipaddress
 import time
 import typing as t
-import warnings
 
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import parse_list_header
 
+from .._moved import warn_deprecated
 from ..traffic import Hit
 from ..traffic import PREFETCH_HEADERS
 
@@ -222,10 +222,9 @@ def request_data(
 
 
 def _deprecated(name: str, replacement: str) -> None:
-    warnings.warn(
-        f"'flask_mailtrack.web.{name}' is deprecated and will be removed in"
-        f" flask_mailtrack 0.2; use 'flask_mailtrack.web.{replacement}'.",
-        DeprecationWarning,
+    warn_deprecated(
+        f"'flask_mailtrack.web.{name}'",
+        f"use 'flask_mailtrack.web.{replacement}'",
         stacklevel=3,
     )
 
