@@ -21,6 +21,8 @@ from .exceptions import ExpiredToken as ExpiredToken
 from .exceptions import InsecureTokenWarning as InsecureTokenWarning
 from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
+from .exceptions import MissingSettingError as MissingSettingError
+from .exceptions import UnknownSettingError as UnknownSettingError
 from .exceptions import WebhookVerificationError as WebhookVerificationError
 from .result import TrackingResult as TrackingResult
 from .signals import email_opened as email_opened
@@ -88,9 +90,11 @@ __all__ = [
     "InvalidToken",
     "MailTrack",
     "MailTrackError",
+    "MissingSettingError",
     "Tracker",
     "TrackingMiddleware",
     "TrackingResult",
+    "UnknownSettingError",
     "WebhookSender",
     "WebhookVerificationError",
     "adapt_html",

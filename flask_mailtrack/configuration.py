@@ -19,6 +19,17 @@ from .exceptions import ConfigurationError
 from .exceptions import InsecureTokenWarning
 from .exceptions import UnknownSettingError
 
+__all__ = [
+    "ConfigKeys",
+    "Configuration",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "DEFAULT_UNTRACKED_URL_PATTERNS",
+    "FALSE_WORDS",
+    "TRUE_WORDS",
+    "environ_settings",
+    "parse_bool",
+]
+
 #: pytracking's default webhook timeout, kept.
 DEFAULT_TIMEOUT_SECONDS = 5
 

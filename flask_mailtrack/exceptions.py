@@ -32,6 +32,17 @@ from __future__ import annotations
 
 import typing as t
 
+__all__ = [
+    "ConfigurationError",
+    "ExpiredToken",
+    "InsecureTokenWarning",
+    "InvalidToken",
+    "MailTrackError",
+    "MissingSettingError",
+    "UnknownSettingError",
+    "WebhookVerificationError",
+]
+
 
 class MailTrackError(Exception):
     """The root of every exception this library raises on purpose."""

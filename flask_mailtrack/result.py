@@ -8,6 +8,11 @@ import typing as t
 
 from ._isotime import format_time
 
+__all__ = [
+    "EVENT_SCHEMA_VERSION",
+    "TrackingResult",
+]
+
 #: Version of the event schema produced by :meth:`TrackingResult.to_json_dict`.
 EVENT_SCHEMA_VERSION = 1
 

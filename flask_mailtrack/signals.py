@@ -24,6 +24,16 @@ import typing as t
 
 from blinker import Namespace
 
+__all__ = [
+    "RecordedEvent",
+    "email_opened",
+    "link_clicked",
+    "record_events",
+    "send_robust",
+    "tracking_failed",
+    "webhook_failed",
+]
+
 if t.TYPE_CHECKING:
     from blinker import Signal
 

@@ -23,6 +23,12 @@ from .tokens._serializer import Kind
 from .tokens._serializer import OPEN
 from .tokens._serializer import TokenSerializer
 
+__all__ = [
+    "Metadata",
+    "TokenURL",
+    "Tracker",
+]
+
 Metadata = t.Optional[t.Mapping[str, t.Any]]
 
 

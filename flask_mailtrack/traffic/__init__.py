@@ -129,7 +129,6 @@ __all__ = [
     "TOOL_NAMES",
     "USER_AGENT_CACHE_SIZE",
     "Verdict",
-    "apply_verdict",
     "clear_caches",
     "compile_crawler_patterns",
     "crawler_pattern",

@@ -48,13 +48,11 @@ __all__ = [
     "TrackingMiddleware",
     "anonymize_ip",
     "client_address",
-    "client_ip",
     "decide",
     "handle_request",
     "match",
     "read_hit",
     "redirect_answer",
-    "request_data",
     "request_data_of",
     "send_signals",
 ]
