@@ -33,11 +33,9 @@ import typing as t
 from html import escape
 
 from ..exceptions import MailTrackError
+from ._link_maker import LinkMaker
+from ._link_maker import Metadata
 from ._links import LinkPolicy
-
-if t.TYPE_CHECKING:
-    from ..tracker import Metadata
-    from ..tracker import Tracker
 
 HTMLInput = t.TypeVar("HTMLInput", str, bytes)
 
@@ -487,7 +485,7 @@ class HTMLTemplate:
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: LinkMaker,
         html: str | bytes,
         *,
         click_tracking: bool = True,
@@ -623,7 +621,7 @@ class HTMLTemplate:
 
 
 def track_html(
-    tracker: Tracker,
+    tracker: LinkMaker,
     html: HTMLInput,
     metadata: Metadata = None,
     **options: t.Any,

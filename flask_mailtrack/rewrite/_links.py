@@ -22,9 +22,7 @@ from urllib.parse import unquote_plus
 from urllib.parse import urlencode
 
 from .._urls import is_safe_target
-
-if t.TYPE_CHECKING:
-    from ..tracker import Tracker
+from ._link_maker import LinkMaker
 
 #: The whitespace that HTML strips around attribute values it reads as URLs.
 HTML_SPACE = " \t\n\f\r"
@@ -129,7 +127,7 @@ class LinkPolicy:
     __slots__ = ("_prefixes", "_untracked", "utm_params")
 
     def __init__(
-        self, tracker: Tracker, utm_params: t.Mapping[str, str] | None = None
+        self, tracker: LinkMaker, utm_params: t.Mapping[str, str] | None = None
     ) -> None:
         self._prefixes = tuple(
             base.prefix
