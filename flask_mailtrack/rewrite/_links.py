@@ -7,7 +7,7 @@ every part of a message.
 A link is tracked only when, after decoding entities and dropping the
 surrounding whitespace and the tabs and newlines a browser ignores, it is an
 absolute ``http``/``https`` URL (scheme in any case) that is a safe redirect
-target (:func:`~flask_mailtrack.urls.is_safe_target`), holds no merge tag of
+target (:func:`~flask_mailtrack.is_safe_target`), holds no merge tag of
 an email service provider, is not already a tracking URL of this
 configuration, and matches none of the configuration's
 ``untracked_url_patterns`` (unsubscribe links by default).

@@ -5,7 +5,7 @@ URLs; everything else is kept. A URL ends at whitespace, a quote or an
 angle bracket (so ``<https://example.com/>`` keeps its wrapper), and
 punctuation after it (``.``, ``,``, ``!``, a closing bracket without its
 opening one inside the URL...) is left outside. The same rules as in HTML
-decide which URLs are tracked (:class:`~flask_mailtrack.links.LinkPolicy`).
+decide which URLs are tracked (:class:`~flask_mailtrack.rewrite.LinkPolicy`).
 """
 
 from __future__ import annotations
