@@ -114,9 +114,9 @@ class HTMLTemplate:
         if open_tracking and not scanner.has_pixel:
             position = scanner.pixel_position(pixel_position)
             index = len(edits)
-            while index and edits[index - 1].start > position:
+            while index and edits[index - 1][0] > position:
                 index -= 1
-            edits.insert(index, Edit(position, position, None))
+            edits.insert(index, (position, position, None, ""))
         self._compile(text, edits)
 
     def _compile(self, text: str, edits: list[Edit]) -> None:
@@ -126,26 +126,26 @@ class HTMLTemplate:
         url_index: dict[str, int] = {}
         pixel_slot = -1
         pos = 0
-        for edit in edits:
-            literal = text[pos : edit.start]
-            if edit.url is None:
+        for start, end, url, quote in edits:
+            literal = text[pos:start]
+            if url is None:
                 parts.append(literal)
                 pixel_slot = len(parts)
                 parts.append("")
-            elif edit.url:
-                quote = edit.quote or '"'
-                parts.append(literal if edit.quote else literal + quote)
-                index = url_index.get(edit.url)
+            elif url:
+                # An unquoted value gains double quotes around its URL.
+                parts.append(literal if quote else literal + '"')
+                index = url_index.get(url)
                 if index is None:
-                    index = url_index[edit.url] = len(urls)
-                    urls.append(edit.url)
+                    index = url_index[url] = len(urls)
+                    urls.append(url)
                 slots.append((len(parts), index))
                 parts.append("")
-                if not edit.quote:
-                    parts.append(quote)
+                if not quote:
+                    parts.append('"')
             else:
                 parts.append(literal)
-            pos = edit.end
+            pos = end
         parts.append(text[pos:])
         if self.charset is not None:
             self._parts: list[str] | list[bytes] = [

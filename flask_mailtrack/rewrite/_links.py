@@ -31,6 +31,7 @@ HTML_SPACE = " \t\n\f\r"
 _DROPPED_IN_URL = str.maketrans("", "", "\t\n\r")
 
 _HTTP_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_LOWER_HTTP = ("https://", "http://")
 
 # Template syntaxes whose substitution happens after tracking, at the email
 # service provider. Freezing one into a token would send every recipient to
@@ -72,7 +73,17 @@ def has_merge_tag(url: str) -> bool:
     counts as a merge tag only when the closing ``%`` does not start an
     escape itself.
     """
-    if _MERGE_MARKERS.search(url) is None:  # the common case, quickly
+    # Every marker starts with one of these characters, and most URLs hold
+    # none: seven substring tests cost a third of one search of the pattern.
+    if not (
+        "{" in url
+        or "%" in url
+        or "[" in url
+        or "*" in url
+        or "|" in url
+        or "<" in url
+        or "$" in url
+    ):
         return False
     for match in _MERGE_MARKERS.finditer(url):
         text = match.group()
@@ -124,7 +135,7 @@ class LinkPolicy:
     :param utm_params: Query parameters added to tracked destinations.
     """
 
-    __slots__ = ("_prefixes", "_untracked", "utm_params")
+    __slots__ = ("_prefixes", "_untracked", "_untracked_lower", "utm_params")
 
     def __init__(
         self, tracker: LinkMaker, utm_params: t.Mapping[str, str] | None = None
@@ -138,6 +149,15 @@ class LinkPolicy:
         self._untracked = (
             re.compile("|".join(map(re.escape, patterns)), re.IGNORECASE)
             if patterns
+            else None
+        )
+        # A case-insensitive regular expression tries every position of the
+        # URL with case folding, which made it most of a link's cost. For
+        # ASCII text and patterns, substrings of the lower-cased URL are the
+        # same test, several times faster; anything else takes the pattern.
+        self._untracked_lower = (
+            tuple(p.lower() for p in patterns)
+            if all(p.isascii() for p in patterns)
             else None
         )
         #: Query parameters added to each tracked destination.
@@ -155,14 +175,22 @@ class LinkPolicy:
         :param entities: ``value`` is HTML and may hold character references.
         """
         url = clean_url(value, entities=entities)
-        if not _HTTP_SCHEME.match(url) or (
+        # Most links are written in lower case, which startswith answers
+        # faster than the case-insensitive pattern.
+        if not (url.startswith(_LOWER_HTTP) or _HTTP_SCHEME.match(url)) or (
             self._prefixes and url.startswith(self._prefixes)
         ):
             return None
         if has_merge_tag(url):
             return None
-        if self._untracked is not None and self._untracked.search(url):
-            return None
+        if self._untracked is not None:
+            if self._untracked_lower is not None and url.isascii():
+                lowered = url.lower()
+                for pattern in self._untracked_lower:
+                    if pattern in lowered:
+                        return None
+            elif self._untracked.search(url):
+                return None
         if self.utm_params:
             url = add_query_params(url, self.utm_params)
         if not is_safe_target(url):

@@ -214,18 +214,17 @@ def _parse_attributes(text: str, pos: int, endpos: int) -> tuple[list[_Attribute
             )
 
 
-class Edit(t.NamedTuple):
-    start: int
-    end: int
-    #: The destination URL for a tracked href, "" to delete the span, or
-    #: None for the pixel (an insertion: start == end).
-    url: str | None
-    #: The quote of a tracked href ("" when the value was unquoted).
-    quote: str = ""
+# One change to the document: ``(start, end, url, quote)``. ``url`` is the
+# destination of a tracked href, "" to delete the span, or None for the pixel
+# (an insertion: start == end); ``quote`` is the quote of a tracked href (""
+# when the value was unquoted, or for the others). A plain tuple: a link-dense
+# email makes hundreds, and a named tuple costs several times more to build.
+Edit = tuple[int, int, t.Optional[str], str]
 
 
 class Scanner:
-    """One pass over a document, collecting :class:`Edit` objects."""
+    """One pass over a document, collecting its :data:`Edit` tuples in
+    document order."""
 
     def __init__(
         self,
@@ -251,6 +250,10 @@ class Scanner:
         self.doctype_end = -1
         #: Start of an unterminated construct that ends the top-level scan.
         self.cut = -1
+        #: The policy's decision on each ``href`` value met so far: a link
+        #: repeated in the document (a logo, a navigation bar, a VML button
+        #: and its fallback) is decided once.
+        self.targets: dict[str, str | None] = {}
 
     def scan(self, pos: int, endpos: int, *, top: bool) -> None:
         """Scan ``text[pos:endpos]``; ``top`` is false inside a conditional
@@ -260,7 +263,7 @@ class Scanner:
         skip = (_SKIP if self.open_prefix is None else _SKIP_WITH_IMG).match
         markup = _MARKUP.match
         link = _LINK.match
-        target = self.policy.target
+        target = self.target
         edits = self.edits
         track_links = self.track_links
         while True:
@@ -268,11 +271,11 @@ class Scanner:
             m = link(text, pos, endpos)
             if m is not None:
                 if track_links:
-                    group = t.cast(str, m.lastgroup)
+                    group: str = m.lastgroup  # type: ignore[assignment]
                     value_start, value_end = m.span(group)
                     url = target(text[value_start:value_end])
                     if url is not None:
-                        edits.append(Edit(value_start, value_end, url, _QUOTES[group]))
+                        edits.append((value_start, value_end, url, _QUOTES[group]))
                 pos = m.end()
                 continue
             m = markup(text, pos, endpos)
@@ -392,7 +395,7 @@ class Scanner:
                 if self._value(attribute).lower() == "off":
                     opted_out = True
                     edits.append(
-                        Edit(self._space_before(attribute.start), attribute.end, "")
+                        (self._space_before(attribute.start), attribute.end, "", "")
                     )
             elif attribute_name in _ESP_OPT_OUTS:
                 expected = _ESP_OPT_OUTS[attribute_name]
@@ -400,9 +403,18 @@ class Scanner:
                     opted_out = True
         if href is None or href.quote is None or opted_out or not self.track_links:
             return
-        url = self.policy.target(self._value(href))
+        url = self.target(self._value(href))
         if url is not None:
-            edits.append(Edit(href.value_start, href.value_end, url, href.quote))
+            edits.append((href.value_start, href.value_end, url, href.quote))
+
+    def target(self, value: str) -> str | None:
+        """The policy's destination for the ``href`` value ``value``, or
+        ``None`` when the link is left alone (see :attr:`targets`)."""
+        targets = self.targets
+        if value in targets:
+            return targets[value]
+        url = targets[value] = self.policy.target(value)
+        return url
 
     def _value(self, attribute: _Attribute) -> str:
         return self.text[attribute.value_start : attribute.value_end].strip(_WS)
