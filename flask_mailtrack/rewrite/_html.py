@@ -43,12 +43,12 @@ _META_CHARSET = re.compile(
 class HTMLTemplate:
     """An HTML email scanned once, rendered per recipient.
 
-    Made by :meth:`Tracker.compile_html <flask_mailtrack.Tracker.compile_html>`.
     :meth:`render` only makes tokens and joins strings, so a newsletter is
     scanned once however many recipients it has; a template holds no
     per-recipient state and can be shared between threads.
 
-    :param tracker: Makes the tokens.
+    :param tracker: Makes the tokens: a :class:`~flask_mailtrack.Tracker`
+        or another :class:`~flask_mailtrack.rewrite.LinkMaker`.
     :param html: The document or fragment, as text or as bytes.
     :param click_tracking: Track links.
     :param open_tracking: Add the open pixel (not if the document already

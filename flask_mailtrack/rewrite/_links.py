@@ -126,8 +126,10 @@ def add_query_params(url: str, params: t.Mapping[str, str] | None) -> str:
 
 
 class LinkPolicy:
-    """Decides which links of one :class:`~flask_mailtrack.Tracker` are
-    tracked. Built once per rewrite; holds no per-recipient state.
+    """Decides which links of one tracker (a
+    :class:`~flask_mailtrack.rewrite.LinkMaker`) are tracked. Built once per
+    rewrite; holds no per-recipient state. The HTML rewriter asks it once
+    per distinct ``href`` value of a document.
 
     :param tracker: Supplies the tracking bases (already tracked links are
         skipped, so rewriting twice changes nothing) and the
