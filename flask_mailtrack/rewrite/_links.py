@@ -7,7 +7,7 @@ every part of a message.
 A link is tracked only when, after decoding entities and dropping the
 surrounding whitespace and the tabs and newlines a browser ignores, it is an
 absolute ``http``/``https`` URL (scheme in any case) that is a safe redirect
-target (:func:`~flask_mailtrack.urls.is_safe_target`), holds no merge tag of
+target (:func:`~flask_mailtrack.is_safe_target`), holds no merge tag of
 an email service provider, is not already a tracking URL of this
 configuration, and matches none of the configuration's
 ``untracked_url_patterns`` (unsubscribe links by default).
@@ -22,9 +22,7 @@ from urllib.parse import unquote_plus
 from urllib.parse import urlencode
 
 from .._urls import is_safe_target
-
-if t.TYPE_CHECKING:
-    from ..tracker import Tracker
+from ._link_maker import LinkMaker
 
 #: The whitespace that HTML strips around attribute values it reads as URLs.
 HTML_SPACE = " \t\n\f\r"
@@ -33,6 +31,7 @@ HTML_SPACE = " \t\n\f\r"
 _DROPPED_IN_URL = str.maketrans("", "", "\t\n\r")
 
 _HTTP_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_LOWER_HTTP = ("https://", "http://")
 
 # Template syntaxes whose substitution happens after tracking, at the email
 # service provider. Freezing one into a token would send every recipient to
@@ -74,7 +73,17 @@ def has_merge_tag(url: str) -> bool:
     counts as a merge tag only when the closing ``%`` does not start an
     escape itself.
     """
-    if _MERGE_MARKERS.search(url) is None:  # the common case, quickly
+    # Every marker starts with one of these characters, and most URLs hold
+    # none: seven substring tests cost a third of one search of the pattern.
+    if not (
+        "{" in url
+        or "%" in url
+        or "[" in url
+        or "*" in url
+        or "|" in url
+        or "<" in url
+        or "$" in url
+    ):
         return False
     for match in _MERGE_MARKERS.finditer(url):
         text = match.group()
@@ -117,8 +126,10 @@ def add_query_params(url: str, params: t.Mapping[str, str] | None) -> str:
 
 
 class LinkPolicy:
-    """Decides which links of one :class:`~flask_mailtrack.Tracker` are
-    tracked. Built once per rewrite; holds no per-recipient state.
+    """Decides which links of one tracker (a
+    :class:`~flask_mailtrack.rewrite.LinkMaker`) are tracked. Built once per
+    rewrite; holds no per-recipient state. The HTML rewriter asks it once
+    per distinct ``href`` value of a document.
 
     :param tracker: Supplies the tracking bases (already tracked links are
         skipped, so rewriting twice changes nothing) and the
@@ -126,10 +137,10 @@ class LinkPolicy:
     :param utm_params: Query parameters added to tracked destinations.
     """
 
-    __slots__ = ("_prefixes", "_untracked", "utm_params")
+    __slots__ = ("_prefixes", "_untracked", "_untracked_lower", "utm_params")
 
     def __init__(
-        self, tracker: Tracker, utm_params: t.Mapping[str, str] | None = None
+        self, tracker: LinkMaker, utm_params: t.Mapping[str, str] | None = None
     ) -> None:
         self._prefixes = tuple(
             base.prefix
@@ -140,6 +151,15 @@ class LinkPolicy:
         self._untracked = (
             re.compile("|".join(map(re.escape, patterns)), re.IGNORECASE)
             if patterns
+            else None
+        )
+        # A case-insensitive regular expression tries every position of the
+        # URL with case folding, which made it most of a link's cost. For
+        # ASCII text and patterns, substrings of the lower-cased URL are the
+        # same test, several times faster; anything else takes the pattern.
+        self._untracked_lower = (
+            tuple(p.lower() for p in patterns)
+            if all(p.isascii() for p in patterns)
             else None
         )
         #: Query parameters added to each tracked destination.
@@ -157,14 +177,22 @@ class LinkPolicy:
         :param entities: ``value`` is HTML and may hold character references.
         """
         url = clean_url(value, entities=entities)
-        if not _HTTP_SCHEME.match(url) or (
+        # Most links are written in lower case, which startswith answers
+        # faster than the case-insensitive pattern.
+        if not (url.startswith(_LOWER_HTTP) or _HTTP_SCHEME.match(url)) or (
             self._prefixes and url.startswith(self._prefixes)
         ):
             return None
         if has_merge_tag(url):
             return None
-        if self._untracked is not None and self._untracked.search(url):
-            return None
+        if self._untracked is not None:
+            if self._untracked_lower is not None and url.isascii():
+                lowered = url.lower()
+                for pattern in self._untracked_lower:
+                    if pattern in lowered:
+                        return None
+            elif self._untracked.search(url):
+                return None
         if self.utm_params:
             url = add_query_params(url, self.utm_params)
         if not is_safe_target(url):

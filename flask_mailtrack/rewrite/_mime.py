@@ -22,17 +22,15 @@ import typing as t
 from email.message import Message
 
 from ._html import HTMLTemplate
+from ._link_maker import LinkMaker
+from ._link_maker import Metadata
 from ._text import track_text as _track_text
-
-if t.TYPE_CHECKING:
-    from ..tracker import Metadata
-    from ..tracker import Tracker
 
 MessageType = t.TypeVar("MessageType", bound=Message)
 
 
 def track_message(
-    tracker: Tracker,
+    tracker: LinkMaker,
     message: MessageType,
     metadata: Metadata = None,
     *,

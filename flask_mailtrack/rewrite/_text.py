@@ -5,7 +5,7 @@ URLs; everything else is kept. A URL ends at whitespace, a quote or an
 angle bracket (so ``<https://example.com/>`` keeps its wrapper), and
 punctuation after it (``.``, ``,``, ``!``, a closing bracket without its
 opening one inside the URL...) is left outside. The same rules as in HTML
-decide which URLs are tracked (:class:`~flask_mailtrack.links.LinkPolicy`).
+decide which URLs are tracked (:class:`~flask_mailtrack.rewrite.LinkPolicy`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ._link_maker import LinkMaker
+from ._link_maker import Metadata
 from ._links import LinkPolicy
-
-if t.TYPE_CHECKING:
-    from ..tracker import Metadata
-    from ..tracker import Tracker
 
 # A letter or digit right before "http" means the scheme is part of a word.
 _URL = re.compile(r"(?<![A-Za-z0-9])https?://[^\s<>\"]+", re.IGNORECASE)
@@ -46,7 +44,7 @@ def _trim(url: str) -> str:
 
 
 def track_text(
-    tracker: Tracker,
+    tracker: LinkMaker,
     text: str,
     metadata: Metadata = None,
     *,
