@@ -16,6 +16,7 @@ from .configuration import Configuration
 from .exceptions import InvalidToken
 from .exceptions import MailTrackError
 from .result import TrackingResult
+from .tokens import Metadata
 from .tokens._payload import Payload
 from .tokens._pytracking import make_fernet
 from .tokens._serializer import CLICK
@@ -28,8 +29,6 @@ __all__ = [
     "TokenURL",
     "Tracker",
 ]
-
-Metadata = t.Optional[t.Mapping[str, t.Any]]
 
 
 class Tracker:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import typing as t
 
-#: A recipient's metadata, carried by every token made for them.
-Metadata = t.Optional[t.Mapping[str, t.Any]]
+from ..tokens import Metadata as Metadata
 
 
 class TrackingBase(t.Protocol):

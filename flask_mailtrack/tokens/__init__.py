@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._encryption import KeyRing as KeyRing
 from ._payload import MAX_BODY_SIZE as MAX_BODY_SIZE
+from ._payload import Metadata as Metadata
 from ._payload import Payload as Payload
 from ._serializer import CLICK as CLICK
 from ._serializer import Kind as Kind
@@ -24,6 +25,7 @@ __all__ = [
     "KeyRing",
     "MAX_BODY_SIZE",
     "MAX_TOKEN_LENGTH",
+    "Metadata",
     "OPEN",
     "Payload",
     "SigningKeyRing",

@@ -47,6 +47,10 @@ _REST_DEFLATED = 0x20
 _KNOWN_FLAGS = _EXPIRES | _WEBHOOK | _URL | _URL_DEFLATED | _REST_DEFLATED
 _MAX_SECTION = 0x7FFF  # two-byte length
 
+#: A recipient's metadata as callers give it: a mapping carried by every
+#: token made for them, or ``None``.
+Metadata = t.Optional[t.Mapping[str, t.Any]]
+
 
 #: The largest body a token may inflate to. A token is capped in length
 #: before decoding; this caps what a decompression bomb could cost.
