@@ -98,3 +98,30 @@ def test_flask_example_bad_link(example: types.ModuleType) -> None:
     assert client.get("/events").get_json() == [
         {"type": "invalid click", "reason": "format"}
     ]
+
+
+# -- the example's event list is bounded ---------------------------------------
+
+
+def test_flask_example_keeps_a_bounded_event_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    import pathlib
+    import sys
+
+    pytest.importorskip("flask_mailman")
+    pytest.importorskip("aiosmtpd")
+    path = pathlib.Path(__file__).parents[1] / "examples" / "flask_app" / "app.py"
+    spec = importlib.util.spec_from_file_location("flask_app_review", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    app = module.create_app({"TESTING": True})
+    client = app.test_client()
+    for number in range(1100):
+        client.get(f"/mailtrack/c/bad{number}")
+    events = client.get("/events").get_json()
+    assert len(events) == 1000
+    assert events[-1] == {"type": "invalid click", "reason": "format"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 from flask_mailtrack import Configuration
 from flask_mailtrack import InvalidToken
@@ -290,3 +292,56 @@ def test_ascii_fast_path_agrees_with_the_full_pattern(url: str) -> None:
     from flask_mailtrack._urls import _SAFE_TARGET
 
     assert is_safe_target(url) == (_SAFE_TARGET.fullmatch(url) is not None)
+
+
+# -- line breaks and worst-case inputs -----------------------------------------
+
+
+def _mt_middleware(**extra: t.Any) -> t.Any:
+    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
+    TrackingMiddleware serving it."""
+    from flask_mailtrack import TrackingMiddleware
+    from werkzeug.test import Client
+
+    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b""]
+
+    tracker = Tracker(
+        secret_key="review-secret-key-0123456789abcdef",
+        base_open_tracking_url="https://t.example.com/mt/o/",
+        base_click_tracking_url="https://t.example.com/mt/c/",
+        **extra,
+    )
+    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("https://x.example/\r\nSet-Cookie: a=b", id="crlf"),
+        pytest.param("https://x.example/\u2028", id="line-separator"),
+        pytest.param("https://x.example/\x85", id="next-line"),
+    ],
+)
+def test_click_targets_with_line_breaks_are_refused(target: str) -> None:
+    from flask_mailtrack import MailTrackError
+
+    tracker, _ = _mt_middleware()
+    with pytest.raises(MailTrackError):
+        tracker.click_url(target)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://" + "a" * 1_000_000 + "\x00", id="host"),
+        pytest.param("https://a.example/" + "a" * 1_000_000 + "\x00", id="path"),
+        pytest.param("https://[" + ":" * 1_000_000, id="ipv6"),
+        pytest.param("https://a" + ":1" * (1_000_000 // 2), id="ports"),
+    ],
+)
+def test_url_check_worst_case_inputs_complete(url: str) -> None:
+    from flask_mailtrack import is_safe_target
+
+    assert not is_safe_target(url)

@@ -7,6 +7,7 @@ import http.client
 import re
 import socket
 import threading
+import typing as t
 
 import pytest
 from flask_mailtrack import MailTrackError
@@ -180,3 +181,124 @@ def test_socket_transport_is_the_transport() -> None:
     with pytest.raises(NotImplementedError):
         Transport().post("http://127.0.0.1:9/", b"{}", {})
     Transport().close()  # nothing to close
+
+
+# -- webhook URLs from tokens and private addresses ----------------------------
+
+
+class _Hook:
+    """A loopback endpoint that counts POSTs."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: t.Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook() -> t.Iterator[_Hook]:
+    server = _Hook()
+    yield server
+    server.close()
+
+
+def _event(webhook_url: str | None = None) -> t.Any:
+    import time
+
+    from flask_mailtrack import TrackingResult
+
+    return TrackingResult(
+        is_open_tracking=True, timestamp=int(time.time()), webhook_url=webhook_url
+    )
+
+
+def _wait(condition: t.Callable[[], bool]) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("127.0.0.1", id="loopback"),
+        pytest.param("localhost", id="loopback-name"),
+        pytest.param("[::1]", id="loopback-v6"),
+        pytest.param("169.254.169.254", id="metadata-service"),
+        pytest.param("10.1.2.3", id="private"),
+        pytest.param("[::ffff:127.0.0.1]", id="v4-mapped"),
+        pytest.param("0.0.0.0", id="unspecified"),
+    ],
+)
+def test_private_token_webhook_url_is_refused(
+    hook: _Hook, tmp_path: t.Any, host: str
+) -> None:
+    from flask_mailtrack import WebhookSender
+
+    port = hook.url.rsplit(":", 1)[1]
+    sender = WebhookSender(
+        hook.url + "/configured",
+        secret=b"k" * 32,
+        outbox_path=tmp_path / "outbox.sqlite3",
+        refuse_private_addresses=True,
+        timeout=1,
+    )
+    try:
+        assert sender.enqueue(_event(f"http://{host}:{port}/from-token"))
+        _wait(lambda: bool(sender.dead_letters()))
+        (letter,) = sender.dead_letters()
+        assert letter["reason"] == "refused"
+        assert "no public address" in letter["last_error"]
+        # The sender's own URL, though on loopback, is still served.
+        assert sender.enqueue(_event())
+        _wait(lambda: hook.hits == ["/configured"])
+    finally:
+        sender.close()
+    assert hook.hits == ["/configured"]
+
+
+def test_private_token_webhook_url_is_allowed_by_default(
+    hook: _Hook, tmp_path: t.Any
+) -> None:
+    from flask_mailtrack import WebhookSender
+
+    sender = WebhookSender(
+        None, secret=b"k" * 32, outbox_path=tmp_path / "outbox.sqlite3", timeout=1
+    )
+    try:
+        assert sender.enqueue(_event(hook.url + "/from-token"))
+        _wait(lambda: hook.hits == ["/from-token"])
+    finally:
+        sender.close()
+
+
+def test_public_address_check() -> None:
+    from flask_mailtrack.events._transport import public_address
+    from flask_mailtrack.events._transport import RefusedAddress
+
+    assert public_address("93.184.215.14", 443) == ("93.184.215.14", 443)
+    for host in ("127.0.0.1", "::1", "192.168.1.1", "100.64.0.1", "224.0.0.1"):
+        with pytest.raises(RefusedAddress):
+            public_address(host, 80)

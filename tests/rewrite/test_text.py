@@ -157,3 +157,40 @@ def test_long_text_finishes(tracker: Tracker) -> None:
     output = track_text(tracker, source, METADATA)
     assert output.endswith(")." * 500_000)
     assert _TRACKED.search(output)
+
+
+# -- worst-case inputs complete ------------------------------------------------
+
+
+def _mt_middleware(**extra: t.Any) -> t.Any:
+    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
+    TrackingMiddleware serving it."""
+    from flask_mailtrack import TrackingMiddleware
+    from werkzeug.test import Client
+
+    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b""]
+
+    tracker = Tracker(
+        secret_key="review-secret-key-0123456789abcdef",
+        base_open_tracking_url="https://t.example.com/mt/o/",
+        base_click_tracking_url="https://t.example.com/mt/c/",
+        **extra,
+    )
+    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("http://" + "a" * 1_000_000, id="long-url"),
+        pytest.param("http://a " * (1_000_000 // 9), id="many-urls"),
+        pytest.param("http://a/" + "(" * 1_000_000, id="brackets"),
+        pytest.param("http://a/" + "." * 1_000_000, id="trailing"),
+    ],
+)
+def test_text_rewriter_worst_case_inputs_complete(text: str) -> None:
+    tracker, _ = _mt_middleware()
+    tracked = track_text(tracker, text)
+    assert tracked.startswith("https://t.example.com/mt/c/")

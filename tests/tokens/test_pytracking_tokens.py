@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import typing as t
 import warnings
 
@@ -249,3 +251,128 @@ def test_no_warning_without_the_option() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Configuration(secret_key=SECRET, accept_legacy_tokens=True)
+
+
+# -- hardening (adversarial review): deep JSON, webhook URLs, base64, hosts ----
+
+
+def plain_token(data: t.Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode("ascii")
+
+
+def legacy_tracker(
+    hosts: t.Sequence[str] = ("www.example.com",), **extra: t.Any
+) -> Tracker:
+    return Tracker(
+        secret_key=SECRET,
+        base_open_tracking_url=OPEN_BASE,
+        base_click_tracking_url=CLICK_BASE,
+        accept_legacy_tokens=True,
+        legacy_redirect_hosts=hosts,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 3000, id="arrays"),
+        pytest.param(b'{"a":' * 1000, id="objects"),
+        pytest.param(b'{"metadata":' + b"[" * 2900 + b"]" * 2900 + b"}", id="inside"),
+    ],
+)
+def test_legacy_deep_json_is_an_invalid_token(raw: bytes) -> None:
+    token = base64.urlsafe_b64encode(raw).decode("ascii")
+    with pytest.raises(InvalidToken):
+        legacy_tracker().decode_open(token)
+
+
+@pytest.mark.parametrize("kind", ["open", "click"])
+def test_plain_legacy_token_cannot_choose_the_webhook(kind: str) -> None:
+    tracker = legacy_tracker(
+        include_webhook_url=True, webhook_url="https://hooks.example.com/in"
+    )
+    data: dict[str, t.Any] = {
+        "metadata": {"a": 1},
+        "webhook": "http://169.254.169.254/latest/meta-data/",
+    }
+    if kind == "click":
+        data["url"] = "https://www.example.com/x"
+    result = tracker.decode(kind, plain_token(data))  # type: ignore[arg-type]
+    assert result.webhook_url is None
+
+
+def test_fernet_legacy_token_keeps_its_webhook() -> None:
+    fernet = pytest.importorskip("cryptography.fernet")
+    key = fernet.Fernet.generate_key()
+    tracker = legacy_tracker(include_webhook_url=True, encryption_bytestring_key=key)
+    token = (
+        fernet.Fernet(key)
+        .encrypt(json.dumps({"webhook": "https://hooks.example.com/a"}).encode())
+        .decode()
+    )
+    assert tracker.decode_open(token).webhook_url == "https://hooks.example.com/a"
+
+
+def _non_canonical(token: str) -> str:
+    """``token`` with unused bits set in the character before the padding."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    stripped = token.rstrip("=")
+    unused = 4 if len(token) - len(stripped) == 2 else 2
+    last = alphabet.index(stripped[-1])
+    assert last % (1 << unused) == 0  # canonical: the unused bits are zero
+    changed = alphabet[last + 1]
+    return stripped[:-1] + changed + token[len(stripped) :]
+
+
+@pytest.mark.parametrize("padding", [1, 2])
+def test_legacy_fernet_token_in_non_canonical_base64_is_refused(padding: int) -> None:
+    fernet = pytest.importorskip("cryptography.fernet")
+    key = fernet.Fernet.generate_key()
+    tracker = legacy_tracker(encryption_bytestring_key=key)
+    for size in range(40):
+        token = fernet.Fernet(key).encrypt(b'{"metadata": {"n": "%s"}}' % (b"x" * size))
+        text = token.decode()
+        if len(text) - len(text.rstrip("=")) == padding:
+            break
+    tracker.decode_open(text)
+    with pytest.raises(InvalidToken):
+        tracker.decode_open(_non_canonical(text))
+
+
+@pytest.mark.parametrize("padding", [1, 2])
+def test_legacy_plain_token_in_non_canonical_base64_is_refused(padding: int) -> None:
+    tracker = legacy_tracker()
+    for size in range(3):
+        text = plain_token({"metadata": {"n": "x" * size}})
+        if len(text) - len(text.rstrip("=")) == padding:
+            break
+    tracker.decode_open(text)
+    with pytest.raises(InvalidToken):
+        tracker.decode_open(_non_canonical(text))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://legacy.example.com.evil.example/", id="suffix"),
+        pytest.param("https://evil.example/legacy.example.com", id="path"),
+        pytest.param("https://legacy.example.com@evil.example/", id="userinfo"),
+        pytest.param("https://evil.example\\@legacy.example.com/", id="backslash"),
+        pytest.param("https://legacy.example.com./", id="trailing-dot"),
+        pytest.param("//legacy.example.com/", id="scheme-relative"),
+        pytest.param("javascript://legacy.example.com/%0aalert(1)", id="javascript"),
+        pytest.param("https://legacy.example.com%2eevil.example/", id="escaped-dot"),
+    ],
+)
+def test_plain_legacy_click_token_never_leaves_the_allowed_hosts(url: str) -> None:
+    tracker = legacy_tracker(["legacy.example.com"])
+    token = plain_token({"url": url})
+    with pytest.raises(InvalidToken):
+        tracker.decode_click(token)
+
+
+def test_plain_legacy_click_token_to_an_allowed_host() -> None:
+    tracker = legacy_tracker(["legacy.example.com"])
+    result = tracker.decode_click(plain_token({"url": "https://LEGACY.example.com/"}))
+    assert result.tracked_url == "https://LEGACY.example.com/"

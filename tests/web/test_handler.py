@@ -631,3 +631,40 @@ def test_redirect_answer_location_is_ascii_and_escaped_in_the_body() -> None:
     assert headers["Location"] == "https://example.com/a%22%3Cb%3E?x=1&y=%C3%BC"
     assert answer.status == "302 FOUND"
     assert b"&amp;y=" in answer.body and b"<b>" not in answer.body
+
+
+# -- log lines hold no client text ---------------------------------------------
+
+
+def _mt_middleware(**extra: t.Any) -> t.Any:
+    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
+    TrackingMiddleware serving it."""
+    from flask_mailtrack import TrackingMiddleware
+    from werkzeug.test import Client
+
+    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b""]
+
+    tracker = Tracker(
+        secret_key="review-secret-key-0123456789abcdef",
+        base_open_tracking_url="https://t.example.com/mt/o/",
+        base_click_tracking_url="https://t.example.com/mt/c/",
+        **extra,
+    )
+    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
+
+
+def test_logged_refusals_hold_no_client_text(caplog: pytest.LogCaptureFixture) -> None:
+    _, client = _mt_middleware(pixel_on_invalid_token=False)
+    agent = "evil\r\nFAKE LOG LINE"
+    with caplog.at_level("DEBUG", logger="flask_mailtrack"):
+        # A server hands header values on as they came (gunicorn refuses bare
+        # CR/LF, others may not); the test client would refuse to send them.
+        overrides = {"HTTP_USER_AGENT": agent}
+        client.get("/mt/c/1abc%0d%0aFAKE", environ_overrides=overrides)
+        client.get("/mt/c/" + "A" * 5000, environ_overrides=overrides)
+    assert caplog.records
+    for record in caplog.records:
+        text = record.getMessage()
+        assert "\n" not in text and "\r" not in text and "FAKE" not in text
