@@ -1,0 +1,44 @@
+"""flask_mailtrack._isotime: the one way times are written and read."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from flask_mailtrack._isotime import format_time
+from flask_mailtrack._isotime import parse_time
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "text"),
+    [
+        pytest.param(0, "1970-01-01T00:00:00Z", id="epoch"),
+        pytest.param(1_700_000_000, "2023-11-14T22:13:20Z", id="seconds"),
+        pytest.param(None, None, id="none"),
+    ],
+)
+def test_format_time(timestamp: int | None, text: str | None) -> None:
+    assert format_time(timestamp) == text
+    if text is not None:
+        assert parse_time(text) == timestamp
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("1700000000", 1_700_000_000, id="number"),
+        pytest.param(" 1700000000.5 ", 1_700_000_000.5, id="fraction-spaces"),
+        pytest.param("2023-11-14T22:13:20z", 1_700_000_000, id="lower-z"),
+        pytest.param("2023-11-14T23:13:20+01:00", 1_700_000_000, id="offset"),
+        pytest.param("2023-11-14T22:13:20", 1_700_000_000, id="naive-is-utc"),
+        pytest.param("2023-11-14", 1_699_920_000, id="date"),
+    ],
+)
+def test_parse_time(text: str, expected: float) -> None:
+    assert math.isclose(parse_time(text), expected)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "nan", "inf", "2023-13-01"])
+def test_parse_time_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text)
