@@ -1,4 +1,5 @@
-"""WSGI apps shared by the handler, middleware and fuzz tests."""
+"""WSGI apps shared by the handler, middleware, answer, rewriter and fuzz
+tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import typing as t
 from flask_mailtrack import Tracker
 from flask_mailtrack import TrackingMiddleware
 from werkzeug.middleware.lint import LintMiddleware
+from werkzeug.test import Client
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -25,3 +27,21 @@ def linted(app: WSGIApplication, tracker: Tracker) -> WSGIApplication:
     towards the app it passes requests on to, fails the test.
     """
     return LintMiddleware(TrackingMiddleware(LintMiddleware(app), tracker=tracker))
+
+
+def mt_middleware(**extra: t.Any) -> tuple[Tracker, Client]:
+    """A tracker on ``/mt/o/`` and ``/mt/c/`` (``extra`` are more of its
+    settings) and a test client of a :class:`~flask_mailtrack.TrackingMiddleware`
+    serving it in front of an app that answers 404."""
+
+    def not_found(environ: t.Any, start_response: t.Any) -> list[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b""]
+
+    tracker = Tracker(
+        secret_key="review-secret-key-0123456789abcdef",
+        base_open_tracking_url="https://t.example.com/mt/o/",
+        base_click_tracking_url="https://t.example.com/mt/c/",
+        **extra,
+    )
+    return tracker, Client(TrackingMiddleware(not_found, tracker=tracker))

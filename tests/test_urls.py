@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typing as t
-
 import pytest
 from flask_mailtrack import Configuration
 from flask_mailtrack import InvalidToken
@@ -16,6 +14,8 @@ from flask_mailtrack.tokens import CLICK
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+
+from _apps import mt_middleware
 
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -297,25 +297,6 @@ def test_ascii_fast_path_agrees_with_the_full_pattern(url: str) -> None:
 # -- line breaks and worst-case inputs -----------------------------------------
 
 
-def _mt_middleware(**extra: t.Any) -> t.Any:
-    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
-    TrackingMiddleware serving it."""
-    from flask_mailtrack import TrackingMiddleware
-    from werkzeug.test import Client
-
-    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b""]
-
-    tracker = Tracker(
-        secret_key="review-secret-key-0123456789abcdef",
-        base_open_tracking_url="https://t.example.com/mt/o/",
-        base_click_tracking_url="https://t.example.com/mt/c/",
-        **extra,
-    )
-    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
-
-
 @pytest.mark.parametrize(
     "target",
     [
@@ -327,7 +308,7 @@ def _mt_middleware(**extra: t.Any) -> t.Any:
 def test_click_targets_with_line_breaks_are_refused(target: str) -> None:
     from flask_mailtrack import MailTrackError
 
-    tracker, _ = _mt_middleware()
+    tracker, _ = mt_middleware()
     with pytest.raises(MailTrackError):
         tracker.click_url(target)
 

@@ -3,11 +3,10 @@ expression or a quadratic scan take forever."""
 
 from __future__ import annotations
 
-import typing as t
-
 import pytest
-from flask_mailtrack import Tracker
 from flask_mailtrack.rewrite import track_html
+
+from _apps import mt_middleware
 
 MEGABYTE = 1_000_000
 
@@ -28,27 +27,8 @@ WORST_HTML = [
 ]
 
 
-def _mt_middleware(**extra: t.Any) -> t.Any:
-    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
-    TrackingMiddleware serving it."""
-    from flask_mailtrack import TrackingMiddleware
-    from werkzeug.test import Client
-
-    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b""]
-
-    tracker = Tracker(
-        secret_key="review-secret-key-0123456789abcdef",
-        base_open_tracking_url="https://t.example.com/mt/o/",
-        base_click_tracking_url="https://t.example.com/mt/c/",
-        **extra,
-    )
-    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
-
-
 @pytest.mark.parametrize("document", WORST_HTML)
 def test_rewriter_worst_case_inputs_complete(document: str | bytes) -> None:
-    tracker, _ = _mt_middleware()
+    tracker, _ = mt_middleware()
     tracked = track_html(tracker, document)
     assert len(tracked) >= len(document)

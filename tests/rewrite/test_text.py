@@ -8,6 +8,8 @@ import pytest
 from flask_mailtrack import Tracker
 from flask_mailtrack.rewrite import track_text
 
+from _apps import mt_middleware
+
 CLICK_BASE = "https://t.example.com/c/"
 METADATA = {"recipient": 7}
 _TRACKED = re.compile(re.escape(CLICK_BASE) + r"[0-9A-Za-z_-]+")
@@ -162,25 +164,6 @@ def test_long_text_finishes(tracker: Tracker) -> None:
 # -- worst-case inputs complete ------------------------------------------------
 
 
-def _mt_middleware(**extra: t.Any) -> t.Any:
-    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
-    TrackingMiddleware serving it."""
-    from flask_mailtrack import TrackingMiddleware
-    from werkzeug.test import Client
-
-    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b""]
-
-    tracker = Tracker(
-        secret_key="review-secret-key-0123456789abcdef",
-        base_open_tracking_url="https://t.example.com/mt/o/",
-        base_click_tracking_url="https://t.example.com/mt/c/",
-        **extra,
-    )
-    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -191,6 +174,6 @@ def _mt_middleware(**extra: t.Any) -> t.Any:
     ],
 )
 def test_text_rewriter_worst_case_inputs_complete(text: str) -> None:
-    tracker, _ = _mt_middleware()
+    tracker, _ = mt_middleware()
     tracked = track_text(tracker, text)
     assert tracked.startswith("https://t.example.com/mt/c/")

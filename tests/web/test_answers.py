@@ -3,29 +3,9 @@ pixel no cache keeps."""
 
 from __future__ import annotations
 
-import typing as t
-
 import pytest
-from flask_mailtrack import Tracker
 
-
-def _mt_middleware(**extra: t.Any) -> t.Any:
-    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
-    TrackingMiddleware serving it."""
-    from flask_mailtrack import TrackingMiddleware
-    from werkzeug.test import Client
-
-    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b""]
-
-    tracker = Tracker(
-        secret_key="review-secret-key-0123456789abcdef",
-        base_open_tracking_url="https://t.example.com/mt/o/",
-        base_click_tracking_url="https://t.example.com/mt/c/",
-        **extra,
-    )
-    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
+from _apps import mt_middleware
 
 
 @pytest.mark.parametrize(
@@ -39,7 +19,7 @@ def _mt_middleware(**extra: t.Any) -> t.Any:
     ],
 )
 def test_location_header_is_ascii_without_line_breaks(target: str) -> None:
-    tracker, client = _mt_middleware()
+    tracker, client = mt_middleware()
     response = client.get(tracker.click_url(target)[len("https://t.example.com") :])
     assert response.status_code == 302
     location = response.headers["Location"]
@@ -64,7 +44,7 @@ def test_location_header_is_ascii_without_line_breaks(target: str) -> None:
 def test_pixel_is_never_cached_or_varied(headers: dict[str, str]) -> None:
     from flask_mailtrack.web import TRACKING_PIXEL
 
-    tracker, client = _mt_middleware()
+    tracker, client = mt_middleware()
     for path in (tracker.open_url()[len("https://t.example.com") :], "/mt/o/bad"):
         response = client.get(path, headers=headers)
         assert response.status_code == 200

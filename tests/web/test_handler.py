@@ -37,6 +37,7 @@ from werkzeug.wrappers import Request
 
 from _apps import fallback_app
 from _apps import linted
+from _apps import mt_middleware
 
 SECRET = "handler-test-secret-key-0123456789"
 HOST = "https://t.example.com"
@@ -636,27 +637,8 @@ def test_redirect_answer_location_is_ascii_and_escaped_in_the_body() -> None:
 # -- log lines hold no client text ---------------------------------------------
 
 
-def _mt_middleware(**extra: t.Any) -> t.Any:
-    """A tracker on ``/mt/o/`` and ``/mt/c/`` and a test client of a
-    TrackingMiddleware serving it."""
-    from flask_mailtrack import TrackingMiddleware
-    from werkzeug.test import Client
-
-    def fallback(environ: t.Any, start_response: t.Any) -> list[bytes]:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b""]
-
-    tracker = Tracker(
-        secret_key="review-secret-key-0123456789abcdef",
-        base_open_tracking_url="https://t.example.com/mt/o/",
-        base_click_tracking_url="https://t.example.com/mt/c/",
-        **extra,
-    )
-    return tracker, Client(TrackingMiddleware(fallback, tracker=tracker))
-
-
 def test_logged_refusals_hold_no_client_text(caplog: pytest.LogCaptureFixture) -> None:
-    _, client = _mt_middleware(pixel_on_invalid_token=False)
+    _, client = mt_middleware(pixel_on_invalid_token=False)
     agent = "evil\r\nFAKE LOG LINE"
     with caplog.at_level("DEBUG", logger="flask_mailtrack"):
         # A server hands header values on as they came (gunicorn refuses bare
