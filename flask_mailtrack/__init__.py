@@ -16,6 +16,7 @@ import typing as t
 from . import _moved
 from ._urls import is_safe_target as is_safe_target
 from .configuration import Configuration as Configuration
+from .configuration import DEFAULT_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ExpiredToken as ExpiredToken
 from .exceptions import InsecureTokenWarning as InsecureTokenWarning
@@ -23,6 +24,7 @@ from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
 from .exceptions import MissingSettingError as MissingSettingError
 from .exceptions import UnknownSettingError as UnknownSettingError
+from .exceptions import WebhookDeliveryError as WebhookDeliveryError
 from .exceptions import WebhookVerificationError as WebhookVerificationError
 from .result import TrackingResult as TrackingResult
 from .signals import email_opened as email_opened
@@ -36,9 +38,11 @@ if t.TYPE_CHECKING:
     from ._pytracking import adapt_html as adapt_html
     from ._pytracking import get_click_tracking_result as get_click_tracking_result
     from ._pytracking import get_click_tracking_url as get_click_tracking_url
+    from ._pytracking import get_click_tracking_url_path as get_click_tracking_url_path
     from ._pytracking import get_open_tracking_pixel as get_open_tracking_pixel
     from ._pytracking import get_open_tracking_result as get_open_tracking_result
     from ._pytracking import get_open_tracking_url as get_open_tracking_url
+    from ._pytracking import get_open_tracking_url_path as get_open_tracking_url_path
     from ._pytracking import send_webhook as send_webhook
     from .events import EventStore as EventStore
     from .events import verify_webhook as verify_webhook
@@ -52,9 +56,11 @@ _LAZY = {
     "adapt_html": "._pytracking",
     "get_click_tracking_result": "._pytracking",
     "get_click_tracking_url": "._pytracking",
+    "get_click_tracking_url_path": "._pytracking",
     "get_open_tracking_pixel": "._pytracking",
     "get_open_tracking_result": "._pytracking",
     "get_open_tracking_url": "._pytracking",
+    "get_open_tracking_url_path": "._pytracking",
     "send_webhook": "._pytracking",
     "EventStore": ".events",
     "verify_webhook": ".events",
@@ -83,6 +89,7 @@ _moved.install()
 __all__ = [
     "Configuration",
     "ConfigurationError",
+    "DEFAULT_TIMEOUT_SECONDS",
     "EventStore",
     "ExpiredToken",
     "HTMLTemplate",
@@ -95,15 +102,18 @@ __all__ = [
     "TrackingMiddleware",
     "TrackingResult",
     "UnknownSettingError",
+    "WebhookDeliveryError",
     "WebhookSender",
     "WebhookVerificationError",
     "adapt_html",
     "email_opened",
     "get_click_tracking_result",
     "get_click_tracking_url",
+    "get_click_tracking_url_path",
     "get_open_tracking_pixel",
     "get_open_tracking_result",
     "get_open_tracking_url",
+    "get_open_tracking_url_path",
     "is_safe_target",
     "link_clicked",
     "record_events",

@@ -87,9 +87,11 @@ class Configuration:
     :param legacy_redirect_hosts: Hosts that *unsigned* pytracking click
         tokens may redirect to. Anyone can forge those tokens, so a host not
         listed here gets no redirect.
-    :param insecure_unsigned_tokens: Make pytracking's unsigned tokens.
-        Anyone can forge or read them; only for sharing links with a
-        pytracking server still in use. Issues :class:`InsecureTokenWarning`.
+    :param insecure_unsigned_tokens: Make pytracking's tokens, only for
+        sharing links with a pytracking server still in use: unsigned ones,
+        which anyone can forge or read, or with ``encryption_bytestring_key``
+        Fernet-encrypted ones, as pytracking made with that key (these never
+        expire). Issues :class:`InsecureTokenWarning`.
     :param max_token_length: Longer tokens are refused before any decoding.
     :param untracked_url_patterns: Substrings (case-insensitive) of URLs that
         the HTML and text rewriters leave untracked.
@@ -175,9 +177,15 @@ class Configuration:
             raise ConfigurationError("max_token_length must be at least 64.")
         if self.insecure_unsigned_tokens:
             warnings.warn(
-                "insecure_unsigned_tokens=True makes tracking links that anyone"
-                " can read and forge. Use it only while a pytracking server"
-                " still has to read new links.",
+                (
+                    "insecure_unsigned_tokens=True makes pytracking's Fernet"
+                    " tokens, which never expire."
+                    if self.encryption_bytestring_key
+                    else "insecure_unsigned_tokens=True makes tracking links"
+                    " that anyone can read and forge."
+                )
+                + " Use it only while a pytracking server still has to read"
+                " new links.",
                 InsecureTokenWarning,
                 stacklevel=3,
             )

@@ -11,9 +11,10 @@ and nothing else::
     │   │                                          names no setting
     │   └── MissingSettingError (also RuntimeError)   no signing key, no
     │                                                 base URL to make links on
-    ├── InvalidToken                           a token that does not verify
+    ├── InvalidToken (also ValueError)         a token that does not verify
     │   └── ExpiredToken                       authentic, but past its expiry
-    └── WebhookVerificationError               a webhook that does not verify
+    ├── WebhookVerificationError               a webhook that does not verify
+    └── WebhookDeliveryError (also OSError)    send_webhook could not post
 
     InsecureTokenWarning (UserWarning)         unsigned pytracking links
 
@@ -21,7 +22,12 @@ A :class:`ConfigurationError` is also a :exc:`ValueError`, and an
 :class:`UnknownSettingError` also a :exc:`TypeError`, as Python raises for a
 bad argument; code written for either keeps working. A
 :class:`MissingSettingError` is also a :exc:`RuntimeError`, which the first
-previews raised for a missing key.
+previews raised for a missing key. An :class:`InvalidToken` is also a
+:exc:`ValueError`: pytracking's decoding raised ``binascii.Error``,
+``UnicodeDecodeError`` or ``json.JSONDecodeError``, each a :exc:`ValueError`,
+so its users wrote ``except ValueError``. A :class:`WebhookDeliveryError` is
+also an :exc:`OSError`, as ``requests``' errors (which pytracking's
+``send_webhook`` raised) are.
 
 Programming errors are not :class:`MailTrackError`: registering
 :class:`~flask_mailtrack.MailTrack` twice on an app, or using it outside an
@@ -40,6 +46,7 @@ __all__ = [
     "MailTrackError",
     "MissingSettingError",
     "UnknownSettingError",
+    "WebhookDeliveryError",
     "WebhookVerificationError",
 ]
 
@@ -73,12 +80,16 @@ class MissingSettingError(ConfigurationError, RuntimeError):
     """
 
 
-class InvalidToken(MailTrackError):
+class InvalidToken(MailTrackError, ValueError):
     """A tracking token could not be verified or decoded.
 
     A forged, altered, truncated, oversized or malformed token raises this, and
     so does a click token whose target is not a safe ``http``/``https`` URL.
     The message says why; it never contains key material.
+
+    .. versionchanged:: 0.1
+        Also a :exc:`ValueError`, so that pytracking code that caught its
+        decoding errors with ``except ValueError`` keeps working.
     """
 
     #: A short, stable reason code (``"length"``, ``"format"``,
@@ -121,6 +132,31 @@ class ExpiredToken(InvalidToken):
 
 class WebhookVerificationError(MailTrackError):
     """A webhook request failed :func:`~flask_mailtrack.verify_webhook`."""
+
+
+class WebhookDeliveryError(MailTrackError, OSError):
+    """:func:`~flask_mailtrack.send_webhook` got no valid answer from the
+    endpoint: the connection was refused or timed out, the name did not
+    resolve, TLS failed, or the answer was not HTTP; or
+    :meth:`~flask_mailtrack.events.WebhookResponse.raise_for_status` found an
+    error status.
+
+    It is also an :exc:`OSError`, like the errors of ``requests`` that
+    pytracking's ``send_webhook`` raised (``requests.RequestException`` is an
+    :exc:`OSError`), so ``except OSError`` keeps working. The underlying
+    error is its ``__cause__``.
+
+    .. versionadded:: 0.1
+    """
+
+    #: The answer, when there was one (a status that
+    #: :meth:`~flask_mailtrack.events.WebhookResponse.raise_for_status`
+    #: refused); ``None`` when the endpoint could not be reached.
+    response: t.Any
+
+    def __init__(self, message: str, *, response: t.Any = None) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class InsecureTokenWarning(UserWarning):

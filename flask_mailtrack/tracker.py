@@ -51,9 +51,12 @@ class Tracker:
         #: The settings this tracker uses.
         self.configuration = configuration
         c = configuration
+        # pytracking's Fernet key reads its tokens, and makes them in
+        # pytracking's format (as pytracking did when it had this key).
         fernet = (
             make_fernet(c.encryption_bytestring_key)
-            if c.encryption_bytestring_key and c.accept_legacy_tokens
+            if c.encryption_bytestring_key
+            and (c.accept_legacy_tokens or c.insecure_unsigned_tokens)
             else None
         )
         self.serializer = TokenSerializer(

@@ -44,6 +44,9 @@ class Receiver:
         #: ``release`` before answering.
         self.hold_after: int | None = None
         self.release = threading.Event()
+        #: The body of the answers, and its Content-Type.
+        self.reply = b""
+        self.reply_type = "text/plain"
         self.server: http.server.ThreadingHTTPServer | None = None
         self.port = 0
 
@@ -67,9 +70,14 @@ class Receiver:
                 if hold is not None and index >= hold:
                     receiver.release.wait(WAIT)
                 self.send_response(status)
-                # No body: one write, so no Nagle/delayed-ACK stall per request.
-                self.send_header("Content-Length", "0")
+                # No body by default: one write, so no Nagle/delayed-ACK
+                # stall per request.
+                self.send_header("Content-Length", str(len(receiver.reply)))
+                if receiver.reply:
+                    self.send_header("Content-Type", receiver.reply_type)
                 self.end_headers()
+                if receiver.reply:
+                    self.wfile.write(receiver.reply)
 
             def log_message(self, *args: t.Any) -> None:
                 pass

@@ -79,6 +79,10 @@ def test_design_names_are_public() -> None:
         "get_open_tracking_result",
         "get_click_tracking_result",
         "get_open_tracking_pixel",
+        "get_open_tracking_url_path",
+        "get_click_tracking_url_path",
+        "adapt_html",
+        "send_webhook",
     ):
         assert name in flask_mailtrack.__all__, name
 

@@ -5,23 +5,30 @@ from __future__ import annotations
 import copy
 import inspect
 import pickle
+import re
 import struct
 import typing as t
 
 import flask_mailtrack
 import pytest
 import pytracking
+import pytracking.html
 from cryptography.fernet import Fernet
 from flask_mailtrack import _pytracking as compat
+from flask_mailtrack import adapt_html
 from flask_mailtrack import Configuration
+from flask_mailtrack import ExpiredToken
 from flask_mailtrack import get_click_tracking_result
 from flask_mailtrack import get_click_tracking_url
+from flask_mailtrack import get_click_tracking_url_path
 from flask_mailtrack import get_open_tracking_pixel
 from flask_mailtrack import get_open_tracking_result
 from flask_mailtrack import get_open_tracking_url
+from flask_mailtrack import get_open_tracking_url_path
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
+from flask_mailtrack.exceptions import MissingSettingError
 
 SECRET = "test-secret-key-0123456789abcdef"
 BASE = "https://trackingdomain.com/path/"
@@ -35,11 +42,16 @@ BASE = "https://trackingdomain.com/path/"
         "get_open_tracking_result",
         "get_click_tracking_result",
         "get_open_tracking_pixel",
+        "get_open_tracking_url_path",
+        "get_click_tracking_url_path",
+        "adapt_html",
     ],
 )
 def test_same_signatures_as_pytracking(name: str) -> None:
     ours = inspect.signature(getattr(flask_mailtrack, name))
-    theirs = inspect.signature(getattr(pytracking, name))
+    theirs = inspect.signature(
+        getattr(pytracking, name, None) or getattr(pytracking.html, name)
+    )
     assert list(ours.parameters) == list(theirs.parameters)
     for parameter in ours.parameters.values():
         assert parameter.default == theirs.parameters[parameter.name].default
@@ -177,6 +189,185 @@ def test_to_json_dict_is_a_json_dict() -> None:
     assert isinstance(data, dict)
     assert json.loads(json.dumps(data))["metadata"] == {"a": 1}
     assert data["tracked_url"] == "https://example.com/"
+
+
+# -- the token part of a URL (get_*_tracking_url_path) --------------------------
+
+
+def test_url_path_is_what_the_result_functions_decode() -> None:
+    # pytracking's own test flow: make a URL, cut the path, decode the path.
+    configuration = Configuration(
+        secret_key=SECRET, base_open_tracking_url=BASE, base_click_tracking_url=BASE
+    )
+    url = get_click_tracking_url("https://example.com/", {"a": 1}, configuration)
+    path = get_click_tracking_url_path(url, configuration)
+    assert url == BASE + path
+    result = get_click_tracking_result(path, configuration=configuration)
+    assert result.tracked_url == "https://example.com/"
+    url = get_open_tracking_url({"a": 1}, configuration)
+    path = get_open_tracking_url_path(
+        url, secret_key=SECRET, base_open_tracking_url=BASE
+    )
+    assert url == BASE + path
+    assert get_open_tracking_result(path, configuration=configuration).metadata == {
+        "a": 1
+    }
+
+
+def test_url_path_of_a_pytracking_url_is_pytrackings() -> None:
+    url = pytracking.get_open_tracking_url({"a": 1}, base_open_tracking_url=BASE)
+    theirs = pytracking.get_open_tracking_url_path(url, base_open_tracking_url=BASE)
+    ours = get_open_tracking_url_path(url, base_open_tracking_url=BASE)
+    assert ours == theirs
+
+
+def test_url_path_leaves_out_the_slash_and_the_query() -> None:
+    # pytracking kept the slash of append_slash in the path; the token is
+    # what the result functions need, and they take it either way.
+    configuration = Configuration(
+        secret_key=SECRET,
+        base_click_tracking_url="https://t.example.com/c?src=mail",
+        append_slash=True,
+    )
+    url = get_click_tracking_url("https://example.com/", None, configuration)
+    path = get_click_tracking_url_path(url, configuration)
+    assert url == f"https://t.example.com/c/{path}/?src=mail"
+    assert get_click_tracking_result(path, configuration=configuration)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://other.example/path/token", id="other-host"),
+        pytest.param("https://trackingdomain.com/other/token", id="other-path"),
+        pytest.param("trackingdomain.com/path/token", id="no-scheme"),
+        pytest.param("token", id="bare-token"),
+        pytest.param(BASE, id="no-token"),
+        pytest.param(BASE + "?x=1", id="only-a-query"),
+        pytest.param(None, id="not-text"),
+    ],
+)
+def test_url_path_checks_the_base(url: str) -> None:
+    # pytracking cut len(base) characters off whatever it was given.
+    for function in (get_open_tracking_url_path, get_click_tracking_url_path):
+        with pytest.raises(InvalidToken):
+            function(
+                url,
+                secret_key=SECRET,
+                base_open_tracking_url=BASE,
+                base_click_tracking_url=BASE,
+            )
+
+
+def test_url_path_needs_the_base() -> None:
+    with pytest.raises(MissingSettingError, match="base_open_tracking_url"):
+        get_open_tracking_url_path(BASE + "token", secret_key=SECRET)
+    with pytest.raises(MissingSettingError, match="base_click_tracking_url"):
+        get_click_tracking_url_path(
+            BASE + "token", secret_key=SECRET, base_open_tracking_url=BASE
+        )
+    with pytest.raises(TypeError, match="base_open_url"):
+        get_open_tracking_url_path(BASE + "token", base_open_url=BASE)
+
+
+# -- pytracking's except ValueError ------------------------------------------------
+
+
+def _decoders() -> list[t.Any]:
+    configuration = Configuration(
+        secret_key=SECRET, base_open_tracking_url=BASE, base_click_tracking_url=BASE
+    )
+    tracker = Tracker(configuration)
+    serializer = tracker.serializer
+    entry_points: dict[str, t.Callable[[str], object]] = {
+        "get_open_tracking_result": lambda token: get_open_tracking_result(
+            token, configuration=configuration
+        ),
+        "get_click_tracking_result": lambda token: get_click_tracking_result(
+            token, configuration=configuration
+        ),
+        "get_open_tracking_url_path": lambda token: get_open_tracking_url_path(
+            "https://elsewhere.example/" + token, configuration
+        ),
+        "get_click_tracking_url_path": lambda token: get_click_tracking_url_path(
+            "https://elsewhere.example/" + token, configuration
+        ),
+        "Tracker.decode_open": tracker.decode_open,
+        "Tracker.decode_click": tracker.decode_click,
+        "Tracker.decode": lambda token: tracker.decode("click", token),
+        "Tracker.decode_any": tracker.decode_any,
+        "TokenSerializer.loads": lambda token: serializer.loads("open", token),
+    }
+    return [pytest.param(f, id=name) for name, f in entry_points.items()]
+
+
+@pytest.mark.parametrize("decode", _decoders())
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("eyJ1cmwiOiAiaHR0cHM6Ly9leGFtcGxlLmNvbS8ifQ==", id="pytracking"),
+        pytest.param("1AAAA", id="forged"),
+        pytest.param("%%%", id="garbage"),
+        pytest.param("1" + "A" * 5000, id="too-long"),
+    ],
+)
+def test_except_value_error_catches_bad_tokens(
+    decode: t.Callable[[str], object], token: str
+) -> None:
+    # pytracking's decoding errors (binascii.Error, UnicodeDecodeError,
+    # json.JSONDecodeError) were ValueErrors, so its users caught those.
+    with pytest.raises(ValueError) as info:
+        decode(token)
+    assert isinstance(info.value, InvalidToken)
+
+
+def test_expired_token_is_a_value_error() -> None:
+    tracker = Tracker(secret_key=SECRET, base_open_tracking_url=BASE, max_age=60)
+    url = tracker.open_url({"a": 1})
+    with pytest.raises(ValueError) as info:
+        tracker.decode_open(url, now=10**10)
+    assert type(info.value) is ExpiredToken
+    assert issubclass(ExpiredToken, InvalidToken)
+    assert issubclass(InvalidToken, ValueError)
+
+
+# -- adapt_html --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        pytest.param("<html><body><p>No links.</p></body></html>", id="no-links"),
+        pytest.param(
+            '<html><body><a href="mailto:a@example.com">a</a></body></html>',
+            id="mailto-only",
+        ),
+        pytest.param(
+            '<html><body><a href="#top">top</a><a>no href</a></body></html>',
+            id="untracked-links",
+        ),
+    ],
+)
+def test_adapt_html_without_links_needs_no_click_base(html: str) -> None:
+    output = adapt_html(html, {"a": 1}, secret_key=SECRET, base_open_tracking_url=BASE)
+    # The pixel is added and nothing else changes.
+    pixel = re.compile(f'<img src="{re.escape(BASE)}[^"]+"[^>]*>')
+    assert len(pixel.findall(output)) == 1
+    assert pixel.sub("", output) == html
+    # pytracking's adapt_html tracked it too.
+    theirs = pytracking.html.adapt_html(html, {"a": 1}, base_open_tracking_url=BASE)
+    assert theirs.count(f'src="{BASE}') == 1
+
+
+def test_adapt_html_with_a_link_needs_the_click_base() -> None:
+    html = '<html><body><a href="https://example.com/">x</a></body></html>'
+    with pytest.raises(MailTrackError, match="base_click_tracking_url"):
+        adapt_html(html, {"a": 1}, secret_key=SECRET, base_open_tracking_url=BASE)
+    # Not when links are not tracked.
+    output = adapt_html(
+        html, {"a": 1}, False, secret_key=SECRET, base_open_tracking_url=BASE
+    )
+    assert '<a href="https://example.com/">' in output
 
 
 # -- the pixel -------------------------------------------------------------------

@@ -146,18 +146,11 @@ class _Connection:
     def post(self, head: bytes, body: bytes) -> tuple[int, bool]:
         """Send one request; return the status and whether the connection
         can be reused."""
-        self.sock.sendall(head + body)
-        while True:
-            status, headers, version = self._read_head()
-            # 1xx answers (a 100 Continue nobody asked for) come before the
-            # real one.
-            if not 100 <= status < 200:
-                break
-        reusable = version == "HTTP/1.1" and headers.get("connection") != "close"
+        status, headers, reusable = self._send(head, body)
         if status in (204, 304):
             return status, reusable
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            return status, reusable and self._skip_chunks()
+            return status, reusable and self._read_chunks(None)
         length = headers.get("content-length")
         if length is None:
             return status, False  # the body ends when the server closes
@@ -166,6 +159,38 @@ class _Connection:
         if len(self.reader.read(int(length))) != int(length):
             return status, False
         return status, reusable
+
+    def exchange(
+        self, head: bytes, body: bytes, limit: int
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request; return the status, the headers (names in lower
+        case) and up to ``limit`` bytes of the body. The connection is not
+        reused after it."""
+        status, headers, _ = self._send(head, body)
+        if status in (204, 304):
+            return status, headers, b""
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            chunks: list[bytes] = []
+            self._read_chunks(chunks, limit)
+            return status, headers, b"".join(chunks)
+        length = headers.get("content-length")
+        if length is not None and length.isdigit():
+            limit = min(limit, int(length))
+        # Without a length, the body ends when the endpoint closes.
+        return status, headers, self.reader.read(limit)
+
+    def _send(self, head: bytes, body: bytes) -> tuple[int, dict[str, str], bool]:
+        """Send one request and read the head of its final answer: the
+        status, the headers, and whether the connection may be reused."""
+        self.sock.sendall(head + body)
+        while True:
+            status, headers, version = self._read_head()
+            # 1xx answers (a 100 Continue nobody asked for) come before the
+            # real one.
+            if not 100 <= status < 200:
+                break
+        reusable = version == "HTTP/1.1" and headers.get("connection") != "close"
+        return status, headers, reusable
 
     def _read_head(self) -> tuple[int, dict[str, str], str]:
         line = self.reader.readline(_MAX_LINE)
@@ -186,8 +211,12 @@ class _Connection:
             headers[name.strip().lower()] = value.strip()
         raise _ResponseError("Too many response headers.")
 
-    def _skip_chunks(self) -> bool:
-        """Read a chunked body; ``False`` when it is too long to bother."""
+    def _read_chunks(
+        self, keep: list[bytes] | None, limit: int = _MAX_RESPONSE_BYTES
+    ) -> bool:
+        """Read a chunked body, appending its chunks to ``keep`` if given;
+        ``False`` when it is cut short or longer than ``limit`` (then the
+        chunk that crosses the limit and the rest are not read)."""
         total = 0
         while True:
             size_line = self.reader.readline(_MAX_LINE).split(b";")[0].strip()
@@ -196,15 +225,18 @@ class _Connection:
             except ValueError:
                 raise _ResponseError("Invalid chunk size.") from None
             total += size
-            if total > _MAX_RESPONSE_BYTES:
+            if total > limit:
                 return False
             if size == 0:
                 # Trailers, then the blank line.
                 while self.reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
                     pass
                 return True
-            if len(self.reader.read(size + 2)) != size + 2:
+            chunk = self.reader.read(size + 2)
+            if len(chunk) != size + 2:
                 return False
+            if keep is not None:
+                keep.append(chunk[:size])
 
 
 class SocketTransport(Transport):
@@ -238,14 +270,7 @@ class SocketTransport(Transport):
             connection = self._connections.pop(key, None)
             reused = connection is not None
             if connection is None:
-                context = None
-                if parts.scheme == "https":
-                    if self._ssl_context is None:
-                        self._ssl_context = ssl.create_default_context()
-                    context = self._ssl_context
-                connection = _Connection(
-                    parts, self.timeout, context, public_only=public_only
-                )
+                connection = self._connect(parts, public_only)
             try:
                 status, reusable = connection.post(head, body)
             except (
@@ -268,6 +293,40 @@ class SocketTransport(Transport):
                 connection.close()
             return status
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def exchange(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        limit: int = 1024 * 1024,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """POST ``body`` once, on a new connection closed after it, and
+        return the whole answer: the status, the headers (names in lower
+        case) and the first ``limit`` bytes of the body.
+
+        :raise OSError: connection errors and timeouts.
+        :raise http.client.HTTPException: a malformed response.
+        :raise MailTrackError: a bad URL or header value.
+        """
+        parts = check_url(url)
+        head = self._head(parts, body, {"Connection": "close", **headers})
+        connection = self._connect(parts, False)
+        try:
+            return connection.exchange(head, body, limit)
+        finally:
+            connection.close()
+
+    def _connect(
+        self, parts: urllib.parse.SplitResult, public_only: bool
+    ) -> _Connection:
+        context = None
+        if parts.scheme == "https":
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            context = self._ssl_context
+        return _Connection(parts, self.timeout, context, public_only=public_only)
 
     @staticmethod
     def _head(

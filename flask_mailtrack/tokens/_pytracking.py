@@ -40,8 +40,12 @@ def make_fernet(key: bytes | str) -> Fernet:
         raise MailTrackError(f"Invalid Fernet key: {e}") from None
 
 
-def dumps_unsigned(payload: Payload, *, encoding: str = "utf-8") -> str:
-    """Make a pytracking plain token (unsigned: for compatibility only)."""
+def dumps_unsigned(
+    payload: Payload, *, encoding: str = "utf-8", fernet: Fernet | None = None
+) -> str:
+    """Make a pytracking token: plain (unsigned: for compatibility only), or
+    Fernet-encrypted with ``fernet``, as pytracking made them when it had an
+    ``encryption_bytestring_key``."""
     data: dict[str, t.Any] = {}
     if payload.url is not None:
         data["url"] = payload.url
@@ -53,6 +57,8 @@ def dumps_unsigned(payload: Payload, *, encoding: str = "utf-8") -> str:
         raw = json.dumps(data, allow_nan=False).encode(encoding)
     except (TypeError, ValueError) as e:
         raise MailTrackError(f"Metadata must be JSON-serializable: {e}") from e
+    if fernet is not None:
+        return fernet.encrypt(raw).decode("ascii")
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 

@@ -132,7 +132,8 @@ class TokenSerializer:
     :param legacy_fernet: The Fernet key that pytracking tokens were made with.
     :param legacy_redirect_hosts: Hosts that unsigned legacy click tokens may
         redirect to.
-    :param unsigned: Make pytracking's unsigned tokens (insecure).
+    :param unsigned: Make pytracking's tokens: unsigned (insecure), or
+        Fernet-encrypted with ``legacy_fernet``.
     :param encoding: Text encoding of pytracking tokens.
     """
 
@@ -306,9 +307,12 @@ class TokenSerializer:
         expires_at: int | None,
         webhook_url: str | None,
     ) -> str:
-        self._check_unsigned_target(kind, url)
+        if self._legacy_fernet is None:
+            self._check_unsigned_target(kind, url)
         payload = Payload(url, metadata or {}, issued_at, expires_at, webhook_url)
-        return dumps_unsigned(payload, encoding=self._encoding)
+        return dumps_unsigned(
+            payload, encoding=self._encoding, fernet=self._legacy_fernet
+        )
 
     def loads(self, kind: Kind, token: str, *, now: float | None = None) -> Payload:
         """Verify and decode a token of ``kind``; raise :exc:`InvalidToken`."""
@@ -381,7 +385,8 @@ class TokenSerializer:
 
     def _check_unsigned_target(self, kind: Kind, url: str | None) -> None:
         # An unsigned click token is read back only for an allowed host, so
-        # making one for any other host would make a dead link.
+        # making one for any other host would make a dead link. (A Fernet
+        # token is authenticated, so it is read back for any safe target.)
         if kind == CLICK and (
             not is_safe_target(url)
             or url_host(t.cast(str, url)) not in self.legacy_redirect_hosts

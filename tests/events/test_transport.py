@@ -12,6 +12,7 @@ import typing as t
 import pytest
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import send_webhook
+from flask_mailtrack import WebhookDeliveryError
 from flask_mailtrack import WebhookSender
 
 from _webhook_receiver import event
@@ -62,41 +63,83 @@ class ScriptedServer:
 
 
 @pytest.mark.parametrize(
-    ("answer", "status"),
+    ("answer", "status", "body"),
     [
         pytest.param(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, id="length"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, b"ok", id="length"
         ),
-        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", 204, id="no-content"),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", id="no-content"),
         pytest.param(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"2\r\nok\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n",
             200,
+            b"okabc",
             id="chunked",
         ),
-        pytest.param(b"HTTP/1.0 202 Accepted\r\n\r\nbody until close", 202, id="1.0"),
+        pytest.param(
+            b"HTTP/1.0 202 Accepted\r\n\r\nbody until close",
+            202,
+            b"body until close",
+            id="1.0",
+        ),
         pytest.param(
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n"
             b"Content-Length: 0\r\n\r\n",
             201,
+            b"",
             id="100-continue",
         ),
         pytest.param(
             b"HTTP/1.1 500 Oops\r\nContent-Length: 999999\r\n\r\n" + b"x" * 10,
             500,
+            b"x" * 10,  # all there was before the endpoint closed
             id="huge-body-not-read",
         ),
     ],
 )
-def test_http_answers(answer: bytes, status: int) -> None:
+def test_http_answers(answer: bytes, status: int, body: bytes) -> None:
+    from flask_mailtrack.events._transport import SocketTransport
+
+    # send_webhook reads the whole answer...
     server = ScriptedServer([(answer, True)])
     try:
-        assert send_webhook(event(webhook_url=server.url)).status_code == status
+        response = send_webhook(event(webhook_url=server.url))
+        assert (response.status_code, response.content) == (status, body)
         (request,) = server.requests
         assert request.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
         assert b"\r\nHost: 127.0.0.1:" in request
+        assert b"\r\nConnection: close\r\n" in request
     finally:
         server.close()
+    # ... the webhook worker's transport only its status.
+    server = ScriptedServer([(answer, True)])
+    transport = SocketTransport(timeout=5)
+    try:
+        assert transport.post(server.url, b"{}", {}) == status
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_send_webhook_keeps_at_most_a_mebibyte() -> None:
+    from flask_mailtrack.events._send_webhook import MAX_BODY_BYTES
+
+    size = MAX_BODY_BYTES + 10
+    for answer in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % MAX_BODY_BYTES
+        + b"x" * MAX_BODY_BYTES
+        + b"\r\n10\r\n"
+        + b"y" * 16
+        + b"\r\n0\r\n\r\n",
+    ):
+        server = ScriptedServer([(answer, True)])
+        try:
+            response = send_webhook(event(webhook_url=server.url))
+            assert response.content == b"x" * MAX_BODY_BYTES
+        finally:
+            server.close()
 
 
 @pytest.mark.parametrize(
@@ -117,8 +160,9 @@ def test_http_answers(answer: bytes, status: int) -> None:
 def test_bad_http_answers_are_failures(answer: bytes) -> None:
     server = ScriptedServer([(answer, True)])
     try:
-        with pytest.raises((OSError, http.client.HTTPException)):
+        with pytest.raises(WebhookDeliveryError) as info:
             send_webhook(event(webhook_url=server.url))
+        assert isinstance(info.value.__cause__, (OSError, http.client.HTTPException))
     finally:
         server.close()
 

@@ -376,3 +376,75 @@ def test_plain_legacy_click_token_to_an_allowed_host() -> None:
     tracker = legacy_tracker(["legacy.example.com"])
     result = tracker.decode_click(plain_token({"url": "https://LEGACY.example.com/"}))
     assert result.tracked_url == "https://LEGACY.example.com/"
+
+
+# -- making pytracking's Fernet tokens (insecure_unsigned_tokens + its key) ------
+
+
+def _fernet_tracker() -> Tracker:
+    with pytest.warns(InsecureTokenWarning, match="Fernet"):
+        configuration = Configuration(
+            base_open_tracking_url=OPEN_BASE,
+            base_click_tracking_url=CLICK_BASE,
+            insecure_unsigned_tokens=True,
+            encryption_bytestring_key=FERNET_KEY,
+        )
+    return Tracker(configuration)
+
+
+def test_insecure_tokens_with_a_fernet_key_are_pytracking_fernet_tokens() -> None:
+    tracker = _fernet_tracker()
+    theirs = _theirs(encryption_bytestring_key=FERNET_KEY)
+    # A host outside legacy_redirect_hosts is fine: Fernet tokens are
+    # authenticated, so they are followed wherever they point.
+    click_url = tracker.click_url(URL, METADATA)
+    open_url = tracker.open_url(METADATA)
+    for url in (click_url, open_url):
+        token = url.rpartition("/")[2]
+        assert token.startswith("gAAAAA")
+        # The metadata is hidden, as the key was meant to hide it.
+        raw = base64.urlsafe_b64decode(token)
+        for secret in ("customer_id", "shop.example.com", "sale?id=42"):
+            assert secret.encode() not in raw and secret not in url
+    # pytracking 0.2.2 holding the key reads them...
+    result = pytracking.get_click_tracking_result(
+        click_url,
+        base_click_tracking_url=CLICK_BASE,
+        encryption_bytestring_key=FERNET_KEY,
+    )
+    assert result.tracked_url == URL and result.metadata == METADATA
+    result = pytracking.get_open_tracking_result(
+        open_url, configuration=theirs, encryption_bytestring_key=FERNET_KEY
+    )
+    assert result.metadata == METADATA and result.is_open_tracking
+    # ... and so does flask_mailtrack, in this mode and in legacy mode.
+    for reader in (tracker, MIGRATING_FERNET):
+        assert reader.decode_click(click_url).tracked_url == URL
+        assert reader.decode_open(open_url).metadata == METADATA
+        with pytest.raises(InvalidToken):
+            reader.decode_open(click_url)
+    # Without the key, pytracking cannot read them.
+    with pytest.raises(Exception):  # noqa: B017 - whatever pytracking raises
+        pytracking.get_open_tracking_result(open_url, configuration=_theirs())
+
+
+def test_pytracking_fernet_tokens_read_by_flask_mailtrack() -> None:
+    theirs = _theirs(encryption_bytestring_key=FERNET_KEY)
+    click_url = pytracking.get_click_tracking_url(URL, METADATA, configuration=theirs)
+    open_url = pytracking.get_open_tracking_url(METADATA, configuration=theirs)
+    for reader in (MIGRATING_FERNET, _fernet_tracker()):
+        result = reader.decode_click(click_url)
+        assert result.tracked_url == URL and result.metadata == METADATA
+        assert result.legacy
+        assert reader.decode_open(open_url).metadata == METADATA
+
+
+def test_insecure_tokens_with_a_bad_fernet_key_are_refused() -> None:
+    with pytest.warns(InsecureTokenWarning):
+        configuration = Configuration(
+            base_open_tracking_url=OPEN_BASE,
+            insecure_unsigned_tokens=True,
+            encryption_bytestring_key="not a fernet key at all, but long",
+        )
+    with pytest.raises(MailTrackError, match="Fernet"):
+        Tracker(configuration)
