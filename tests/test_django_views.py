@@ -4,18 +4,14 @@ client and RequestFactory, and under gunicorn."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import logging
 import os
 import pathlib
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import typing as t
 
 import pytest
@@ -30,6 +26,8 @@ from flask_mailtrack.web import TRACKING_PIXEL
 from _django import BASE
 from _django import example_project
 from _django import EXAMPLES
+from _servers import free_port
+from _servers import running
 
 pytest.importorskip("django")
 
@@ -414,12 +412,6 @@ def test_a_configuration_of_your_own(factory: t.Any) -> None:
 # -- under gunicorn --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _request(
     port: int, path: str, method: str = "GET"
 ) -> tuple[int, dict[str, str], bytes]:
@@ -432,15 +424,16 @@ def _request(
         connection.close()
 
 
-@contextlib.contextmanager
-def _gunicorn(port: int) -> t.Iterator[subprocess.Popen[str]]:
+@pytest.mark.skipif(not shutil.which("gunicorn"), reason="gunicorn is not installed")
+def test_views_under_gunicorn() -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     root = pathlib.Path(__file__).resolve().parent.parent
     env = {
-        **os.environ,
         "PYTHONPATH": os.pathsep.join(
             [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
-        "MAILTRACK_BASE_URL": f"http://127.0.0.1:{port}",
+        "MAILTRACK_BASE_URL": base,
         "DJANGO_SETTINGS_MODULE": "django_project.settings",
         "DJANGO_DEBUG": "0",
     }
@@ -454,37 +447,8 @@ def _gunicorn(port: int) -> t.Iterator[subprocess.Popen[str]]:
         str(EXAMPLES),
         "django_project.wsgi:application",
     ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                assert process.stdout is not None
-                pytest.fail(f"gunicorn exited: {process.stdout.read()[-3000:]}")
-            try:
-                if _request(port, "/landing/")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.05)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.mark.skipif(not shutil.which("gunicorn"), reason="gunicorn is not installed")
-def test_views_under_gunicorn() -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with _gunicorn(port) as process:
+    output: list[str] = []
+    with running(command, env, port, ready_path="/landing/", output=output):
         status, _, page = _request(port, "/")
         assert status == 200
         link = re.search(r'href="([^"]+)"', page.decode())
@@ -510,9 +474,7 @@ def test_views_under_gunicorn() -> None:
         assert status == 404
         assert "Location" not in headers
         assert _request(port, link_path, "POST")[0] == 405
-    assert process.stdout is not None
-    log = process.stdout.read()
-    process.stdout.close()
+    log = output[0]
     # The project's hooks ran in the workers.
     assert "open {'recipient': 'reader@example.com'" in log
     assert f"-> {base}/landing/" in log
