@@ -46,6 +46,7 @@ TESTED_PAGES = (
     "privacy",
     "machine",
     "wsgi",
+    "django",
 )
 
 _CODE_BLOCK = re.compile(r"^(?P<indent>[ ]*)\.\. code-block:: python[ ]*$")
