@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import typing as t
 import warnings
 
@@ -36,6 +37,9 @@ DEFAULT_TIMEOUT_SECONDS = 5
 #: URLs containing one of these (case-insensitively) are never tracked, so
 #: that no tracking redirect stands between a recipient and leaving a list.
 DEFAULT_UNTRACKED_URL_PATTERNS = ("unsubscribe", "optout", "opt-out")
+
+# An HTTP field name (RFC 9110's token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 KeyInput = t.Union[str, bytes, t.Sequence[t.Union[str, bytes]]]
 MachineRule = t.Callable[..., t.Optional[str]]
@@ -114,6 +118,15 @@ class Configuration:
         is the :class:`~flask_mailtrack.TrackingResult`, ``hit`` the request
         as a :class:`flask_mailtrack.traffic.Hit` (method, path, headers,
         addresses, user agent). See :doc:`/machine`.
+    :param proxy_header: The header the trusted proxies write the client
+        address into, read only when ``trusted_proxies`` is set:
+        ``X-Forwarded-For`` (the default) or ``Forwarded``, lists whose
+        ``trusted_proxies``-th entry from the right is used; any other
+        header (nginx's ``X-Real-IP``, ``CF-Connecting-IP``) holds one
+        address that a trusted proxy sets, replacing what the client sent.
+
+    .. versionadded:: 0.1
+        ``proxy_header``.
 
     .. versionchanged:: 0.1
         Machine rules get a :class:`~flask_mailtrack.traffic.Hit` instead of
@@ -146,6 +159,7 @@ class Configuration:
     pixel_on_invalid_token: bool = True
     click_scan_seconds: float = 0
     machine_rules: t.Sequence[MachineRule] = ()
+    proxy_header: str = "X-Forwarded-For"
 
     def __new__(cls, *args: t.Any, **kwargs: t.Any) -> Configuration:
         # The generated __init__ refuses an unknown keyword with a bare
@@ -173,6 +187,15 @@ class Configuration:
             )
         if self.trusted_proxies < 0:
             raise ConfigurationError("trusted_proxies must be 0 or more.")
+        if not self.proxy_header:  # an environment variable set to nothing
+            set_(self, "proxy_header", "X-Forwarded-For")
+        if not isinstance(self.proxy_header, str) or not _HEADER_NAME.fullmatch(
+            self.proxy_header
+        ):
+            raise ConfigurationError(
+                "proxy_header must be the name of an HTTP header, such as"
+                f" 'X-Real-IP', not {self.proxy_header!r}."
+            )
         if self.max_token_length < 64:
             raise ConfigurationError("max_token_length must be at least 64.")
         if self.insecure_unsigned_tokens:

@@ -8,8 +8,9 @@ Connect receivers to them to record events, call webhooks, or queue work::
     def on_open(sender, result, request, **extra):
         ...
 
-The sender is the Flask app (through :class:`~flask_mailtrack.MailTrack`)
-or the :class:`~flask_mailtrack.TrackingMiddleware` instance. Receivers are
+The sender is the Flask app (through :class:`~flask_mailtrack.MailTrack`),
+the :class:`~flask_mailtrack.TrackingMiddleware` instance, or the view class
+of :mod:`flask_mailtrack.django` (whose ``request`` is Django's). Receivers are
 called synchronously in the request; a receiver that raises is logged and
 does not change the response (the adapters send with :func:`send_robust`).
 Do slow work (network, disk) in a queue or a thread, as

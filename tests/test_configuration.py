@@ -66,6 +66,9 @@ def test_unknown_keyword_raises_type_error_naming_it(build: object) -> None:
         ({"max_age": 0}, "max_age"),
         ({"trusted_proxies": -1}, "trusted_proxies"),
         ({"max_token_length": 10}, "max_token_length"),
+        ({"proxy_header": "X-Real-IP: 1.2.3.4"}, "proxy_header"),
+        ({"proxy_header": "X Real IP"}, "proxy_header"),
+        ({"proxy_header": 7}, "proxy_header"),
     ],
 )
 def test_invalid_values(kwargs: dict[str, object], message: str) -> None:
@@ -129,6 +132,7 @@ def test_from_mapping_converts_environment_text() -> None:
         "MAILTRACK_MAX_AGE": " 3600 ",
         "MAILTRACK_MAX_TOKEN_LENGTH": "2048",
         "MAILTRACK_TRUSTED_PROXIES": "2",
+        "MAILTRACK_PROXY_HEADER": "X-Real-IP",
         "MAILTRACK_WEBHOOK_TIMEOUT_SECONDS": "2.5",
         "MAILTRACK_CLICK_SCAN_SECONDS": "3",
         "MAILTRACK_LEGACY_REDIRECT_HOSTS": "a.example.com, B.example.com ,",
@@ -147,6 +151,10 @@ def test_from_mapping_converts_environment_text() -> None:
     assert configuration.max_age == 3600
     assert configuration.max_token_length == 2048
     assert configuration.trusted_proxies == 2
+    assert configuration.proxy_header == "X-Real-IP"
+    assert Configuration.from_mapping({"MAILTRACK_PROXY_HEADER": ""}).proxy_header == (
+        "X-Forwarded-For"
+    )
     assert configuration.webhook_timeout_seconds == 2.5
     assert configuration.click_scan_seconds == 3.0
     assert configuration.legacy_redirect_hosts == {"a.example.com", "b.example.com"}

@@ -1,12 +1,11 @@
-"""The Django example project, wrapped by TrackingMiddleware, through
-werkzeug's test client and LintMiddleware."""
+"""The Django example project wrapped by TrackingMiddleware (the other way
+to serve tracking in Django: no URL patterns), through werkzeug's test
+client and LintMiddleware. The project's own views are tested in
+test_django_views.py."""
 
 from __future__ import annotations
 
-import os
-import pathlib
 import re
-import sys
 import typing as t
 
 import pytest
@@ -16,31 +15,17 @@ from flask_mailtrack.web import TRACKING_PIXEL
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 
-django = pytest.importorskip("django")
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-BASE = "http://127.0.0.1:8000"
+from _django import BASE
+from _django import example_project
 
 
 @pytest.fixture(scope="module")
 def application() -> t.Iterator[TrackingMiddleware]:
-    from django.conf import settings
+    with example_project():
+        from django.core.wsgi import get_wsgi_application
+        from django_project.mailtrack import tracker
 
-    if settings.configured and settings.ROOT_URLCONF != "django_project.urls":
-        pytest.skip("Django is already configured for another project here.")
-    sys.path.insert(0, str(EXAMPLES))
-    previous = os.environ.get("DJANGO_SETTINGS_MODULE")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "django_project.settings"
-    try:
-        from django_project.wsgi import application
-
-        yield application
-    finally:
-        sys.path.remove(str(EXAMPLES))
-        if previous is None:
-            os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-        else:
-            os.environ["DJANGO_SETTINGS_MODULE"] = previous
+        yield TrackingMiddleware(get_wsgi_application(), tracker=tracker)
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ TESTED_PAGES = (
     "privacy",
     "machine",
     "wsgi",
+    "django",
 )
 
 _CODE_BLOCK = re.compile(r"^(?P<indent>[ ]*)\.\. code-block:: python[ ]*$")

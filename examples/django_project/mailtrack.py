@@ -1,38 +1,49 @@
-"""The project's tracker, built from the ``MAILTRACK_*`` Django settings, and
-the receivers that log its events."""
+"""The project's tracking: the configuration and the tracker that makes
+links (in views, Celery tasks, management commands...), and the views that
+serve them, with pytracking's hooks."""
 
 from __future__ import annotations
 
 import logging
-import typing as t
 
-from django.conf import settings
-from flask_mailtrack import Configuration
-from flask_mailtrack import email_opened
-from flask_mailtrack import link_clicked
+from django.http import HttpRequest
+from flask_mailtrack import InvalidToken
 from flask_mailtrack import Tracker
-from flask_mailtrack import tracking_failed
 from flask_mailtrack import TrackingResult
+from flask_mailtrack.django import ClickTrackingView
+from flask_mailtrack.django import get_configuration_from_settings
+from flask_mailtrack.django import OpenTrackingView
 
 logger = logging.getLogger("django_project")
 
-configuration = Configuration.from_mapping(
-    {name: getattr(settings, name) for name in dir(settings)}
-)
-#: Makes links in views (and in Celery tasks, management commands...).
+#: settings.PYTRACKING_CONFIGURATION, signed with settings.SECRET_KEY.
+configuration = get_configuration_from_settings()
 tracker = Tracker(configuration)
 
 
-@email_opened.connect
-def log_open(sender: object, result: TrackingResult, **extra: t.Any) -> None:
-    logger.info("open %s machine=%s", result.metadata, result.machine)
+class OpenView(OpenTrackingView):
+    """The pixel; each open is logged."""
+
+    def notify_tracking_event(self, tracking_result: TrackingResult) -> None:
+        logger.info(
+            "open %s machine=%s", tracking_result.metadata, tracking_result.machine
+        )
+
+    def notify_decoding_error(
+        self, exception: InvalidToken, request: HttpRequest
+    ) -> None:
+        logger.warning("refused open token: %s", exception.reason)
 
 
-@link_clicked.connect
-def log_click(sender: object, result: TrackingResult, **extra: t.Any) -> None:
-    logger.info("click %s -> %s", result.metadata, result.tracked_url)
+class ClickView(ClickTrackingView):
+    """The redirect; each click is logged."""
 
+    def notify_tracking_event(self, tracking_result: TrackingResult) -> None:
+        logger.info(
+            "click %s -> %s", tracking_result.metadata, tracking_result.tracked_url
+        )
 
-@tracking_failed.connect
-def log_failure(sender: object, reason: str, kind: str, **extra: t.Any) -> None:
-    logger.warning("refused %s token: %s", kind, reason)
+    def notify_decoding_error(
+        self, exception: InvalidToken, request: HttpRequest
+    ) -> None:
+        logger.warning("refused click token: %s", exception.reason)

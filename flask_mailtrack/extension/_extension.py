@@ -69,6 +69,7 @@ _CONFIG_DEFAULTS = (
     "default_metadata",
     "max_age",
     "trusted_proxies",
+    "proxy_header",
     "anonymize_ip",
     "pixel_on_invalid_token",
     "click_scan_seconds",

@@ -21,6 +21,9 @@ environment variables, the names of the Flask config keys:
     deliver`` process to post them; default ``true``.
 ``MAILTRACK_TRUSTED_PROXIES``
     Number of reverse proxies whose ``X-Forwarded-For`` is trusted.
+``MAILTRACK_PROXY_HEADER``
+    The header those proxies write the client address into, when it is not
+    ``X-Forwarded-For`` (``X-Real-IP``, ``Forwarded``, ``CF-Connecting-IP``).
 ``MAILTRACK_STATS_PASSWORD``
     Password of ``/stats`` (HTTP basic auth, any user name). Without it the
     stats pages answer 404, except in demo mode.

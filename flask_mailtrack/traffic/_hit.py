@@ -43,8 +43,8 @@ class Hit(t.NamedTuple):
     headers: HeaderLookup
     #: The peer of the connection (``REMOTE_ADDR``), or ``None``.
     remote_addr: str | None
-    #: The client address: :attr:`remote_addr`, or the ``X-Forwarded-For``
-    #: entry of the outermost trusted proxy (``trusted_proxies``). Never
+    #: The client address: :attr:`remote_addr`, or the address the outermost
+    #: trusted proxy wrote (``trusted_proxies``, ``proxy_header``). Never
     #: anonymised, so that network rules see the real address.
     client_ip: str | None
     #: The ``User-Agent`` header, ``""`` when absent, cut to 512 characters.

@@ -11,9 +11,15 @@ the operator declares how many reverse proxies stand in front of the server
 read, and only its ``N``-th entry from the right: the entry the outermost
 trusted proxy appended. Every entry further left was written by the client
 and could be anything, which is why a client's ``X-Forwarded-For`` is never
-trusted by default (pytracking's ``django-ipware`` call read it from anyone).
-This is the rule of :class:`werkzeug.middleware.proxy_fix.ProxyFix` with
-``x_for=N``.
+trusted by default (pytracking's ``django-ipware`` call read it, and
+``X-Real-IP``, from anyone). This is the rule of
+:class:`werkzeug.middleware.proxy_fix.ProxyFix` with ``x_for=N``.
+
+A proxy that writes another header names it with ``proxy_header``:
+``Forwarded`` (RFC 7239) is a list read like ``X-Forwarded-For`` (its
+``for=`` parameter); any other header (nginx's ``X-Real-IP``,
+``CF-Connecting-IP``) holds one address that the proxy sets, replacing
+whatever the client sent, and is likewise read only with ``trusted_proxies``.
 
 With ``anonymize_ip`` the address is truncated (IPv4 to its /24, IPv6 to its
 /48) before it is put into the request data, so no receiver of a signal,
@@ -45,12 +51,15 @@ _MAX_HEADER_LENGTH = 512
 
 
 def client_address(
-    headers: HeaderLookup, remote_addr: str | None, trusted_proxies: int = 0
+    headers: HeaderLookup,
+    remote_addr: str | None,
+    trusted_proxies: int = 0,
+    proxy_header: str = "X-Forwarded-For",
 ) -> str | None:
     """The client address of a request.
 
-    :param headers: The request headers; ``X-Forwarded-For`` is read from
-        them when ``trusted_proxies`` is set.
+    :param headers: The request headers; ``proxy_header`` is read from them
+        when ``trusted_proxies`` is set.
     :param remote_addr: The peer of the connection (``REMOTE_ADDR``).
     :param trusted_proxies: Number of reverse proxies whose
         ``X-Forwarded-For`` entries are trusted. With ``0`` only
@@ -58,18 +67,59 @@ def client_address(
         trusted proxies, the request did not come through all of them, and
         ``remote_addr`` is used. A port written after the address is
         dropped.
+    :param proxy_header: The header the proxies write: ``X-Forwarded-For``
+        or ``Forwarded`` (lists, read as above), or a header holding the one
+        address a trusted proxy sets, such as ``X-Real-IP`` (its last entry
+        is used, should a proxy append instead of replace).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+        ``proxy_header``.
     """
     if trusted_proxies:
-        forwarded = headers.get("X-Forwarded-For")
-        if forwarded:
-            values = parse_list_header(forwarded)
-            if len(values) >= trusted_proxies:
-                value = _without_port(values[-trusted_proxies].strip())
-                if value:
-                    return value[:_MAX_HEADER_LENGTH]
+        value = _proxied_address(
+            headers.get(proxy_header), proxy_header, trusted_proxies
+        )
+        if value:
+            return value[:_MAX_HEADER_LENGTH]
     return remote_addr if isinstance(remote_addr, str) and remote_addr else None
+
+
+# Headers every proxy appends to (one entry per hop); any other header is one
+# address, set by the proxy.
+_LIST_HEADERS = frozenset(("x-forwarded-for", "forwarded"))
+
+
+def _proxied_address(
+    value: str | None, proxy_header: str, trusted_proxies: int
+) -> str | None:
+    """The address the outermost trusted proxy wrote in ``value``, the text
+    of ``proxy_header``, or ``None``."""
+    if not value:
+        return None
+    values = parse_list_header(value)
+    name = proxy_header.lower()
+    if name in _LIST_HEADERS:
+        if len(values) < trusted_proxies:
+            return None
+        entry = values[-trusted_proxies]
+    elif values:
+        entry = values[-1]
+    else:
+        return None
+    if name == "forwarded":
+        entry = _forwarded_for(entry)
+    return _without_port(entry.strip())
+
+
+def _forwarded_for(element: str) -> str:
+    """The ``for=`` parameter of a ``Forwarded`` element such as
+    ``for="[2001:db8::7]:443";proto=https``, unquoted; ``""`` without one."""
+    for pair in element.split(";"):
+        key, _, value = pair.partition("=")
+        if key.strip().lower() == "for":
+            return value.strip().strip('"')
+    return ""
 
 
 def read_hit(
@@ -79,6 +129,7 @@ def read_hit(
     remote_addr: str | None,
     *,
     trusted_proxies: int = 0,
+    proxy_header: str = "X-Forwarded-For",
 ) -> Hit:
     """The :class:`~flask_mailtrack.traffic.Hit` of a request: its client
     address (see :func:`client_address`) and user agent (cut to 512
@@ -91,7 +142,7 @@ def read_hit(
         path,
         headers,
         remote_addr,
-        client_address(headers, remote_addr, trusted_proxies)
+        client_address(headers, remote_addr, trusted_proxies, proxy_header)
         if trusted_proxies or not remote_addr
         else remote_addr,
         _header_text(headers.get("User-Agent")) or "",

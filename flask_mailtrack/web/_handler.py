@@ -217,6 +217,7 @@ def decide(
         headers,
         remote_addr,
         trusted_proxies=configuration.trusted_proxies,
+        proxy_header=configuration.proxy_header,
     )
     result = tracker.result(
         kind, payload, request_data=request_data_of(hit, configuration, now), now=now

@@ -102,7 +102,7 @@ def full_path(environ: t.Mapping[str, t.Any]) -> str:
 
 
 def send_signals(
-    handled: HandledRequest, sender: object, request: t.Callable[[], Request]
+    handled: HandledRequest, sender: object, request: t.Callable[[], object]
 ) -> None:
     """Send the signal of an outcome of :func:`~flask_mailtrack.web.decide`:
     ``tracking_failed`` for a refused token, ``email_opened`` or
@@ -111,10 +111,12 @@ def send_signals(
     (:func:`~flask_mailtrack.signals.send_robust`).
 
     :param handled: The outcome.
-    :param sender: The sender: the Flask app, or the middleware.
+    :param sender: The sender: the Flask app, the middleware, or the Django
+        view class.
     :param request: Returns the request given to the receivers as
-        ``request=``; called only when the signal has receivers, so that an
-        adapter builds a werkzeug request only for them.
+        ``request=`` (a werkzeug request; Django's from the Django views);
+        called only when the signal has receivers, so that an adapter
+        builds a werkzeug request only for them.
 
     .. versionadded:: 0.1
     """

@@ -268,6 +268,7 @@ def test_config_defaults(app: Flask) -> None:
     assert config["MAILTRACK_ENCRYPTION_KEY"] is None
     assert config["MAILTRACK_DEFAULT_METADATA"] is None
     assert config["MAILTRACK_TRUSTED_PROXIES"] == 0
+    assert config["MAILTRACK_PROXY_HEADER"] == "X-Forwarded-For"
     assert config["MAILTRACK_ANONYMIZE_IP"] is False
     assert config["MAILTRACK_PIXEL_ON_INVALID_TOKEN"] is True
     assert config["MAILTRACK_MACHINE_RULES"] == ()
@@ -364,6 +365,20 @@ def test_trusted_proxies(trusted: int, expected: str) -> None:
             environ_base={"REMOTE_ADDR": "192.0.2.1"},
         )
     assert events[0].kwargs["result"].request_data["user_ip"] == expected
+
+
+def test_proxy_header() -> None:
+    app = make_app(
+        {"MAILTRACK_TRUSTED_PROXIES": 1, "MAILTRACK_PROXY_HEADER": "X-Real-IP"}
+    )
+    url = links(app).open_url()
+    with record_events() as events:
+        app.test_client().get(
+            path_of(url),
+            headers={"X-Real-IP": "198.51.100.9", "X-Forwarded-For": "6.6.6.6"},
+            environ_base={"REMOTE_ADDR": "192.0.2.1"},
+        )
+    assert events[0].kwargs["result"].request_data["user_ip"] == "198.51.100.9"
 
 
 def test_arguments_win_over_config() -> None:

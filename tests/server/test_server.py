@@ -4,14 +4,10 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import typing as t
@@ -42,13 +38,16 @@ from flask_mailtrack.tracker import Tracker
 from test_webhooks import Receiver
 from test_webhooks import SECRET as WEBHOOK_SECRET
 
+from _servers import free_port
+from _servers import running
+from _servers import STARTUP
+
 KEY = "server-test-secret-key-0123456789"
 PASSWORD = "correct horse"
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/120.0 Safari/537.36"
 )
-STARTUP = 60.0  # seconds a subprocess server may take to start
 
 
 @pytest.fixture
@@ -484,12 +483,6 @@ def test_serve_help_mentions_gunicorn() -> None:
 # -- real servers ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: t.Any, **kwargs: t.Any) -> None:
         return None
@@ -505,42 +498,6 @@ def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     except urllib.error.HTTPError as e:
         with e:
             return e.code, dict(e.headers), e.read()
-
-
-@contextlib.contextmanager
-def running(command: list[str], env: dict[str, str], port: int) -> t.Iterator[str]:
-    """Run a server subprocess until ``/healthz`` answers; stop it after."""
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP
-        while True:
-            if process.poll() is not None:
-                assert process.stdout is not None
-                pytest.fail(f"server exited: {process.stdout.read()[-3000:]}")
-            try:
-                if fetch(f"{root}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield root
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 def _track_through(root: str, environ: dict[str, str]) -> None:

@@ -418,6 +418,28 @@ def test_client_ip(
 
 
 @pytest.mark.parametrize(
+    ("trusted", "expected"),
+    [
+        pytest.param(0, "10.0.0.1", id="spoofed-untrusted"),
+        pytest.param(1, "198.51.100.7", id="one-proxy"),
+    ],
+)
+def test_proxy_header(
+    configuration: Configuration, trusted: int, expected: str
+) -> None:
+    tracker = Tracker(
+        configuration.replace(trusted_proxies=trusted, proxy_header="X-Real-IP")
+    )
+    with record_events() as events:
+        make_client(tracker).get(
+            path(tracker.open_url()),
+            headers={"X-Real-IP": "198.51.100.7", "X-Forwarded-For": "6.6.6.6"},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},
+        )
+    assert events[0].kwargs["result"].request_data["user_ip"] == expected
+
+
+@pytest.mark.parametrize(
     ("address", "expected"),
     [
         pytest.param("203.0.113.195", "203.0.113.0", id="ipv4"),

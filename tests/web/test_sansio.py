@@ -162,6 +162,46 @@ def test_client_address(forwarded: str | None, proxies: int, expected: str) -> N
     assert client_address(headers, "10.0.0.1", proxies) == expected
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "proxies", "expected"),
+    [
+        pytest.param("X-Real-IP", "203.0.113.7", 0, "10.0.0.1", id="real-ip-untrusted"),
+        pytest.param("X-Real-IP", "203.0.113.7", 1, "203.0.113.7", id="real-ip"),
+        pytest.param("x-real-ip", "203.0.113.7", 2, "203.0.113.7", id="one-address"),
+        pytest.param(
+            "X-Real-IP", "6.6.6.6, 203.0.113.7", 1, "203.0.113.7", id="appended"
+        ),
+        pytest.param("X-Real-IP", "", 1, "10.0.0.1", id="empty"),
+        pytest.param(
+            "CF-Connecting-IP", "[2001:db8::7]:443", 1, "2001:db8::7", id="ipv6-port"
+        ),
+        pytest.param(
+            "Forwarded",
+            'for=6.6.6.6, for="[2001:db8::7]:443";proto=https',
+            1,
+            "2001:db8::7",
+            id="forwarded",
+        ),
+        pytest.param(
+            "Forwarded",
+            "for=203.0.113.7;proto=http, For=198.51.100.2",
+            2,
+            "203.0.113.7",
+            id="forwarded-two",
+        ),
+        pytest.param("Forwarded", "for=203.0.113.7", 2, "10.0.0.1", id="too-few"),
+        pytest.param("Forwarded", "proto=https", 1, "10.0.0.1", id="no-for"),
+    ],
+)
+def test_client_address_from_proxy_header(
+    header: str, value: str, proxies: int, expected: str
+) -> None:
+    headers = Headers({header: value})
+    # The default header is ignored once another one is named.
+    headers["X-Forwarded-For"] = "6.6.6.6"
+    assert client_address(headers, "10.0.0.1", proxies, header) == expected
+
+
 def test_read_hit_and_request_data_of(tracker: Tracker) -> None:
     headers = {
         "User-Agent": "x" * 600,
