@@ -31,11 +31,15 @@ def application() -> t.Iterator[TrackingMiddleware]:
     sys.path.insert(0, str(EXAMPLES))
     previous = os.environ.get("DJANGO_SETTINGS_MODULE")
     os.environ["DJANGO_SETTINGS_MODULE"] = "django_project.settings"
+    patch = pytest.MonkeyPatch()
+    # A real key: the example's fallback is a placeholder, which warns.
+    patch.setenv("MAILTRACK_SECRET_KEY", "django-example-test-secret-key-0123456789")
     try:
         from django_project.wsgi import application
 
         yield application
     finally:
+        patch.undo()
         sys.path.remove(str(EXAMPLES))
         if previous is None:
             os.environ.pop("DJANGO_SETTINGS_MODULE", None)

@@ -22,6 +22,8 @@ def _load_example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     # Flask finds the templates folder from the module of the app's name.
     monkeypatch.setitem(sys.modules, spec.name, module)
+    # A real key: the example's fallback is a placeholder, which warns.
+    monkeypatch.setenv("SECRET_KEY", "flask-example-test-secret-key-0123456789")
     spec.loader.exec_module(module)
     return module
 

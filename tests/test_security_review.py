@@ -374,6 +374,7 @@ def test_flask_example_keeps_a_bounded_event_list(
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
+    monkeypatch.setenv("SECRET_KEY", SECRET)  # the example's fallback warns
     spec.loader.exec_module(module)
     app = module.create_app({"TESTING": True})
     client = app.test_client()

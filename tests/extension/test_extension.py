@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-SECRET = "test secret key, long enough"
+SECRET = "test secret key, long enough-012"
 
 
 def make_app(config: dict[str, t.Any] | None = None, **kwargs: t.Any) -> Flask:
@@ -195,9 +195,9 @@ def test_open_token_is_not_a_click_token(app: Flask, client: FlaskClient) -> Non
 def test_two_apps_with_different_secrets_never_cross() -> None:
     extension = MailTrack()
     first = Flask("first")
-    first.config["SECRET_KEY"] = "first app secret key"
+    first.config["SECRET_KEY"] = "first app secret key-0123456789a"
     second = Flask("second")
-    second.config["SECRET_KEY"] = "second app secret key"
+    second.config["SECRET_KEY"] = "second app secret key-0123456789"
     extension.init_app(first)
     extension.init_app(second)
 
@@ -378,11 +378,13 @@ def test_arguments_win_over_config() -> None:
 
 
 def test_configuration_argument_replaces_config_keys() -> None:
-    configuration = Configuration(secret_key="configuration secret", max_age=30)
+    configuration = Configuration(
+        secret_key="configuration secret-0123456789a", max_age=30
+    )
     app = make_app({"MAILTRACK_MAX_AGE": 10}, configuration=configuration)
     tracker = links(app)
     assert tracker.configuration.max_age == 30
-    assert tracker.configuration.secret_key == "configuration secret"
+    assert tracker.configuration.secret_key == "configuration secret-0123456789a"
 
 
 @pytest.mark.parametrize(
@@ -408,13 +410,13 @@ def test_url_prefix(prefix: str, path: str) -> None:
 
 
 def test_secret_key_fallbacks_verify_old_links() -> None:
-    old_app = make_app({"SECRET_KEY": "the old secret key"})
+    old_app = make_app({"SECRET_KEY": "the old secret key-0123456789abc"})
     old_url = links(old_app).click_url("https://example.com/old")
 
     app = make_app(
         {
-            "SECRET_KEY": "the new secret key",
-            "SECRET_KEY_FALLBACKS": ["the old secret key"],
+            "SECRET_KEY": "the new secret key-0123456789abc",
+            "SECRET_KEY_FALLBACKS": ["the old secret key-0123456789abc"],
         }
     )
     new_url = links(app).click_url("https://example.com/new")
@@ -424,14 +426,14 @@ def test_secret_key_fallbacks_verify_old_links() -> None:
 
     # The newest key signs: the old app cannot read new links.
     assert old_app.test_client().get(path_of(new_url)).status_code == 404
-    new_only = make_app({"SECRET_KEY": "the new secret key"})
+    new_only = make_app({"SECRET_KEY": "the new secret key-0123456789abc"})
     assert new_only.test_client().get(path_of(new_url)).status_code == 302
 
 
 def test_mailtrack_secret_key_wins_over_secret_key() -> None:
-    app = make_app({"MAILTRACK_SECRET_KEY": "a dedicated tracking key"})
+    app = make_app({"MAILTRACK_SECRET_KEY": "a dedicated tracking key-0123456"})
     url = links(app).click_url("https://example.com/")
-    assert Tracker(secret_key="a dedicated tracking key").decode_click(
+    assert Tracker(secret_key="a dedicated tracking key-0123456").decode_click(
         url.rsplit("/", 1)[1]
     ).tracked_url == ("https://example.com/")
     with pytest.raises(InvalidToken):

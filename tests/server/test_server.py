@@ -32,6 +32,7 @@ from flask_mailtrack import WebhookSender
 from flask_mailtrack.cli import environ_configuration
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
+from flask_mailtrack.exceptions import MailTrackWarning
 from flask_mailtrack.exceptions import MissingSettingError
 from flask_mailtrack.extension import get_state
 from flask_mailtrack.server import close_app
@@ -117,13 +118,15 @@ def test_settings_come_from_the_environment(database: str) -> None:
         "MAILTRACK_DATABASE": database,
         "MAILTRACK_BASE_URL": "https://t.example.com",
         "MAILTRACK_TRUSTED_PROXIES": "1",
-        "MAILTRACK_NOT_A_SETTING": "ignored: the environment is shared",
+        "MAILTRACK_NOT_A_SETTING": "ignored, with a warning",
         "PATH": "/bin",
     }
-    app = create_app(environ=environ)
+    with pytest.warns(MailTrackWarning, match="MAILTRACK_NOT_A_SETTING"):
+        app = create_app(environ=environ)
     try:
         # A link printed by `mailtrack track` with the same environment...
-        tracker = Tracker(environ_configuration(environ))
+        with pytest.warns(MailTrackWarning, match="MAILTRACK_NOT_A_SETTING"):
+            tracker = Tracker(environ_configuration(environ))
         click = tracker.click_url("https://example.com/", {"recipient": "bob"})
         assert click.startswith("https://t.example.com/mailtrack/c/")
         # ...is answered by the server.
@@ -156,12 +159,13 @@ def test_the_environment_gives_settings_config_wins(database: str) -> None:
         "MAILTRACK_SECRET_KEY": KEY,
         "MAILTRACK_MAX_AGE": "60",
         "MAILTRACK_STATS_PASSWORD": "from the environment",
-        "MAILTRACK_OTHER_PROGRAM": "ignored",
+        "MAILTRACK_OTHER_PROGRAM": "ignored, with a warning",
     }
-    app = create_app(
-        {"MAILTRACK_DATABASE": database, "MAILTRACK_STATS_PASSWORD": PASSWORD},
-        environ=environ,
-    )
+    with pytest.warns(MailTrackWarning, match="MAILTRACK_OTHER_PROGRAM"):
+        app = create_app(
+            {"MAILTRACK_DATABASE": database, "MAILTRACK_STATS_PASSWORD": PASSWORD},
+            environ=environ,
+        )
     try:
         assert get_state(app).configuration.max_age == 60
         assert app.config["MAILTRACK_STATS_PASSWORD"] == PASSWORD
