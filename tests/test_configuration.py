@@ -6,7 +6,10 @@ import copy
 import dataclasses
 import json
 import pickle
+import typing as t
+import warnings
 
+import flask_mailtrack.configuration as configuration_module
 import pytest
 from flask_mailtrack import Configuration
 from flask_mailtrack import ConfigurationError
@@ -15,8 +18,10 @@ from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
 from flask_mailtrack.configuration import environ_settings
 from flask_mailtrack.configuration import parse_bool
+from flask_mailtrack.exceptions import MailTrackWarning
 from flask_mailtrack.exceptions import MissingSettingError
 from flask_mailtrack.exceptions import UnknownSettingError
+from flask_mailtrack.exceptions import WeakSecretKeyWarning
 
 SECRET = "configuration-test-secret-key-0123456789"
 OLD = "the-old-configuration-test-key-0123456789"
@@ -323,3 +328,119 @@ def test_environ_settings_default_is_os_environ(
 ) -> None:
     monkeypatch.setenv("MAILTRACK_MAX_AGE", "60")
     assert environ_settings()["MAILTRACK_MAX_AGE"] == "60"
+
+
+# -- first-run settings (issue 14) ----------------------------------------------------
+
+
+@pytest.fixture
+def fresh_key_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the keys already warned about in this process."""
+    monkeypatch.setattr(configuration_module, "_warned_weak_keys", set())
+
+
+@pytest.mark.usefixtures("fresh_key_warnings")
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        pytest.param("dev", "well-known placeholder", id="dev"),
+        pytest.param("secret", "well-known placeholder", id="secret"),
+        pytest.param("Change-Me", "well-known placeholder", id="changeme"),
+        pytest.param(b"changeit", "well-known placeholder", id="changeit-bytes"),
+        pytest.param(
+            "please change me to a long random value", "placeholder", id="long-changeme"
+        ),
+        pytest.param(
+            "django-insecure-" + "q" * 8 + "0123456789abcdefghijklmnop",
+            "placeholder",
+            id="django-insecure",
+        ),
+        pytest.param("a" * 31, "shorter than 32 bytes", id="31-bytes"),
+        pytest.param("ab" * 40, "fewer than 5 different", id="repeated"),
+        pytest.param(["old", SECRET], "shorter than 32", id="old-key-in-a-list"),
+    ],
+)
+def test_weak_secret_key_warns(key: t.Any, said: str) -> None:
+    with pytest.warns(WeakSecretKeyWarning, match=said) as caught:
+        Configuration(secret_key=key)
+    assert "mailtrack keygen" in str(caught[0].message)
+    # A weak key is still a key: links work, with the warning.
+    assert Configuration(secret_key=key).secret_keys
+
+
+@pytest.mark.usefixtures("fresh_key_warnings")
+def test_weak_secret_key_warns_once_per_key() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configuration = Configuration(secret_key="dev")
+        configuration.replace(max_age=5).replace(anonymize_ip=True)
+        Configuration.from_mapping({"MAILTRACK_SECRET_KEY": "dev"})
+        Configuration(secret_key="secret")
+    assert [w.category for w in caught] == [WeakSecretKeyWarning] * 2
+
+
+def test_strong_secret_keys_do_not_warn() -> None:
+    # Run under filterwarnings=error: a warning would fail the test.
+    Configuration(secret_key=SECRET)
+    Configuration(secret_key=[OLD, NEW])
+    Configuration(secret_key=b"\x00\x01\x02\x03\x04" * 7)
+    Configuration(encryption_key="short-but-16-byte")  # not a secret_key
+
+
+def test_environ_settings_warns_about_unknown_variables() -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": SECRET,
+        "MAILTRACK_ANONYMISE_IP": "1",
+        "MAILTRACK_WEBHOOK_REFUSE_PRIVAT": "1",
+        "MAILTRACK_ZZZZ": "x",
+        "PATH": "/bin",
+    }
+    with pytest.warns(MailTrackWarning) as caught:
+        assert environ_settings(environ) == {"MAILTRACK_SECRET_KEY": SECRET}
+    (warning,) = caught
+    message = str(warning.message)
+    assert "MAILTRACK_ANONYMISE_IP (did you mean MAILTRACK_ANONYMIZE_IP?)" in message
+    assert (
+        "MAILTRACK_WEBHOOK_REFUSE_PRIVAT (did you mean"
+        " MAILTRACK_WEBHOOK_REFUSE_PRIVATE?)" in message
+    )
+    # No guess when nothing is close.
+    assert message.endswith("MAILTRACK_ZZZZ.")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("false", False), ("no", False), ("TRUE", True), ("1", True)],
+)
+def test_boolean_parameters_given_as_text(value: str, expected: bool) -> None:
+    configuration = Configuration(anonymize_ip=value, append_slash=value)
+    assert configuration.anonymize_ip is expected
+    assert configuration.append_slash is expected
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: Configuration(anonymize_ip="flase"), id="bool-text"),
+        pytest.param(lambda: Configuration(webhook_timeout_seconds=0), id="timeout-0"),
+        pytest.param(
+            lambda: Configuration(webhook_timeout_seconds=float("inf")),
+            id="timeout-inf",
+        ),
+        pytest.param(
+            lambda: Configuration.from_mapping({"MAILTRACK_CLICK_SCAN_SECONDS": "nan"}),
+            id="nan",
+        ),
+        pytest.param(
+            lambda: (
+                Configuration.from_mapping(
+                    {"MAILTRACK_SECRET_KEY": "[1, 2]"}
+                ).secret_keys
+            ),
+            id="key-list-of-numbers",
+        ),
+    ],
+)
+def test_unusable_values_are_configuration_errors(make: t.Callable[[], object]) -> None:
+    with pytest.raises(ConfigurationError):
+        make()
