@@ -22,8 +22,10 @@ from .exceptions import ExpiredToken as ExpiredToken
 from .exceptions import InsecureTokenWarning as InsecureTokenWarning
 from .exceptions import InvalidToken as InvalidToken
 from .exceptions import MailTrackError as MailTrackError
+from .exceptions import MailTrackWarning as MailTrackWarning
 from .exceptions import MissingSettingError as MissingSettingError
 from .exceptions import UnknownSettingError as UnknownSettingError
+from .exceptions import WeakSecretKeyWarning as WeakSecretKeyWarning
 from .exceptions import WebhookDeliveryError as WebhookDeliveryError
 from .exceptions import WebhookVerificationError as WebhookVerificationError
 from .result import TrackingResult as TrackingResult
@@ -97,11 +99,13 @@ __all__ = [
     "InvalidToken",
     "MailTrack",
     "MailTrackError",
+    "MailTrackWarning",
     "MissingSettingError",
     "Tracker",
     "TrackingMiddleware",
     "TrackingResult",
     "UnknownSettingError",
+    "WeakSecretKeyWarning",
     "WebhookDeliveryError",
     "WebhookSender",
     "WebhookVerificationError",

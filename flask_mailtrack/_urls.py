@@ -9,8 +9,11 @@ signed by an older, laxer version still cannot redirect anywhere unsafe.
 from __future__ import annotations
 
 import re
+from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
+
+from .exceptions import ConfigurationError
 
 # Absolute http(s) URL with a host. The host excludes everything that lets a
 # browser read a different host than a naive parser would: userinfo ("@"),
@@ -78,17 +81,22 @@ class TokenURL:
         https://t.example.com/c/        -> https://t.example.com/c/<token>
         https://t.example.com/c?src=m   -> https://t.example.com/c/<token>?src=m
 
-    With ``append_slash`` a ``/`` follows the token.
+    With ``append_slash`` a ``/`` follows the token. A base with a fragment
+    is refused (see :func:`split_base_url`).
+
+    :param setting: The setting ``base`` comes from, for error messages.
     """
 
     __slots__ = ("base", "prefix", "suffix", "path")
 
-    def __init__(self, base: str, *, append_slash: bool = False) -> None:
-        parts = urlsplit(base)
-        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"Tracking base URL {base!r} must be an absolute http(s) URL."
-            )
+    def __init__(
+        self,
+        base: str,
+        *,
+        append_slash: bool = False,
+        setting: str = "Tracking base URL",
+    ) -> None:
+        parts = split_base_url(base, setting, query=True)
         path = parts.path if parts.path.endswith("/") else parts.path + "/"
         #: The base URL as configured.
         self.base = base
@@ -113,6 +121,41 @@ class TokenURL:
         if not url.startswith(self.prefix):
             return None
         return strip_token(url[len(self.prefix) :])
+
+
+def split_base_url(base: str, setting: str, *, query: bool) -> SplitResult:
+    """The parts of a base URL that links are made on, checked.
+
+    :param setting: The setting ``base`` comes from, for error messages.
+    :param query: Whether a query string is kept (after the token, by
+        :class:`TokenURL`). A base that other paths are appended to (the
+        routes' prefix after ``MAILTRACK_BASE_URL``) cannot keep one: the
+        paths would land in the query.
+    :raise ConfigurationError: not an absolute ``http``/``https`` URL with a
+        host, a fragment (which browsers never send, so links made on it
+        lose what follows), or a query string where none can be kept.
+    """
+    try:
+        parts = urlsplit(base)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # such as "https://[::1"
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"{setting} {base!r} must be an absolute http(s) URL with a host,"
+            " such as 'https://t.example.com'."
+        )
+    if "#" in base:
+        raise ConfigurationError(
+            f"{setting} {base!r} has a fragment ('#...'): tracking links made on"
+            " it could not be followed. Remove it."
+        )
+    if not query and "?" in base:
+        raise ConfigurationError(
+            f"{setting} {base!r} has a query string ('?...'): the tracking paths"
+            " would be appended to it. Remove it."
+        )
+    return parts
 
 
 def strip_token(text: str) -> str:

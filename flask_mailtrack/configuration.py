@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
+import math
 import os
 import re
 import typing as t
@@ -18,7 +20,9 @@ import warnings
 
 from .exceptions import ConfigurationError
 from .exceptions import InsecureTokenWarning
+from .exceptions import MailTrackWarning
 from .exceptions import UnknownSettingError
+from .exceptions import WeakSecretKeyWarning
 
 __all__ = [
     "ConfigKeys",
@@ -77,7 +81,12 @@ class Configuration:
     :param append_slash: Add ``/`` after the token in tracking URLs
         (pytracking accepted this keyword but ignored it; it is honoured here).
     :param secret_key: HMAC key, or a list of keys oldest to newest: the
-        newest signs, all verify. Required unless tokens are encrypted.
+        newest signs, all verify. Required unless tokens are encrypted. A
+        key shorter than 32 bytes, with fewer than 5 different characters or
+        a well-known placeholder (``"dev"``, ``"secret"``, ``"changeme"``,
+        Django's ``"django-insecure-..."``) issues
+        :class:`~flask_mailtrack.exceptions.WeakSecretKeyWarning`, once per
+        key.
     :param encryption_key: Encrypt tokens (AES-256-GCM) so metadata and URLs
         are unreadable without the key. A key or list of keys (oldest to
         newest), each at least 16 bytes (or text of at least 16 characters,
@@ -132,6 +141,13 @@ class Configuration:
         Machine rules get a :class:`~flask_mailtrack.traffic.Hit` instead of
         the werkzeug request; the attributes rules read most have the same
         names.
+
+    .. versionchanged:: 0.1
+        A weak ``secret_key`` issues
+        :class:`~flask_mailtrack.exceptions.WeakSecretKeyWarning`; a boolean
+        parameter given as text is read as ``MAILTRACK_*`` text is
+        (``"false"`` is false, a word that is neither true nor false raises
+        :class:`~flask_mailtrack.ConfigurationError`).
     """
 
     webhook_url: str | None = None
@@ -179,6 +195,12 @@ class Configuration:
         )
         set_(self, "untracked_url_patterns", tuple(self.untracked_url_patterns))
         set_(self, "machine_rules", tuple(self.machine_rules))
+        for name in _BOOL_FIELDS:
+            # Text such as "false" is truthy: read it as the environment's
+            # text is read, so that it never switches a setting on (or off).
+            value = getattr(self, name)
+            if isinstance(value, str):
+                set_(self, name, parse_bool(value, name=name))
         if self.pixel_position not in ("top", "bottom"):
             raise ConfigurationError("pixel_position must be 'top' or 'bottom'.")
         if self.max_age is not None and self.max_age <= 0:
@@ -196,6 +218,10 @@ class Configuration:
                 "proxy_header must be the name of an HTTP header, such as"
                 f" 'X-Real-IP', not {self.proxy_header!r}."
             )
+        if not 0 < self.webhook_timeout_seconds < math.inf:
+            raise ConfigurationError(
+                "webhook_timeout_seconds must be a positive number of seconds."
+            )
         if self.max_token_length < 64:
             raise ConfigurationError("max_token_length must be at least 64.")
         if self.insecure_unsigned_tokens:
@@ -212,6 +238,7 @@ class Configuration:
                 InsecureTokenWarning,
                 stacklevel=3,
             )
+        _warn_weak_secret_keys(self.secret_key)
 
     def replace(self, **changes: t.Any) -> Configuration:
         """A copy with ``changes`` applied (unknown names raise
@@ -333,16 +360,49 @@ class ConfigKeys:
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Configuration))
 
 
+_ENV_PREFIX = "MAILTRACK_"
+
+
 def environ_settings(environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``MAILTRACK_*`` settings among environment variables.
 
-    Other variables with the prefix are left out, not refused: the
-    environment is shared with other programs.
+    A variable with the prefix that names no setting (a typo such as
+    ``MAILTRACK_ANONYMISE_IP``) is left out, not refused, and issues one
+    :class:`~flask_mailtrack.exceptions.MailTrackWarning` that names each
+    such variable and the closest setting: a misspelt variable would
+    otherwise leave its setting at its default without a word.
 
     :param environ: Default :data:`os.environ`.
+
+    .. versionchanged:: 0.1
+        Warns about unknown ``MAILTRACK_*`` variables.
     """
     environ = os.environ if environ is None else environ
-    return {key: value for key, value in environ.items() if ConfigKeys.is_known(key)}
+    settings: dict[str, str] = {}
+    unknown: list[str] = []
+    for key, value in environ.items():
+        if ConfigKeys.is_known(key):
+            settings[key] = value
+        elif key.startswith(_ENV_PREFIX):
+            unknown.append(key)
+    if unknown:
+        # Compared without the prefix, which every name shares and which
+        # would make any name look close to some setting.
+        known = ConfigKeys.known_keys(prefix="")
+        names = ", ".join(
+            name
+            + _did_you_mean(
+                name[len(_ENV_PREFIX) :], known, f" (did you mean {_ENV_PREFIX}{{}}?)"
+            )
+            for name in sorted(unknown)
+        )
+        warnings.warn(
+            f"Ignored environment variable(s) that name no flask_mailtrack"
+            f" setting: {names}.",
+            MailTrackWarning,
+            stacklevel=2,
+        )
+    return settings
 
 
 #: Text read as true, and as false, in a boolean setting (lower case).
@@ -408,7 +468,10 @@ def _convert(name: str, value: str) -> t.Any:
         if name in _INT_FIELDS:
             return None if text.lower() in ("", "none") else int(text)
         if name in _FLOAT_FIELDS:
-            return float(text)
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")
+            return number
         if name in _LIST_FIELDS:
             if text.startswith("["):
                 return tuple(json.loads(text))
@@ -431,10 +494,103 @@ def _unknown_setting(
     name: str, known: t.Iterable[str], owner: str = "flask_mailtrack"
 ) -> UnknownSettingError:
     message = f"Unknown {owner} setting {name!r}."
-    close = difflib.get_close_matches(name, list(known), n=1)
-    if close:
-        message += f" Did you mean {close[0]!r}?"
+    message += _did_you_mean(name, known, " Did you mean {!r}?")
     return UnknownSettingError(message)
+
+
+def _did_you_mean(name: str, known: t.Iterable[str], template: str) -> str:
+    """``template`` filled with the known name closest to ``name``, or
+    ``""`` when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return template.format(close[0]) if close else ""
+
+
+# Secret keys that are short enough to guess or well known. Each is compared
+# lower-cased and with everything but letters and digits removed, so that
+# "change-me", "Change_Me" and "CHANGEME" are one entry. "dev", "secret" and
+# "changeme" are the values tutorials and .env templates ship (Flask's own
+# tutorial uses "dev"); "changeit" is Java's keystore default; the others
+# are the placeholders that code generators and sample configurations
+# write. Every one is also shorter than 32 bytes: the list gives the better
+# message, the length rule catches the rest.
+_PLACEHOLDER_KEYS = frozenset(
+    (
+        "dev",
+        "development",
+        "secret",
+        "secretkey",
+        "mysecret",
+        "supersecret",
+        "yoursecretkey",
+        "changeme",
+        "changeit",
+        "replaceme",
+        "password",
+        "default",
+        "test",
+        "testing",
+        "example",
+        "insecure",
+    )
+)
+# Words that say "replace this", in a key of any length.
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "notasecret")
+# Django's startproject writes a SECRET_KEY with this prefix and its check
+# framework flags it (security.W009); flask_mailtrack.django signs with
+# Django's SECRET_KEY.
+_DJANGO_INSECURE_PREFIX = b"django-insecure-"
+#: Keys shorter than this many bytes issue WeakSecretKeyWarning.
+MIN_SECRET_KEY_BYTES = 32
+# Digests of the weak keys already warned about: once per key and process,
+# however many configurations (replace() copies, per-host trackers) use it.
+_warned_weak_keys: set[bytes] = set()
+
+
+def _secret_key_weakness(key: bytes) -> str | None:
+    """Why ``key`` is a weak secret key, or ``None``."""
+    normalized = "".join(
+        ch for ch in key.decode("utf-8", "replace").lower() if ch.isalnum()
+    )
+    if (
+        normalized in _PLACEHOLDER_KEYS
+        or any(word in normalized for word in _PLACEHOLDER_WORDS)
+        or key.startswith(_DJANGO_INSECURE_PREFIX)
+    ):
+        return "is a well-known placeholder"
+    if len(key) < MIN_SECRET_KEY_BYTES:
+        return f"is shorter than {MIN_SECRET_KEY_BYTES} bytes"
+    if len(set(key)) < 5:
+        return "has fewer than 5 different characters"
+    return None
+
+
+def _warn_weak_secret_keys(value: KeyInput | None) -> None:
+    if value is None:
+        return
+    items = [value] if isinstance(value, (str, bytes)) else list(value)
+    for item in items:
+        if not isinstance(item, (str, bytes)) or not item:
+            continue  # refused by secret_keys, with the reason
+        key = _to_bytes(item)
+        reason = _secret_key_weakness(key)
+        if reason is None:
+            continue
+        digest = hashlib.sha256(key).digest()
+        if digest in _warned_weak_keys:
+            continue
+        # The message never contains the key.
+        warnings.warn(
+            f"A secret key (MAILTRACK_SECRET_KEY, or Flask's SECRET_KEY) {reason}:"
+            " whoever guesses it can make tracking links your server honours."
+            f" Use a random key of at least {MIN_SECRET_KEY_BYTES} bytes;"
+            " `mailtrack keygen` prints one.",
+            WeakSecretKeyWarning,
+            # _warn_weak_secret_keys <- __post_init__ <- __init__ <- caller
+            stacklevel=4,
+        )
+        # Remembered once shown: where warnings are errors, every
+        # configuration with the key keeps failing.
+        _warned_weak_keys.add(digest)
 
 
 def _to_bytes(key: str | bytes) -> bytes:
@@ -445,6 +601,9 @@ def _key_list(value: KeyInput | None, name: str, *, min_length: int) -> list[byt
     if value is None:
         return []
     items = [value] if isinstance(value, (str, bytes)) else list(value)
+    if not all(isinstance(item, (str, bytes)) for item in items):
+        # bytes(1) would make the key b"\x00" of a JSON list such as [1].
+        raise ConfigurationError(f"Each {name} must be text or bytes.")
     keys = [_to_bytes(item) for item in items]
     for key in keys:
         if len(key) < min_length:

@@ -16,7 +16,10 @@ and nothing else::
     ├── WebhookVerificationError               a webhook that does not verify
     └── WebhookDeliveryError (also OSError)    send_webhook could not post
 
-    InsecureTokenWarning (UserWarning)         unsigned pytracking links
+    MailTrackWarning (UserWarning)             a setting that works but is
+    │                                          probably a mistake
+    ├── InsecureTokenWarning                   unsigned pytracking links
+    └── WeakSecretKeyWarning                   a short or well-known signing key
 
 A :class:`ConfigurationError` is also a :exc:`ValueError`, and an
 :class:`UnknownSettingError` also a :exc:`TypeError`, as Python raises for a
@@ -44,8 +47,10 @@ __all__ = [
     "InsecureTokenWarning",
     "InvalidToken",
     "MailTrackError",
+    "MailTrackWarning",
     "MissingSettingError",
     "UnknownSettingError",
+    "WeakSecretKeyWarning",
     "WebhookDeliveryError",
     "WebhookVerificationError",
 ]
@@ -159,5 +164,31 @@ class WebhookDeliveryError(MailTrackError, OSError):
         self.response = response
 
 
-class InsecureTokenWarning(UserWarning):
-    """Issued when a configuration makes unsigned (pytracking-format) links."""
+class MailTrackWarning(UserWarning):
+    """A setting that works but is probably a mistake: an unknown
+    ``MAILTRACK_*`` environment variable, a base URL that repeats the
+    routes' prefix. Filter this class to silence them all.
+
+    .. versionadded:: 0.1
+    """
+
+
+class InsecureTokenWarning(MailTrackWarning):
+    """Issued when a configuration makes unsigned (pytracking-format) links.
+
+    .. versionchanged:: 0.1
+        A :class:`MailTrackWarning` (still a :exc:`UserWarning`).
+    """
+
+
+class WeakSecretKeyWarning(MailTrackWarning):
+    """A ``secret_key`` (or Flask's ``SECRET_KEY`` used in its place) is
+    shorter than 32 bytes, has fewer than 5 different characters, or is a
+    well-known placeholder: anyone who guesses it can make links that your
+    server honours. Issued once per key; ``mailtrack keygen`` prints a good
+    one. Tests that use short keys on purpose can filter it::
+
+        filterwarnings = ["ignore::flask_mailtrack.exceptions.WeakSecretKeyWarning"]
+
+    .. versionadded:: 0.1
+    """

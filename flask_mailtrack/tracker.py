@@ -71,12 +71,20 @@ class Tracker:
             encoding=c.encoding,
         )
         self.open_base = (
-            TokenURL(c.base_open_tracking_url, append_slash=c.append_slash)
+            TokenURL(
+                c.base_open_tracking_url,
+                append_slash=c.append_slash,
+                setting="base_open_tracking_url",
+            )
             if c.base_open_tracking_url
             else None
         )
         self.click_base = (
-            TokenURL(c.base_click_tracking_url, append_slash=c.append_slash)
+            TokenURL(
+                c.base_click_tracking_url,
+                append_slash=c.append_slash,
+                setting="base_click_tracking_url",
+            )
             if c.base_click_tracking_url
             else None
         )

@@ -1,5 +1,5 @@
 """What the headless Chromium tests share: finding the browser (a skip, or a
-failure under ``MAILTRACK_REQUIRE_BROWSER=1``), its command-line flags, and a
+failure under ``TEST_MAILTRACK_REQUIRE_BROWSER=1``), its command-line flags, and a
 live server for it to load pages from.
 """
 
@@ -36,14 +36,14 @@ HEADLESS_FLAGS = (
 
 def find_browser() -> str:
     """The path of Chromium; skips the test when it is not installed, or
-    fails it when ``MAILTRACK_REQUIRE_BROWSER=1`` (set by ``.ci/run``)."""
+    fails it when ``TEST_MAILTRACK_REQUIRE_BROWSER=1`` (set by ``.ci/run``)."""
     for name in BROWSERS:
         path = shutil.which(name)
         if path:
             return path
     message = "headless Chromium is not installed (apt-get install chromium)"
-    if os.environ.get("MAILTRACK_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + ", and MAILTRACK_REQUIRE_BROWSER=1 requires it")
+    if os.environ.get("TEST_MAILTRACK_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + ", and TEST_MAILTRACK_REQUIRE_BROWSER=1 requires it")
     pytest.skip(message)
 
 

@@ -4,7 +4,6 @@ Django tests: Django's settings can be configured once per process."""
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
 import sys
 import typing as t
@@ -26,14 +25,13 @@ def example_project() -> t.Iterator[None]:
     if settings.configured and settings.ROOT_URLCONF != "django_project.urls":
         pytest.skip("Django is already configured for another project here.")
     sys.path.insert(0, str(EXAMPLES))
-    previous = os.environ.get("DJANGO_SETTINGS_MODULE")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "django_project.settings"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DJANGO_SETTINGS_MODULE", "django_project.settings")
+    # A real key: the example's fallback is a placeholder, which warns.
+    patch.setenv("DJANGO_SECRET_KEY", "django-example-test-secret-key-0123456789")
     try:
         django.setup()
         yield
     finally:
         sys.path.remove(str(EXAMPLES))
-        if previous is None:
-            os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-        else:
-            os.environ["DJANGO_SETTINGS_MODULE"] = previous
+        patch.undo()

@@ -6,7 +6,10 @@ import copy
 import dataclasses
 import json
 import pickle
+import typing as t
+import warnings
 
+import flask_mailtrack.configuration as configuration_module
 import pytest
 from flask_mailtrack import Configuration
 from flask_mailtrack import ConfigurationError
@@ -15,8 +18,14 @@ from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
 from flask_mailtrack.configuration import environ_settings
 from flask_mailtrack.configuration import parse_bool
+from flask_mailtrack.exceptions import MailTrackWarning
 from flask_mailtrack.exceptions import MissingSettingError
 from flask_mailtrack.exceptions import UnknownSettingError
+from flask_mailtrack.exceptions import WeakSecretKeyWarning
+
+SECRET = "configuration-test-secret-key-0123456789"
+OLD = "the-old-configuration-test-key-0123456789"
+NEW = b"the-new-configuration-test-key-0123456789"
 
 PYTRACKING_KEYWORDS = (
     "webhook_url",
@@ -38,7 +47,7 @@ def test_pytracking_keywords_come_first_in_order() -> None:
 
 
 def test_is_immutable() -> None:
-    configuration = Configuration(secret_key="k" * 16)
+    configuration = Configuration(secret_key=SECRET)
     with pytest.raises(dataclasses.FrozenInstanceError):
         configuration.secret_key = "other"  # type: ignore[misc]
     changed = configuration.replace(max_age=60)
@@ -77,9 +86,9 @@ def test_invalid_values(kwargs: dict[str, object], message: str) -> None:
 
 
 def test_key_lists() -> None:
-    configuration = Configuration(secret_key=["old", b"new"])
-    assert configuration.secret_keys == [b"old", b"new"]
-    assert Configuration(secret_key="only").secret_keys == [b"only"]
+    configuration = Configuration(secret_key=[OLD, NEW])
+    assert configuration.secret_keys == [OLD.encode(), NEW]
+    assert Configuration(secret_key=SECRET).secret_keys == [SECRET.encode()]
     assert Configuration().secret_keys == []
     with pytest.raises(MailTrackError):
         _ = Configuration(secret_key=[""]).secret_keys
@@ -90,7 +99,7 @@ def test_key_lists() -> None:
 
 
 def test_tracker_for_configuration_is_deprecated_and_cached_beside_it() -> None:
-    configuration = Configuration(secret_key="k" * 16)
+    configuration = Configuration(secret_key=SECRET)
     with pytest.deprecated_call():
         tracker = Tracker.for_configuration(configuration)
     with pytest.deprecated_call():
@@ -98,12 +107,12 @@ def test_tracker_for_configuration_is_deprecated_and_cached_beside_it() -> None:
     # Nothing is written onto the frozen configuration, and equal
     # configurations stay equal.
     assert "_tracker" not in vars(configuration)
-    assert configuration == Configuration(secret_key="k" * 16)
+    assert configuration == Configuration(secret_key=SECRET)
 
 
 def test_copy_and_pickle() -> None:
     configuration = Configuration(
-        secret_key="k" * 16, base_click_tracking_url="https://t.example.com/c/"
+        secret_key=SECRET, base_click_tracking_url="https://t.example.com/c/"
     )
     tracker = Tracker(configuration)
     tracker.click_url("https://example.com/")
@@ -123,7 +132,7 @@ def test_copy_and_pickle() -> None:
 
 def test_from_mapping_converts_environment_text() -> None:
     environ = {
-        "MAILTRACK_SECRET_KEY": "env-secret-0123456789",
+        "MAILTRACK_SECRET_KEY": SECRET,
         "MAILTRACK_BASE_CLICK_TRACKING_URL": "https://t.example.com/c/",
         "MAILTRACK_INCLUDE_WEBHOOK_URL": "yes",
         "MAILTRACK_APPEND_SLASH": "0",
@@ -143,7 +152,7 @@ def test_from_mapping_converts_environment_text() -> None:
         "OTHER_SETTING": "ignored",
     }
     configuration = Configuration.from_mapping(environ)
-    assert configuration.secret_key == "env-secret-0123456789"
+    assert configuration.secret_key == SECRET
     assert configuration.include_webhook_url is True
     assert configuration.append_slash is False
     assert configuration.case_insensitive_tokens is True
@@ -171,13 +180,13 @@ def test_from_mapping_keeps_typed_values_and_overrides() -> None:
         "MAILTRACK_MAX_AGE": 60,
         "MAILTRACK_APPEND_SLASH": True,
         "MAILTRACK_DEFAULT_METADATA": {"a": 1},
-        "MAILTRACK_SECRET_KEY": ["k1", "k2"],
+        "MAILTRACK_SECRET_KEY": [OLD, SECRET],
     }
     configuration = Configuration.from_mapping(mapping, max_age=120)
     assert configuration.max_age == 120
     assert configuration.append_slash is True
     assert configuration.default_metadata == {"a": 1}
-    assert configuration.secret_keys == [b"k1", b"k2"]
+    assert configuration.secret_keys == [OLD.encode(), SECRET.encode()]
     assert Configuration.from_mapping({"MAILTRACK_MAX_AGE": "none"}).max_age is None
 
 
@@ -273,7 +282,7 @@ def test_missing_setting_error_is_also_a_runtime_error() -> None:
 
 
 def test_a_copy_is_not_checked_again() -> None:
-    configuration = Configuration(secret_key="k", max_age=5)
+    configuration = Configuration(secret_key=SECRET, max_age=5)
     assert copy.copy(configuration) == configuration
     assert pickle.loads(pickle.dumps(configuration)) == configuration
 
@@ -313,7 +322,6 @@ def test_environ_settings_keeps_known_keys() -> None:
     environ = {
         "MAILTRACK_SECRET_KEY": "k",
         "MAILTRACK_DEMO": "1",
-        "MAILTRACK_SOMETHING_ELSE": "other program",
         "PATH": "/bin",
         "XMAILTRACK_MAX_AGE": "5",
     }
@@ -328,3 +336,119 @@ def test_environ_settings_default_is_os_environ(
 ) -> None:
     monkeypatch.setenv("MAILTRACK_MAX_AGE", "60")
     assert environ_settings()["MAILTRACK_MAX_AGE"] == "60"
+
+
+# -- first-run settings (issue 14) ----------------------------------------------------
+
+
+@pytest.fixture
+def fresh_key_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the keys already warned about in this process."""
+    monkeypatch.setattr(configuration_module, "_warned_weak_keys", set())
+
+
+@pytest.mark.usefixtures("fresh_key_warnings")
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        pytest.param("dev", "well-known placeholder", id="dev"),
+        pytest.param("secret", "well-known placeholder", id="secret"),
+        pytest.param("Change-Me", "well-known placeholder", id="changeme"),
+        pytest.param(b"changeit", "well-known placeholder", id="changeit-bytes"),
+        pytest.param(
+            "please change me to a long random value", "placeholder", id="long-changeme"
+        ),
+        pytest.param(
+            "django-insecure-" + "q" * 8 + "0123456789abcdefghijklmnop",
+            "placeholder",
+            id="django-insecure",
+        ),
+        pytest.param("a" * 31, "shorter than 32 bytes", id="31-bytes"),
+        pytest.param("ab" * 40, "fewer than 5 different", id="repeated"),
+        pytest.param(["old", SECRET], "shorter than 32", id="old-key-in-a-list"),
+    ],
+)
+def test_weak_secret_key_warns(key: t.Any, said: str) -> None:
+    with pytest.warns(WeakSecretKeyWarning, match=said) as caught:
+        Configuration(secret_key=key)
+    assert "mailtrack keygen" in str(caught[0].message)
+    # A weak key is still a key: links work, with the warning.
+    assert Configuration(secret_key=key).secret_keys
+
+
+@pytest.mark.usefixtures("fresh_key_warnings")
+def test_weak_secret_key_warns_once_per_key() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        configuration = Configuration(secret_key="dev")
+        configuration.replace(max_age=5).replace(anonymize_ip=True)
+        Configuration.from_mapping({"MAILTRACK_SECRET_KEY": "dev"})
+        Configuration(secret_key="secret")
+    assert [w.category for w in caught] == [WeakSecretKeyWarning] * 2
+
+
+def test_strong_secret_keys_do_not_warn() -> None:
+    # Run under filterwarnings=error: a warning would fail the test.
+    Configuration(secret_key=SECRET)
+    Configuration(secret_key=[OLD, NEW])
+    Configuration(secret_key=b"\x00\x01\x02\x03\x04" * 7)
+    Configuration(encryption_key="short-but-16-byte")  # not a secret_key
+
+
+def test_environ_settings_warns_about_unknown_variables() -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": SECRET,
+        "MAILTRACK_ANONYMISE_IP": "1",
+        "MAILTRACK_WEBHOOK_REFUSE_PRIVAT": "1",
+        "MAILTRACK_ZZZZ": "x",
+        "PATH": "/bin",
+    }
+    with pytest.warns(MailTrackWarning) as caught:
+        assert environ_settings(environ) == {"MAILTRACK_SECRET_KEY": SECRET}
+    (warning,) = caught
+    message = str(warning.message)
+    assert "MAILTRACK_ANONYMISE_IP (did you mean MAILTRACK_ANONYMIZE_IP?)" in message
+    assert (
+        "MAILTRACK_WEBHOOK_REFUSE_PRIVAT (did you mean"
+        " MAILTRACK_WEBHOOK_REFUSE_PRIVATE?)" in message
+    )
+    # No guess when nothing is close.
+    assert message.endswith("MAILTRACK_ZZZZ.")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("false", False), ("no", False), ("TRUE", True), ("1", True)],
+)
+def test_boolean_parameters_given_as_text(value: str, expected: bool) -> None:
+    configuration = Configuration(anonymize_ip=value, append_slash=value)
+    assert configuration.anonymize_ip is expected
+    assert configuration.append_slash is expected
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: Configuration(anonymize_ip="flase"), id="bool-text"),
+        pytest.param(lambda: Configuration(webhook_timeout_seconds=0), id="timeout-0"),
+        pytest.param(
+            lambda: Configuration(webhook_timeout_seconds=float("inf")),
+            id="timeout-inf",
+        ),
+        pytest.param(
+            lambda: Configuration.from_mapping({"MAILTRACK_CLICK_SCAN_SECONDS": "nan"}),
+            id="nan",
+        ),
+        pytest.param(
+            lambda: (
+                Configuration.from_mapping(
+                    {"MAILTRACK_SECRET_KEY": "[1, 2]"}
+                ).secret_keys
+            ),
+            id="key-list-of-numbers",
+        ),
+    ],
+)
+def test_unusable_values_are_configuration_errors(make: t.Callable[[], object]) -> None:
+    with pytest.raises(ConfigurationError):
+        make()

@@ -375,7 +375,11 @@ def test_get_tracking_result(factory: t.Any) -> None:
     # Keyword overrides, as the pytracking functions take them.
     with pytest.raises(InvalidToken):
         get_tracking_result(
-            request, click_token, False, configuration, secret_key="another-key-01234"
+            request,
+            click_token,
+            False,
+            configuration,
+            secret_key="another-test-secret-key-0123456789abcdef",
         )
     with pytest.raises(MailTrackError, match="POST"):
         get_tracking_result(factory.post("/"), click_token, False, configuration)

@@ -26,7 +26,7 @@ NEWSLETTER = (
 @pytest.fixture
 def example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     pytest.importorskip("celery")
-    monkeypatch.setenv("MAILTRACK_SECRET_KEY", "celery-example-test-key")
+    monkeypatch.setenv("MAILTRACK_SECRET_KEY", "celery-example-test-key-01234567")
     monkeypatch.setenv("MAILTRACK_BASE_URL", "https://t.example.com")
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     spec = importlib.util.spec_from_file_location("celery_send", EXAMPLE)
@@ -54,7 +54,7 @@ def test_newsletter_sent_per_recipient(
     assert example._template.cache_info().misses == 1
     reader = Tracker(
         Configuration(
-            secret_key="celery-example-test-key",
+            secret_key="celery-example-test-key-01234567",
             base_open_tracking_url="https://t.example.com/mailtrack/o/",
             base_click_tracking_url="https://t.example.com/mailtrack/c/",
         )

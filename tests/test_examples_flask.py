@@ -22,6 +22,8 @@ def _load_example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     # Flask finds the templates folder from the module of the app's name.
     monkeypatch.setitem(sys.modules, spec.name, module)
+    # A real key: the example's fallback is a placeholder, which warns.
+    monkeypatch.setenv("SECRET_KEY", "flask-example-test-secret-key-0123456789")
     spec.loader.exec_module(module)
     return module
 
@@ -118,7 +120,9 @@ def test_flask_example_keeps_a_bounded_event_list(
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
-    app = module.create_app({"TESTING": True})
+    app = module.create_app(
+        {"TESTING": True, "SECRET_KEY": "example-test-secret-key-0123456789abcdef"}
+    )
     client = app.test_client()
     for number in range(1100):
         client.get(f"/mailtrack/c/bad{number}")

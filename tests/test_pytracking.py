@@ -460,7 +460,7 @@ def test_cached_tracker_no_rebuild_no_deepcopy(monkeypatch: pytest.MonkeyPatch) 
 def test_override_cache_tells_configurations_apart() -> None:
     one = Configuration(secret_key=SECRET, base_click_tracking_url=BASE)
     other = Configuration(
-        secret_key="another-secret-0123456", base_click_tracking_url=BASE
+        secret_key="another-secret-0123456-012345678", base_click_tracking_url=BASE
     )
     url = get_click_tracking_url("https://example.com/", None, one, max_age=60)
     assert get_click_tracking_result(url, None, one, max_age=60)

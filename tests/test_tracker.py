@@ -85,7 +85,7 @@ def test_not_text(tracker: Tracker) -> None:
 
 
 def test_a_forged_token_is_neither_kind(tracker: Tracker) -> None:
-    forger = Tracker(secret_key="somebody else's key")
+    forger = Tracker(secret_key="somebody else's key-0123456789ab")
     with pytest.raises(InvalidToken, match="Neither a click token"):
         tracker.decode_any(forger.click_token("https://evil.example/"))
 

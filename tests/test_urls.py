@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from flask_mailtrack import Configuration
+from flask_mailtrack import ConfigurationError
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import is_safe_target
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
+from flask_mailtrack._urls import split_base_url
 from flask_mailtrack._urls import strip_token
 from flask_mailtrack._urls import TokenURL
 from flask_mailtrack.tokens import CLICK
@@ -326,3 +328,37 @@ def test_url_check_worst_case_inputs_complete(url: str) -> None:
     from flask_mailtrack import is_safe_target
 
     assert not is_safe_target(url)
+
+
+# -- base URLs that would make dead links (issue 14) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "said"),
+    [
+        pytest.param("https://t.example.com/c#frag", "fragment", id="fragment"),
+        pytest.param("https://t.example.com/c/#", "fragment", id="empty-fragment"),
+        pytest.param("localhost:8000/c/", "absolute", id="no-scheme"),
+        pytest.param("https://[::1/c/", "absolute", id="bad-ipv6"),
+        pytest.param("https://:443/c/", "absolute", id="no-host"),
+    ],
+)
+def test_token_url_refuses_unusable_bases(base: str, said: str) -> None:
+    with pytest.raises(ConfigurationError, match=said) as caught:
+        TokenURL(base, setting="base_click_tracking_url")
+    assert "base_click_tracking_url" in str(caught.value)
+    # Also what the Tracker raises, naming the setting.
+    with pytest.raises(ConfigurationError, match="base_open_tracking_url"):
+        Tracker(secret_key=SECRET, base_open_tracking_url=base)
+
+
+def test_token_url_keeps_a_query_but_a_root_base_refuses_one() -> None:
+    # A query on a tracking base comes after the token, and links work...
+    assert TokenURL("https://t.example.com/c?src=m").join("T") == (
+        "https://t.example.com/c/T?src=m"
+    )
+    # ...but paths appended to a root base would land in its query.
+    with pytest.raises(ConfigurationError, match="query"):
+        split_base_url(
+            "https://t.example.com/app/?x=1", "MAILTRACK_BASE_URL", query=False
+        )

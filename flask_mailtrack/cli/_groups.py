@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
+import warnings
 
 import click
 from flask.cli import AppGroup
 
 from ..exceptions import InvalidToken
 from ..exceptions import MailTrackError
+from ..exceptions import MailTrackWarning
 from ._settings import EnvironCommandSettings
 from ._settings import FlaskCommandSettings
 from ._settings import SETTINGS_KEY
@@ -22,12 +25,41 @@ class _Group(click.Group):
     caught."""
 
     def invoke(self, ctx: click.Context) -> t.Any:
-        try:
-            return super().invoke(ctx)
-        except InvalidToken as e:
-            raise click.ClickException(f"Invalid token ({e.reason}): {e}") from None
-        except MailTrackError as e:
-            raise click.ClickException(str(e)) from None
+        with _warnings_as_lines():
+            try:
+                return super().invoke(ctx)
+            except InvalidToken as e:
+                raise click.ClickException(f"Invalid token ({e.reason}): {e}") from None
+            except MailTrackError as e:
+                raise click.ClickException(str(e)) from None
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> t.Iterator[None]:
+    """Show the library's warnings (a weak key, an unknown variable) as one
+    ``Warning:`` line on standard error, as errors are one ``Error:`` line,
+    instead of Python's file, line number and source line. Other warnings,
+    and the filters that decide whether a warning is shown, are unchanged."""
+    show = warnings.showwarning
+
+    def show_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: t.TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, MailTrackWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_line
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
 
 
 class _FlaskGroup(_Group, AppGroup):

@@ -133,8 +133,17 @@ class EnvironCommandSettings(CommandSettings):
     standalone ``mailtrack`` command."""
 
     def __init__(self, environ: t.Mapping[str, str] | None = None) -> None:
-        self._environ = environ_settings(environ)
+        self._source = environ
+        self._settings: dict[str, str] | None = None
         self._tracker: Tracker | None = None
+
+    @property
+    def _environ(self) -> dict[str, str]:
+        # Read on first use, so that the warning about unknown variables is
+        # issued once: `serve` does not use these, its server reads them.
+        if self._settings is None:
+            self._settings = environ_settings(self._source)
+        return self._settings
 
     @property
     def tracker(self) -> Tracker:

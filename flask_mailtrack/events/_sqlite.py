@@ -17,6 +17,8 @@ import threading
 import time
 import typing as t
 
+from ..exceptions import ConfigurationError
+
 #: Path that keeps the database in memory, for one process only.
 MEMORY = ":memory:"
 
@@ -58,15 +60,24 @@ class ConnectionPool:
         self._pid = os.getpid()
         self._closed = False
         self._checkpointed = 0.0
-        if not self.memory:
-            _create_private(self.path)
-        with self.connection() as connection:
+        try:
             if not self.memory:
-                # WAL lets readers run beside the one writer and makes a
-                # commit cheap. The mode is stored in the file, so this runs
-                # once per process, not per connection.
-                connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(schema)
+                _create_private(self.path)
+            with self.connection() as connection:
+                if not self.memory:
+                    # WAL lets readers run beside the one writer and makes a
+                    # commit cheap. The mode is stored in the file, so this
+                    # runs once per process, not per connection.
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(schema)
+        except (OSError, sqlite3.Error) as e:
+            # A path from a setting (a directory, a file that is not a
+            # database, no permission): one library error, not sqlite3's.
+            self.close()
+            raise ConfigurationError(
+                f"Cannot use {self.path!r} as an SQLite database ({e}): check"
+                " MAILTRACK_DATABASE and MAILTRACK_WEBHOOK_OUTBOX."
+            ) from e
 
     def _open(self) -> sqlite3.Connection:
         if self.path != MEMORY:

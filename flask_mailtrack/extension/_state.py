@@ -5,6 +5,7 @@ per-host link trackers."""
 from __future__ import annotations
 
 import typing as t
+import warnings
 
 from flask import current_app
 from flask import Flask
@@ -13,7 +14,10 @@ from flask import has_request_context
 from flask import request
 from werkzeug.exceptions import BadRequest
 
+from .._urls import split_base_url
+from ..configuration import ConfigKeys
 from ..configuration import Configuration
+from ..exceptions import MailTrackWarning
 from ..exceptions import MissingSettingError
 from ..tokens._serializer import CLICK
 from ..tokens._serializer import OPEN
@@ -34,10 +38,42 @@ ROUTE_SEGMENTS: dict[str, str] = {OPEN: "o", CLICK: "c"}
 _MAX_HOST_TRACKERS = 16
 
 
-def tracking_base_urls(base_url: str, url_prefix: str) -> tuple[str, str]:
+def tracking_base_urls(
+    base_url: str, url_prefix: str, *, setting: str = ConfigKeys.BASE_URL
+) -> tuple[str, str]:
     """The ``(open, click)`` base URLs of the tracking routes below an
-    external ``base_url``, such as ``https://t.example.com``."""
-    root = base_url.rstrip("/") + normalize_url_prefix(url_prefix)
+    external ``base_url``, such as ``https://t.example.com``.
+
+    A ``base_url`` whose path already ends with the prefix
+    (``https://t.example.com/mailtrack``) makes ``/mailtrack/mailtrack/c/...``
+    links, right only when the app itself is mounted at that path: it issues
+    a :class:`~flask_mailtrack.exceptions.MailTrackWarning` that names the
+    fix.
+
+    :param setting: The setting ``base_url`` comes from, for messages.
+    :raise ConfigurationError: ``base_url`` is not an absolute http(s) URL
+        with a host, or has a query string or a fragment.
+
+    .. versionchanged:: 0.1
+        Checks ``base_url``.
+    """
+    parts = split_base_url(base_url, setting, query=False)
+    prefix = normalize_url_prefix(url_prefix)
+    if prefix and parts.path.rstrip("/").endswith(prefix):
+        root = base_url.rstrip("/")[: -len(prefix)]
+        warnings.warn(
+            f"{setting} {base_url!r} ends with the tracking routes' prefix"
+            f" {prefix!r}, which is added to it: links are made on"
+            f" '{base_url.rstrip('/')}{prefix}/c/...'. Unless the app itself is"
+            f" mounted at {prefix!r}, set {setting} to {root!r}.",
+            MailTrackWarning,
+            stacklevel=2,
+        )
+    return _route_bases(base_url, prefix)
+
+
+def _route_bases(root_url: str, prefix: str) -> tuple[str, str]:
+    root = root_url.rstrip("/") + prefix
     return (f"{root}/{ROUTE_SEGMENTS[OPEN]}/", f"{root}/{ROUTE_SEGMENTS[CLICK]}/")
 
 
@@ -77,7 +113,7 @@ class MailTrackState:
         #: The tracker that serves and decodes tokens. It also makes links
         #: when ``base_url`` is set.
         self.tracker = (
-            self._make_tracker(self.base_url)
+            self._make_tracker(tracking_base_urls(self.base_url, url_prefix))
             if self.base_url
             else Tracker(configuration)
         )
@@ -86,8 +122,8 @@ class MailTrackState:
         #: (webhook sender, event store), so they can be found and closed.
         self.receivers: list[t.Any] = []
 
-    def _make_tracker(self, base_url: str) -> Tracker:
-        open_base, click_base = tracking_base_urls(base_url, self.url_prefix)
+    def _make_tracker(self, bases: tuple[str, str]) -> Tracker:
+        open_base, click_base = bases
         return Tracker(
             self.configuration.replace(
                 base_open_tracking_url=open_base, base_click_tracking_url=click_base
@@ -108,7 +144,11 @@ class MailTrackState:
         if tracker is None:
             if len(self._host_trackers) >= _MAX_HOST_TRACKERS:
                 self._host_trackers.clear()
-            tracker = self._host_trackers[base] = self._make_tracker(base)
+            # The request's root is no setting to check: the app may well
+            # be mounted at the prefix.
+            tracker = self._host_trackers[base] = self._make_tracker(
+                _route_bases(base, self.url_prefix)
+            )
         return tracker
 
 

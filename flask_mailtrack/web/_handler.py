@@ -139,8 +139,15 @@ class Routes:
         not below a tracking path; see :func:`match`."""
         for prefix, kind in self._routes:
             if path.startswith(prefix):
-                return kind, path[len(prefix) :].strip("/")
+                return kind, _path_token(path[len(prefix) :])
         return None
+
+
+def _path_token(rest: str) -> str:
+    """The token in the rest of a tracking path, after the route's prefix:
+    without the slash that ``append_slash`` adds after it (or one before
+    it)."""
+    return rest.strip("/")
 
 
 def match(tracker: Tracker, path: str) -> tuple[Kind, str] | None:
@@ -186,7 +193,9 @@ def decide(
     :param remote_addr: The peer of the connection (``REMOTE_ADDR``).
     :param kind: ``"open"`` or ``"click"``; found from ``path`` (see
         :func:`match`) when omitted.
-    :param token: The token; found from ``path`` when ``kind`` is omitted.
+    :param token: The token, or the rest of the path after the route's
+        prefix (a ``/`` after it, as ``append_slash`` makes, is removed);
+        found from ``path`` when ``kind`` is omitted.
 
     .. versionadded:: 0.1
     """
@@ -195,8 +204,9 @@ def decide(
         if found is None:
             return _NOT_TRACKING
         kind, token = found
-    elif token is None:
-        token = ""
+    else:
+        # A framework's route hands over the rest of its path.
+        token = _path_token(token or "")
 
     if method not in ALLOWED_METHODS:
         return HandledRequest(METHOD_NOT_ALLOWED_ANSWER, None, None, kind)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import typing as t
 
 import pytest
@@ -19,7 +22,7 @@ from flask_mailtrack.cli import environ_configuration
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
 
-SECRET = "cli test secret key"
+SECRET = "cli test secret key-0123456789ab"
 BASE_URL = "https://t.example.com"
 ENV = {"MAILTRACK_SECRET_KEY": SECRET, "MAILTRACK_BASE_URL": BASE_URL}
 
@@ -160,7 +163,9 @@ def test_decode_invalid(invoke: Invoke, text: str) -> None:
 
 
 def test_decode_forged(invoke: Invoke) -> None:
-    forger = Tracker(secret_key="somebody else's key", base_click_tracking_url=BASE_URL)
+    forger = Tracker(
+        secret_key="somebody else's key-0123456789ab", base_click_tracking_url=BASE_URL
+    )
     result = invoke(["decode", forger.click_url("https://evil.example/")])
     assert result.exit_code == 1
     assert "Invalid token" in result.output
@@ -304,8 +309,6 @@ def test_environ_configuration() -> None:
             "MAILTRACK_URL_PREFIX": "/track",
             "MAILTRACK_ANONYMIZE_IP": "yes",
             "MAILTRACK_TRUSTED_PROXIES": "2",
-            # Not a setting: other programs share the environment.
-            "MAILTRACK_REQUIRE_BROWSER": "1",
             "PATH": "/usr/bin",
         }
     )
@@ -382,3 +385,122 @@ def test_flask_command_line_finds_the_group(app: Flask, tracker: Tracker) -> Non
     result = CliRunner().invoke(cli, ["mailtrack", "decode", url])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["metadata"] == {"a": 1}
+
+
+# -- first-run settings, through the real command (issue 14) ------------------------
+
+
+def run_mailtrack(
+    args: list[str], settings: dict[str, str], tmp_path: pathlib.Path
+) -> subprocess.CompletedProcess[str]:
+    """``mailtrack ARGS`` as a process, with only ``settings`` among the
+    ``MAILTRACK_*`` variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILTRACK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "flask_mailtrack.cli", *args],
+        env={**env, **settings},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_error_line(process: subprocess.CompletedProcess[str], said: str) -> None:
+    assert process.returncode == 1, process.stderr
+    assert "Traceback" not in process.stderr
+    (line,) = process.stderr.splitlines()
+    assert line.startswith("Error: ") and said in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "settings", "said"),
+    [
+        pytest.param(
+            ["track", "page.html"],
+            {"MAILTRACK_BASE_URL": "localhost:8000"},
+            "MAILTRACK_BASE_URL 'localhost:8000' must be an absolute http(s) URL",
+            id="track-base-url-without-scheme",
+        ),
+        pytest.param(
+            ["track", "page.html"],
+            {"MAILTRACK_BASE_URL": "https://t.example.com/app/?x=1"},
+            "query string",
+            id="track-base-url-with-query",
+        ),
+        pytest.param(
+            ["decode", "abc"],
+            {"MAILTRACK_BASE_CLICK_TRACKING_URL": "https://t.example.com/c#x"},
+            "fragment",
+            id="decode-click-base-with-fragment",
+        ),
+        pytest.param(
+            ["stats"],
+            {"MAILTRACK_DATABASE": "."},
+            "Cannot use '.' as an SQLite database",
+            id="stats-database-is-a-directory",
+        ),
+        pytest.param(
+            ["export"],
+            {"MAILTRACK_DATABASE": "page.html"},
+            "Cannot use 'page.html' as an SQLite database",
+            id="export-database-not-sqlite",
+        ),
+        pytest.param(
+            ["deliver"],
+            {
+                "MAILTRACK_WEBHOOK_URL": "https://hooks.example.com/in",
+                "MAILTRACK_WEBHOOK_SECRET": "whsec_" + "A" * 44,
+                "MAILTRACK_WEBHOOK_TIMEOUT_SECONDS": "-1",
+            },
+            "webhook_timeout_seconds",
+            id="deliver-negative-timeout",
+        ),
+        pytest.param(
+            ["deliver"],
+            {
+                "MAILTRACK_WEBHOOK_URL": "https://hooks.example.com/in",
+                "MAILTRACK_WEBHOOK_SECRET": "whsec_" + "A" * 44,
+                "MAILTRACK_WEBHOOK_REFUSE_PRIVATE": "ture",
+            },
+            "MAILTRACK_WEBHOOK_REFUSE_PRIVATE must be true or false",
+            id="deliver-boolean-typo",
+        ),
+        pytest.param(
+            ["serve", "--port", "0"],
+            {"MAILTRACK_BASE_URL": "t.example.com"},
+            "MAILTRACK_BASE_URL 't.example.com' must be an absolute",
+            id="serve-base-url-without-scheme",
+        ),
+    ],
+)
+def test_bad_settings_are_one_error_line(
+    tmp_path: pathlib.Path, args: list[str], settings: dict[str, str], said: str
+) -> None:
+    (tmp_path / "page.html").write_text(HTML)
+    process = run_mailtrack(
+        args, {"MAILTRACK_SECRET_KEY": SECRET, **settings}, tmp_path
+    )
+    assert_one_error_line(process, said)
+
+
+def test_warnings_are_one_line_each(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "page.html").write_text(HTML)
+    process = run_mailtrack(
+        ["track", "page.html"],
+        {
+            "MAILTRACK_SECRET_KEY": "changeme",
+            "MAILTRACK_BASE_URL": BASE_URL + "/mailtrack",
+            "MAILTRACK_ANONYMISE_IP": "1",
+        },
+        tmp_path,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "/mailtrack/mailtrack/c/" in process.stdout
+    lines = process.stderr.splitlines()
+    assert len(lines) == 3, process.stderr
+    assert all(line.startswith("Warning: ") for line in lines)
+    assert "MAILTRACK_ANONYMISE_IP (did you mean MAILTRACK_ANONYMIZE_IP?)" in lines[0]
+    text = process.stderr
+    assert f"set MAILTRACK_BASE_URL to '{BASE_URL}'" in text
+    assert "well-known placeholder" in text and "changeme" not in text

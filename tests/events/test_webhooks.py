@@ -336,7 +336,7 @@ def test_pixel_response_does_not_wait_for_the_webhook(
     from werkzeug.test import Client
 
     configuration = Configuration(
-        secret_key="s" * 32,
+        secret_key="webhooks-test-secret-key-0123456789",
         base_open_tracking_url="http://t.example.com/o/",
         base_click_tracking_url="http://t.example.com/c/",
     )

@@ -8,7 +8,7 @@ click a small script clicks the tracked link once the email has loaded.
 ``--virtual-time-budget`` lets the navigation that follows finish before the
 DOM is printed.
 
-Skipped when Chromium is not installed, unless ``MAILTRACK_REQUIRE_BROWSER=1``
+Skipped when Chromium is not installed, unless ``TEST_MAILTRACK_REQUIRE_BROWSER=1``
 (set by ``.ci/run``), which turns the skip into a failure.
 """
 
@@ -64,7 +64,7 @@ def events() -> list[tuple[str, t.Any]]:
 @pytest.fixture
 def app(events: list[tuple[str, t.Any]]) -> t.Iterator[Flask]:
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = "browser test secret key"
+    app.config["SECRET_KEY"] = "browser test secret key-01234567"
     MailTrack(app)
 
     @app.get("/email")

@@ -11,20 +11,23 @@ from flask import Flask
 from flask import render_template_string
 from flask.testing import FlaskClient
 from flask_mailtrack import Configuration
+from flask_mailtrack import configuration
 from flask_mailtrack import ConfigurationError
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrack
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import record_events
 from flask_mailtrack import Tracker
+from flask_mailtrack.exceptions import MailTrackWarning
 from flask_mailtrack.exceptions import MissingSettingError
 from flask_mailtrack.exceptions import UnknownSettingError
+from flask_mailtrack.exceptions import WeakSecretKeyWarning
 from flask_mailtrack.web import TRACKING_PIXEL
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-SECRET = "test secret key, long enough"
+SECRET = "test secret key, long enough-012"
 
 
 def make_app(config: dict[str, t.Any] | None = None, **kwargs: t.Any) -> Flask:
@@ -195,9 +198,9 @@ def test_open_token_is_not_a_click_token(app: Flask, client: FlaskClient) -> Non
 def test_two_apps_with_different_secrets_never_cross() -> None:
     extension = MailTrack()
     first = Flask("first")
-    first.config["SECRET_KEY"] = "first app secret key"
+    first.config["SECRET_KEY"] = "first app secret key-0123456789a"
     second = Flask("second")
-    second.config["SECRET_KEY"] = "second app secret key"
+    second.config["SECRET_KEY"] = "second app secret key-0123456789"
     extension.init_app(first)
     extension.init_app(second)
 
@@ -393,11 +396,13 @@ def test_arguments_win_over_config() -> None:
 
 
 def test_configuration_argument_replaces_config_keys() -> None:
-    configuration = Configuration(secret_key="configuration secret", max_age=30)
+    configuration = Configuration(
+        secret_key="configuration secret-0123456789a", max_age=30
+    )
     app = make_app({"MAILTRACK_MAX_AGE": 10}, configuration=configuration)
     tracker = links(app)
     assert tracker.configuration.max_age == 30
-    assert tracker.configuration.secret_key == "configuration secret"
+    assert tracker.configuration.secret_key == "configuration secret-0123456789a"
 
 
 @pytest.mark.parametrize(
@@ -423,13 +428,13 @@ def test_url_prefix(prefix: str, path: str) -> None:
 
 
 def test_secret_key_fallbacks_verify_old_links() -> None:
-    old_app = make_app({"SECRET_KEY": "the old secret key"})
+    old_app = make_app({"SECRET_KEY": "the old secret key-0123456789abc"})
     old_url = links(old_app).click_url("https://example.com/old")
 
     app = make_app(
         {
-            "SECRET_KEY": "the new secret key",
-            "SECRET_KEY_FALLBACKS": ["the old secret key"],
+            "SECRET_KEY": "the new secret key-0123456789abc",
+            "SECRET_KEY_FALLBACKS": ["the old secret key-0123456789abc"],
         }
     )
     new_url = links(app).click_url("https://example.com/new")
@@ -439,14 +444,14 @@ def test_secret_key_fallbacks_verify_old_links() -> None:
 
     # The newest key signs: the old app cannot read new links.
     assert old_app.test_client().get(path_of(new_url)).status_code == 404
-    new_only = make_app({"SECRET_KEY": "the new secret key"})
+    new_only = make_app({"SECRET_KEY": "the new secret key-0123456789abc"})
     assert new_only.test_client().get(path_of(new_url)).status_code == 302
 
 
 def test_mailtrack_secret_key_wins_over_secret_key() -> None:
-    app = make_app({"MAILTRACK_SECRET_KEY": "a dedicated tracking key"})
+    app = make_app({"MAILTRACK_SECRET_KEY": "a dedicated tracking key-0123456"})
     url = links(app).click_url("https://example.com/")
-    assert Tracker(secret_key="a dedicated tracking key").decode_click(
+    assert Tracker(secret_key="a dedicated tracking key-0123456").decode_click(
         url.rsplit("/", 1)[1]
     ).tracked_url == ("https://example.com/")
     with pytest.raises(InvalidToken):
@@ -654,3 +659,105 @@ def test_any_path_never_fails(kind: str, token: str, user_agent: str) -> None:
 
 
 _HYPOTHESIS_APP = make_app()
+
+
+# -- first-run settings (issue 14) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "said"),
+    [
+        # Today's dead links: ".../app/<token>?x=1/mailtrack/c/" and "/<token>".
+        pytest.param("https://t.example.com/app/?x=1", "query string", id="query"),
+        pytest.param("https://t.example.com/#frag", "fragment", id="fragment"),
+        pytest.param("localhost:8000", "absolute http", id="no-scheme"),
+    ],
+)
+def test_base_url_that_makes_dead_links_is_refused(base_url: str, said: str) -> None:
+    with pytest.raises(ConfigurationError, match=said) as caught:
+        make_app({"MAILTRACK_BASE_URL": base_url})
+    assert "MAILTRACK_BASE_URL" in str(caught.value)
+    with pytest.raises(ConfigurationError, match=said):
+        make_app(base_url=base_url)
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://t.example.com/mailtrack", "https://t.example.com/mailtrack/"]
+)
+def test_base_url_ending_in_the_prefix_warns_with_the_fix(base_url: str) -> None:
+    with pytest.warns(
+        MailTrackWarning, match="set MAILTRACK_BASE_URL to 'https://t.example.com'"
+    ):
+        app = make_app({"MAILTRACK_BASE_URL": base_url})
+    with app.app_context():
+        # Still made as configured: right when the app is mounted there.
+        assert (
+            links(app)
+            .click_url("https://example.com/")
+            .startswith("https://t.example.com/mailtrack/mailtrack/c/")
+        )
+
+
+def test_base_url_with_another_prefix_does_not_warn() -> None:
+    make_app(
+        {
+            "MAILTRACK_BASE_URL": "https://t.example.com/mailtrack",
+            "MAILTRACK_URL_PREFIX": "/t",
+        }
+    )
+    make_app({"MAILTRACK_BASE_URL": "https://t.example.com/app"})
+
+
+def test_append_slash_links_are_served() -> None:
+    app = make_app(
+        {
+            "MAILTRACK_BASE_URL": "https://t.example.com",
+            "MAILTRACK_APPEND_SLASH": "true",
+        }
+    )
+    with app.app_context():
+        click = links(app).click_url("https://example.com/sale", {"n": 1})
+        pixel = links(app).open_url({"n": 1})
+    assert click.endswith("/") and pixel.endswith("/")
+    client = app.test_client()
+    with record_events() as events:
+        clicked = client.get(click.replace("https://t.example.com", ""))
+        opened = client.get(pixel.replace("https://t.example.com", ""))
+    assert clicked.status_code == 302
+    assert clicked.headers["Location"] == "https://example.com/sale"
+    assert opened.status_code == 200 and opened.data == TRACKING_PIXEL
+    assert [event.signal for event in events] == ["link-clicked", "email-opened"]
+    results = [event.kwargs["result"] for event in events]
+    assert [result.metadata for result in results] == [{"n": 1}, {"n": 1}]
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        pytest.param("dev", "well-known placeholder", id="dev"),
+        pytest.param("changeme", "well-known placeholder", id="changeme"),
+        pytest.param("a short flask key", "shorter than 32 bytes", id="short"),
+    ],
+)
+def test_weak_flask_secret_key_warns(
+    key: str, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(configuration, "_warned_weak_keys", set())
+    with pytest.warns(WeakSecretKeyWarning, match=said) as caught:
+        make_app({"SECRET_KEY": key})
+    # Once, however many copies of the configuration the extension makes.
+    assert len([w for w in caught if w.category is WeakSecretKeyWarning]) == 1
+    assert key not in str(caught[0].message)
+
+
+def test_weak_fallback_key_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(configuration, "_warned_weak_keys", set())
+    with pytest.warns(WeakSecretKeyWarning, match="placeholder"):
+        make_app({"SECRET_KEY_FALLBACKS": ["secret"]})
+
+
+def test_boolean_arguments_as_text_are_read_as_text_settings() -> None:
+    app = make_app(anonymize_ip="no")
+    assert app.extensions["mailtrack"].configuration.anonymize_ip is False
+    with pytest.raises(ConfigurationError, match="append_slash"):
+        make_app({"MAILTRACK_APPEND_SLASH": "ture"})

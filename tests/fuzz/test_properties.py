@@ -1,7 +1,7 @@
 """Property-based fuzzing of everything that takes outside input.
 
 Bounded for CI (a few hundred examples per property, tens of seconds in
-all). ``MAILTRACK_FUZZ_EXAMPLES=20000 pytest tests/fuzz`` runs longer; the
+all). ``TEST_MAILTRACK_FUZZ_EXAMPLES=20000 pytest tests/fuzz`` runs longer; the
 atheris harness in ``benchmarks/fuzz/`` runs for as long as you let it.
 
 Properties:
@@ -39,6 +39,7 @@ from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
 from flask_mailtrack.exceptions import InsecureTokenWarning
+from flask_mailtrack.exceptions import WeakSecretKeyWarning
 from flask_mailtrack.rewrite import track_html
 from flask_mailtrack.rewrite._links import clean_url
 from flask_mailtrack.tokens import CLICK
@@ -70,7 +71,7 @@ from mutation_campaign import B64_ALPHABET as _B64  # noqa: E402
 from mutation_campaign import plain_token as legacy_plain  # noqa: E402
 from mutation_campaign import token_modes  # noqa: E402
 
-EXAMPLES = int(os.environ.get("MAILTRACK_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("TEST_MAILTRACK_FUZZ_EXAMPLES", "300"))
 
 #: Settings of every property: bounded, no deadline (the machine is noisy;
 #: speed is measured in benchmarks/, not asserted here).
@@ -522,6 +523,8 @@ def test_from_mapping_raises_only_library_errors(mapping: dict[str, str]) -> Non
     with warnings.catch_warnings():
         # MAILTRACK_INSECURE_UNSIGNED_TOKENS=1 warns, as it should.
         warnings.simplefilter("ignore", InsecureTokenWarning)
+        # So do random short keys.
+        warnings.simplefilter("ignore", WeakSecretKeyWarning)
         try:
             configuration = Configuration.from_mapping(mapping)
         except (TypeError, ValueError, MailTrackError):

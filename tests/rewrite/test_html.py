@@ -29,7 +29,7 @@ NOW = 1_800_000_000
 @pytest.fixture
 def tracker() -> Tracker:
     return Tracker(
-        secret_key="test-secret-key-0123456789",
+        secret_key="test-secret-key-0123456789-01234",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
     )
@@ -785,11 +785,16 @@ def test_errors(tracker: Tracker) -> None:
         track_html(tracker, "<p>", METADATA, pixel_position="middle")
     with pytest.raises(TypeError):
         track_html(tracker, '<a href="https://e.com/">x</a>', ["not", "a", "dict"])  # type: ignore[arg-type]
-    no_click = Tracker(secret_key="k" * 16, base_open_tracking_url=OPEN_BASE)
+    no_click = Tracker(
+        secret_key="test-secret-key-0123456789-01234", base_open_tracking_url=OPEN_BASE
+    )
     with pytest.raises(MailTrackError):
         track_html(no_click, "<p>x</p>", METADATA)
     assert track_html(no_click, "<p>x</p>", METADATA, click_tracking=False)
-    no_open = Tracker(secret_key="k" * 16, base_click_tracking_url=CLICK_BASE)
+    no_open = Tracker(
+        secret_key="test-secret-key-0123456789-01234",
+        base_click_tracking_url=CLICK_BASE,
+    )
     with pytest.raises(MailTrackError):
         track_html(no_open, "<p>x</p>", METADATA)
     with pytest.raises(TypeError):
@@ -798,7 +803,7 @@ def test_errors(tracker: Tracker) -> None:
 
 def test_adapt_html(tracker: Tracker) -> None:
     configuration = Configuration(
-        secret_key="test-secret-key-0123456789",
+        secret_key="test-secret-key-0123456789-01234",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
     )
@@ -908,7 +913,7 @@ _PIECES = [
 @given(st.lists(st.sampled_from(_PIECES), max_size=40))
 def test_any_markup(pieces: list[str]) -> None:
     tracker = Tracker(
-        secret_key="property-secret-key-0123",
+        secret_key="property-secret-key-0123-0123456",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
     )

@@ -145,7 +145,7 @@ class LinkReader(HTMLParser):
 @pytest.fixture(scope="module")
 def tracker() -> Tracker:
     return Tracker(
-        secret_key="corpus-secret-key-0123456789",
+        secret_key="corpus-secret-key-0123456789-012",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
     )

@@ -21,7 +21,7 @@ CLICK_BASE = "https://t.example.com/c/"
 
 def policy_for(*patterns: str) -> LinkPolicy:
     tracker = Tracker(
-        secret_key="k" * 32,
+        secret_key="links-test-secret-key-0123456789abcdef",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
         untracked_url_patterns=patterns,
@@ -119,7 +119,7 @@ class CountingPolicy(LinkPolicy):
 
 def test_a_scan_decides_each_href_value_once() -> None:
     tracker = Tracker(
-        secret_key="k" * 32,
+        secret_key="links-test-secret-key-0123456789abcdef",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
     )

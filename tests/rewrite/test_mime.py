@@ -32,7 +32,7 @@ TEXT = "Crème brûlée: https://example.com/offer?a=1&b=2.\nLeave: https://exam
 @pytest.fixture
 def tracker() -> Tracker:
     return Tracker(
-        secret_key="mime-secret-key-0123456789",
+        secret_key="mime-secret-key-0123456789-01234",
         base_open_tracking_url=OPEN_BASE,
         base_click_tracking_url=CLICK_BASE,
     )

@@ -19,7 +19,7 @@ _TRACKED = re.compile(re.escape(CLICK_BASE) + r"[0-9A-Za-z_-]+")
 def tracker(monkeypatch: pytest.MonkeyPatch) -> Tracker:
     monkeypatch.setattr(flask_mailtrack.tracker.time, "time", lambda: 1_800_000_000)
     return Tracker(
-        secret_key="text-secret-key-0123456789",
+        secret_key="text-secret-key-0123456789-01234",
         base_open_tracking_url="https://t.example.com/o/",
         base_click_tracking_url=CLICK_BASE,
     )

@@ -6,7 +6,7 @@ Chromium is driven over the DevTools protocol through a pipe
 (``--remote-debugging-pipe``: JSON messages separated by NUL bytes on file
 descriptors 3 and 4), so no driver or extra package is needed.
 
-Skipped when Chromium is not installed, unless ``MAILTRACK_REQUIRE_BROWSER=1``.
+Skipped when Chromium is not installed, unless ``TEST_MAILTRACK_REQUIRE_BROWSER=1``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from flask_mailtrack import WebhookSender
 from flask_mailtrack.cli import environ_configuration
 from flask_mailtrack.cli import mailtrack_group
 from flask_mailtrack.cli import main
+from flask_mailtrack.exceptions import MailTrackWarning
 from flask_mailtrack.exceptions import MissingSettingError
 from flask_mailtrack.extension import get_state
 from flask_mailtrack.server import close_app
@@ -116,13 +117,15 @@ def test_settings_come_from_the_environment(database: str) -> None:
         "MAILTRACK_DATABASE": database,
         "MAILTRACK_BASE_URL": "https://t.example.com",
         "MAILTRACK_TRUSTED_PROXIES": "1",
-        "MAILTRACK_NOT_A_SETTING": "ignored: the environment is shared",
+        "MAILTRACK_NOT_A_SETTING": "ignored, with a warning",
         "PATH": "/bin",
     }
-    app = create_app(environ=environ)
+    with pytest.warns(MailTrackWarning, match="MAILTRACK_NOT_A_SETTING"):
+        app = create_app(environ=environ)
     try:
         # A link printed by `mailtrack track` with the same environment...
-        tracker = Tracker(environ_configuration(environ))
+        with pytest.warns(MailTrackWarning, match="MAILTRACK_NOT_A_SETTING"):
+            tracker = Tracker(environ_configuration(environ))
         click = tracker.click_url("https://example.com/", {"recipient": "bob"})
         assert click.startswith("https://t.example.com/mailtrack/c/")
         # ...is answered by the server.
@@ -155,12 +158,13 @@ def test_the_environment_gives_settings_config_wins(database: str) -> None:
         "MAILTRACK_SECRET_KEY": KEY,
         "MAILTRACK_MAX_AGE": "60",
         "MAILTRACK_STATS_PASSWORD": "from the environment",
-        "MAILTRACK_OTHER_PROGRAM": "ignored",
+        "MAILTRACK_OTHER_PROGRAM": "ignored, with a warning",
     }
-    app = create_app(
-        {"MAILTRACK_DATABASE": database, "MAILTRACK_STATS_PASSWORD": PASSWORD},
-        environ=environ,
-    )
+    with pytest.warns(MailTrackWarning, match="MAILTRACK_OTHER_PROGRAM"):
+        app = create_app(
+            {"MAILTRACK_DATABASE": database, "MAILTRACK_STATS_PASSWORD": PASSWORD},
+            environ=environ,
+        )
     try:
         assert get_state(app).configuration.max_age == 60
         assert app.config["MAILTRACK_STATS_PASSWORD"] == PASSWORD
@@ -622,3 +626,82 @@ def test_connected_receivers_do_not_keep_the_app_alive(tmp_path: t.Any) -> None:
         del app
         gc.collect()
         assert reference() is None
+
+
+# -- first-run settings (issue 14) ----------------------------------------------------
+
+
+def test_append_slash_links_are_recorded(make_app: t.Callable[..., Flask]) -> None:
+    app = make_app(
+        MAILTRACK_BASE_URL="https://t.example.com", MAILTRACK_APPEND_SLASH="true"
+    )
+    with app.app_context():
+        tracker = get_state(app).tracker
+        click = tracker.click_url("https://example.com/", {"recipient": "ann"})
+        pixel = tracker.open_url({"recipient": "ann"})
+    client = app.test_client()
+    headers = {"User-Agent": BROWSER_UA}
+    clicked = client.get(click.replace("https://t.example.com", ""), headers=headers)
+    assert clicked.status_code == 302
+    assert clicked.headers["Location"] == "https://example.com/"
+    assert (
+        client.get(
+            pixel.replace("https://t.example.com", ""), headers=headers
+        ).status_code
+        == 200
+    )
+    events = get_server_state(app).store.events()
+    assert sorted(event["type"] for event in events) == ["email.opened", "link.clicked"]
+
+
+def test_misspelt_environment_variables_warn_with_the_closest(database: str) -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": KEY,
+        "MAILTRACK_DATABASE": database,
+        "MAILTRACK_ANONYMISE_IP": "1",
+        "MAILTRACK_STATS_PASWORD": "secret",
+    }
+    with pytest.warns(MailTrackWarning) as caught:
+        app = create_app(environ=environ)
+    close_app(app)
+    (warning,) = caught
+    assert str(warning.message) == (
+        "Ignored environment variable(s) that name no flask_mailtrack setting:"
+        " MAILTRACK_ANONYMISE_IP (did you mean MAILTRACK_ANONYMIZE_IP?),"
+        " MAILTRACK_STATS_PASWORD (did you mean MAILTRACK_STATS_PASSWORD?)."
+    )
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "MAILTRACK_APPEND_SLASH",
+        "MAILTRACK_ANONYMIZE_IP",
+        "MAILTRACK_DEMO",
+        "MAILTRACK_WEBHOOK_DELIVER",
+        "MAILTRACK_WEBHOOK_REFUSE_PRIVATE",
+    ],
+)
+def test_every_boolean_setting_refuses_other_words(database: str, setting: str) -> None:
+    environ = {
+        "MAILTRACK_SECRET_KEY": KEY,
+        "MAILTRACK_DATABASE": database,
+        "MAILTRACK_WEBHOOK_URL": "https://hooks.example.com/in",
+        "MAILTRACK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        setting: "ture",
+    }
+    with pytest.raises(
+        ConfigurationError,
+        match=setting.removeprefix("MAILTRACK_").lower() + "|" + setting,
+    ):
+        create_app(environ=environ)
+
+
+def test_unusable_database_is_a_configuration_error(tmp_path: t.Any) -> None:
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("not SQLite " * 100)
+    for path in (str(tmp_path), str(not_a_database)):
+        with pytest.raises(ConfigurationError, match="MAILTRACK_DATABASE"):
+            create_app(
+                {"MAILTRACK_SECRET_KEY": KEY, "MAILTRACK_DATABASE": path}, environ={}
+            )

@@ -345,7 +345,8 @@ def test_no_key_configured() -> None:
 
 @pytest.mark.parametrize("option", ["secret_key", "encryption_key"])
 def test_key_rotation(option: str) -> None:
-    old_key, new_key = "old-key-0123456789abcdef", "new-key-0123456789abcdef"
+    old_key = "old-key-0123456789abcdef-0123456789"
+    new_key = "new-key-0123456789abcdef-0123456789"
     before = _tracker(**{option: old_key})
     rotated = _tracker(**{option: [old_key, new_key]})
     only_new = _tracker(**{option: [new_key]})
@@ -364,8 +365,13 @@ def test_key_rotation(option: str) -> None:
 
 
 def test_rotation_keeps_open_and_click_apart() -> None:
-    rotated = _tracker(secret_key=["old-key-0123456789", "new-key-0123456789"])
-    old = _tracker(secret_key="old-key-0123456789")
+    rotated = _tracker(
+        secret_key=[
+            "old-key-0123456789-0123456789abc",
+            "new-key-0123456789-0123456789abc",
+        ]
+    )
+    old = _tracker(secret_key="old-key-0123456789-0123456789abc")
     with pytest.raises(InvalidToken):
         rotated.decode_click(old.open_token())
 

@@ -218,7 +218,7 @@ def _expired(tracker: Tracker, kind: t.Any) -> str:
 
 
 def _other_key(tracker: Tracker, kind: t.Any) -> str:
-    other = Tracker(secret_key="another-secret-key-0123456789")
+    other = Tracker(secret_key="another-secret-key-0123456789-01")
     return _token(other, kind)
 
 

@@ -244,7 +244,10 @@ def wsgi_example() -> t.Any:
     spec = importlib.util.spec_from_file_location("wsgi_app_example", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as patch:
+        # A real key: the example's fallback is a placeholder, which warns.
+        patch.setenv("MAILTRACK_SECRET_KEY", SECRET)
+        spec.loader.exec_module(module)
     return module
 
 
