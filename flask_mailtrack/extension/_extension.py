@@ -338,7 +338,9 @@ def _register_converter(state: BlueprintSetupState) -> None:
 @blueprint.route(
     f"/{ROUTE_SEGMENTS[OPEN]}/<mailtrack_token:token>",
     endpoint="open",
+    methods=["GET"],  # HEAD is added by Flask
     merge_slashes=False,
+    provide_automatic_options=False,
 )
 def _open_view(token: str) -> Response:
     return _serve(OPEN, token)
@@ -347,7 +349,9 @@ def _open_view(token: str) -> Response:
 @blueprint.route(
     f"/{ROUTE_SEGMENTS[CLICK]}/<mailtrack_token:token>",
     endpoint="click",
+    methods=["GET"],  # HEAD is added by Flask
     merge_slashes=False,
+    provide_automatic_options=False,
 )
 def _click_view(token: str) -> Response:
     return _serve(CLICK, token)

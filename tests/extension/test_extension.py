@@ -116,11 +116,24 @@ def test_head_pixel(app: Flask, client: FlaskClient) -> None:
     assert events[0].kwargs["result"].machine is not None
 
 
-def test_post_is_not_allowed(app: Flask, client: FlaskClient) -> None:
-    url = links(app).open_url()
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("kind", ["open", "click"])
+def test_other_methods_get_405(
+    app: Flask, client: FlaskClient, method: str, kind: str
+) -> None:
+    # As the middleware and the standalone server answer: Flask's automatic
+    # OPTIONS answered 200 and listed OPTIONS in Allow.
+    tracker = links(app)
+    url = (
+        tracker.open_url()
+        if kind == "open"
+        else tracker.click_url("https://example.com/")
+    )
     with record_events() as events:
-        response = client.post(path_of(url))
+        response = client.open(path_of(url), method=method)
     assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert "Location" not in response.headers
     assert events == []
 
 

@@ -495,10 +495,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    """GET without following redirects."""
+def fetch(
+    url: str, method: str = "GET", **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """A request that does not follow redirects."""
     opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, headers={"User-Agent": BROWSER_UA, **headers})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": BROWSER_UA, **headers}, method=method
+    )
     try:
         with opener.open(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -555,6 +559,9 @@ def _track_through(root: str, environ: dict[str, str]) -> None:
     status, headers, _ = fetch(click)
     assert (status, headers["Location"]) == (302, "https://example.com/landing")
     assert fetch(f"{root}/mailtrack/c/not-a-token")[0] == 404
+    for url in (pixel, click):
+        status, headers, _ = fetch(url, method="OPTIONS")
+        assert (status, headers["Allow"]) == (405, "GET, HEAD")
 
 
 def test_mailtrack_serve_subprocess(database: str, tmp_path: t.Any) -> None:
