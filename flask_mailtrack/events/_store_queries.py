@@ -21,6 +21,38 @@ CLICKED = "link.clicked"
 #: Events read per query while paging through the store.
 _PAGE = 500
 
+#: Keyword parameters of the store's queries (:meth:`EventStore.stats
+#: <flask_mailtrack.EventStore.stats>`, ``timeline``, ``events``, the
+#: exports). Filters taken from a query string or a command line cannot use
+#: these names: they would collide with the parameter, not filter metadata.
+QUERY_PARAMETERS = frozenset(
+    ("since", "until", "type", "limit", "bucket_seconds", "max_buckets")
+)
+
+#: Longest metadata filter name.
+MAX_FILTER_NAME = 200
+
+
+def check_filter_name(name: str) -> None:
+    """Refuse a metadata key that cannot be a filter.
+
+    The key goes into an SQLite JSON path (``$."key"``): a quote or a
+    backslash would escape it, and a NUL byte or another control character
+    makes SQLite fail or never match.
+
+    :param name: The metadata key.
+    :raise ValueError: with a message that says what is allowed.
+    """
+    if not name or len(name) > MAX_FILTER_NAME:
+        raise ValueError(
+            f"A metadata filter name has 1 to {MAX_FILTER_NAME} characters."
+        )
+    if not name.isprintable() or '"' in name or "\\" in name:
+        raise ValueError(
+            f"Unsupported metadata filter name {name!r}: no quotes, backslashes"
+            " or control characters."
+        )
+
 
 class Where:
     """A ``WHERE`` clause built from the common filters."""
@@ -42,8 +74,7 @@ class Where:
         if type is not None:
             self.add("type = ?", type)
         for key, value in metadata.items():
-            if '"' in key or "\\" in key:
-                raise ValueError(f"Unsupported metadata key {key!r}.")
+            check_filter_name(key)
             if isinstance(value, (dict, list, tuple)):
                 raise TypeError(f"Filter {key!r} must be a string, number or bool.")
             if value is None:

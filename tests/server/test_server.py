@@ -51,31 +51,6 @@ BROWSER_UA = (
 STARTUP = 60.0  # seconds a subprocess server may take to start
 
 
-@pytest.fixture
-def database(tmp_path: t.Any) -> str:
-    return str(tmp_path / "mailtrack.sqlite3")
-
-
-@pytest.fixture
-def make_app(database: str) -> t.Iterator[t.Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def make(demo: bool = False, **config: t.Any) -> Flask:
-        settings = {
-            "MAILTRACK_SECRET_KEY": KEY,
-            "MAILTRACK_DATABASE": database,
-            "TESTING": True,
-            **config,
-        }
-        app = create_app(settings, demo=demo, environ={})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        close_app(app, timeout=0)
-
-
 def links(html: str) -> tuple[list[str], list[str]]:
     """The click links and pixel URLs of an HTML page."""
     clicks = re.findall(r'href="([^"]*/mailtrack/c/[^"]*)"', html)
