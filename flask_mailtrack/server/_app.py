@@ -110,7 +110,10 @@ def create_app(
     store = find_receiver(get_state(app).receivers, EventStore)
     assert store is not None  # MAILTRACK_DATABASE always has a value here
     app.extensions["mailtrack_server"] = ServerState(
-        store, demo=demo, generated_secret=generated_secret
+        store,
+        demo=demo,
+        generated_secret=generated_secret,
+        demo_root=get_state(app).base_url,
     )
     app.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     add_stats_routes(app)
