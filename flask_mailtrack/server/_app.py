@@ -10,7 +10,9 @@ environment variables, the names of the Flask config keys:
     ``--demo``, which makes one for the session.
 ``MAILTRACK_BASE_URL``
     The external URL the links are made on (``https://t.example.com``);
-    default: the host of the request.
+    default: the host of the request. In demo mode the newsletter's
+    articles link to it (default: the address ``mailtrack serve`` listens
+    on), never to the request's host.
 ``MAILTRACK_DATABASE``
     SQLite file of the events (and the webhook outbox); default
     ``./mailtrack.sqlite3``.
