@@ -241,7 +241,7 @@ def format_stats(stats: t.Mapping[str, t.Any]) -> str:
         )
     ctr = stats["click_through_rate"]
     lines.append(
-        f"Click-through (unique clicks / unique opens): {rate(ctr['total'])},"
+        f"Click-through (clicked / opened or clicked): {rate(ctr['total'])},"
         f" people only {rate(ctr['human'])}"
     )
     if stats["machine_labels"]:

@@ -175,16 +175,37 @@ def read_stats(
                 where.params,
             ).fetchall()
             labels = {label: count for label, count in rows}
+            # The recipients who opened or clicked, people and machines
+            # apart: the denominator of the rates, so that clicks without
+            # a recorded open (images blocked) cannot push a rate past 1.
+            rows = connection.execute(
+                "SELECT machine IS NOT NULL, COUNT(DISTINCT identity)"
+                " FROM mailtrack_events" + where.sql("type IN (?, ?)") + " GROUP BY 1",
+                [*where.params, OPENED, CLICKED],
+            ).fetchall()
+            engaged = {"human": 0, "machine": 0}
+            for machine, unique in rows:
+                engaged["machine" if machine else "human"] = unique
+            row = connection.execute(
+                "SELECT COUNT(DISTINCT identity) FROM mailtrack_events"
+                + where.sql("type IN (?, ?)"),
+                [*where.params, OPENED, CLICKED],
+            ).fetchone()
+            engaged_total = row[0]
         finally:
             connection.execute("COMMIT")
     opens, clicks = result["opens"], result["clicks"]
     result["links"] = sorted(
         links.values(), key=lambda link: (-link["total"], link["url"] or "")
     )
+    result["engaged"] = {"total": engaged_total, **engaged}
     result["click_through_rate"] = {
-        "total": _rate(clicks["unique"], opens["unique"]),
-        "human": _rate(clicks["human"]["unique"], opens["human"]["unique"]),
-        "machine": _rate(clicks["machine"]["unique"], opens["machine"]["unique"]),
+        "total": _rate(clicks["unique"], engaged_total),
+        **{k: _rate(clicks[k]["unique"], engaged[k]) for k in engaged},
+    }
+    result["open_rate"] = {
+        "total": _rate(opens["unique"], engaged_total),
+        **{k: _rate(opens[k]["unique"], engaged[k]) for k in engaged},
     }
     result["machine_labels"] = labels
     return result

@@ -1,5 +1,6 @@
-"""Crafted query strings on the stats endpoints: each gets a 400 with a
-message, or a 200 where it is a legitimate query; never a 500."""
+"""The stats endpoints: crafted query strings (each gets a 400 with a
+message, or a 200 where it is a legitimate query; never a 500), and the
+rates they show."""
 
 from __future__ import annotations
 
@@ -126,3 +127,29 @@ def test_filter_names_with_a_nul_byte_are_refused_by_the_store(
     with pytest.raises(ValueError, match="control characters"):
         store.stats(**{"a\x00b": "1"})
     assert store.stats(campaign="x")["opens"]["total"] == 1
+
+
+def test_rates_on_the_page_with_clicks_without_opens(
+    make_app: t.Callable[..., Flask],
+) -> None:
+    # Images blocked: two people click and only one open is recorded. The
+    # page said "people only 200.0%".
+    app = make_app(demo=True)
+    store = get_server_state(app).store
+    for recipient in ("ann", "ben"):
+        store.record(
+            TrackingResult(
+                is_click_tracking=True,
+                tracked_url="https://example.com/",
+                metadata={"recipient": recipient},
+            )
+        )
+    store.record(TrackingResult(is_open_tracking=True, metadata={"recipient": "ben"}))
+    page = app.test_client().get("/stats").get_data(as_text=True)
+    assert 'id="ctr">100.0%<' in page
+    assert 'id="ctr-human">100.0%<' in page
+    assert 'id="open-rate-human">50.0%<' in page
+    assert "the 2 recipients who opened or clicked" in page
+    assert "200.0%" not in page
+    stats = app.test_client().get("/stats.json").json
+    assert stats["click_through_rate"]["human"] == 1.0
