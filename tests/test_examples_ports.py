@@ -51,10 +51,12 @@ def running(
     command: list[str], env: dict[str, str], port: int, cwd: pathlib.Path
 ) -> t.Iterator[str]:
     """Run an example until its page answers on ``port``; stop it after."""
+    # Not the settings of this process, nor FLASK_RUN_FROM_CLI, which tests
+    # of Flask's CLI leave set (app.run() then ignores the call).
     environ = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MAILTRACK_", "EXAMPLE_"))
+        if not k.startswith(("MAILTRACK_", "EXAMPLE_", "FLASK_"))
     }
     process = subprocess.Popen(
         command,
@@ -91,6 +93,18 @@ def running(
         process.stdout.close()
 
 
+def _given(
+    command: list[str], given_by: str, **ports: int
+) -> tuple[list[str], dict[str, str]]:
+    """``command`` and its environment with ``ports`` (``port=8001``,
+    ``smtp_port=8026``) given as options or as ``EXAMPLE_*`` variables."""
+    if given_by == "options":
+        for name, port in ports.items():
+            command = [*command, "--" + name.replace("_", "-"), str(port)]
+        return command, {}
+    return command, {f"EXAMPLE_{name.upper()}": str(p) for name, p in ports.items()}
+
+
 def _href(page: str, pattern: str = r'href="([^"]+)"') -> str:
     match = re.search(pattern, page)
     assert match is not None, page
@@ -102,12 +116,12 @@ def test_flask_example_ports(given_by: str) -> None:
     pytest.importorskip("flask_mailman")
     pytest.importorskip("aiosmtpd")
     port, smtp_port = free_port(), free_port()
-    command = [sys.executable, str(EXAMPLES / "flask_app" / "app.py")]
-    env: dict[str, str] = {}
-    if given_by == "options":
-        command += ["--port", str(port), "--smtp-port", str(smtp_port)]
-    else:
-        env = {"EXAMPLE_PORT": str(port), "EXAMPLE_SMTP_PORT": str(smtp_port)}
+    command, env = _given(
+        [sys.executable, str(EXAMPLES / "flask_app" / "app.py")],
+        given_by,
+        port=port,
+        smtp_port=smtp_port,
+    )
     with running(command, env, port, EXAMPLES) as root:
         # The newsletter goes through the SMTP server on smtp_port...
         status, _, _ = fetch(root + "/send", data=b"recipient=ann%40example.com")
@@ -124,12 +138,9 @@ def test_flask_example_ports(given_by: str) -> None:
 @pytest.mark.parametrize("given_by", ["options", "environment"])
 def test_wsgi_example_port(given_by: str) -> None:
     port = free_port()
-    command = [sys.executable, str(EXAMPLES / "wsgi_app.py")]
-    env: dict[str, str] = {}
-    if given_by == "options":
-        command += ["--port", str(port)]
-    else:
-        env = {"EXAMPLE_PORT": str(port)}
+    command, env = _given(
+        [sys.executable, str(EXAMPLES / "wsgi_app.py")], given_by, port=port
+    )
     with running(command, env, port, EXAMPLES) as root:
         link = _href(fetch(root + "/")[2])
         assert link.startswith(f"{root}/mailtrack/c/")
@@ -141,13 +152,11 @@ def test_wsgi_example_port(given_by: str) -> None:
 def test_django_example_port(given_by: str) -> None:
     pytest.importorskip("django")
     port = free_port()
-    command = [sys.executable, "-m", "django_project.manage", "runserver"]
-    command.append("--noreload")
-    env: dict[str, str] = {}
-    if given_by == "options":
-        command += ["--port", str(port)]
-    else:
-        env = {"EXAMPLE_PORT": str(port)}
+    command, env = _given(
+        [sys.executable, "-m", "django_project.manage", "runserver", "--noreload"],
+        given_by,
+        port=port,
+    )
     with running(command, env, port, EXAMPLES) as root:
         page = fetch(root + "/")[2]
         assert _href(page).startswith(f"{root}/mailtrack/c/")
