@@ -3,17 +3,22 @@ its opens and clicks through flask_mailtrack's signals.
 
 Run it from the project root::
 
-    pip install -e '.[test]'
-    python examples/flask_app/app.py
+    pip install -e '.[examples]'
+    python examples/flask_app/app.py [--port 5000] [--smtp-port 8025]
 
 It starts a local SMTP server on 127.0.0.1:8025 that keeps the messages it
 receives, and the app on http://127.0.0.1:5000. Open that page, send the
 newsletter, open it from the inbox (the pixel records an open), click a link
 (the redirect records a click), and watch the events appear.
+
+The ports can also be set with the environment variables ``EXAMPLE_PORT``
+and ``EXAMPLE_SMTP_PORT`` (the options win), for instance to run it next to
+``mailtrack serve --demo`` or another example.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import logging
 import os
@@ -171,11 +176,31 @@ def _event(kind: str, result: TrackingResult) -> dict[str, t.Any]:
     }
 
 
-if __name__ == "__main__":
+def main(argv: t.Sequence[str] | None = None) -> None:
+    """Run the SMTP server and the app until Ctrl-C."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("EXAMPLE_PORT", "5000")),
+        help="port of the app (default: EXAMPLE_PORT, else 5000)",
+    )
+    parser.add_argument(
+        "--smtp-port",
+        type=int,
+        default=int(os.environ.get("EXAMPLE_SMTP_PORT", "8025")),
+        help="port of the local SMTP server (default: EXAMPLE_SMTP_PORT, else 8025)",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     inbox = Inbox()
-    smtp = start_smtp_server(inbox)
+    smtp = start_smtp_server(inbox, port=args.smtp_port)
     try:
-        create_app(inbox=inbox).run(host="127.0.0.1", port=5000)
+        app = create_app({"MAIL_PORT": args.smtp_port}, inbox=inbox)
+        app.run(host="127.0.0.1", port=args.port)
     finally:
         smtp.stop()
+
+
+if __name__ == "__main__":
+    main()

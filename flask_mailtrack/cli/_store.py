@@ -17,6 +17,8 @@ import click
 from .._isotime import parse_time
 from ..configuration import ConfigKeys
 from ..events import EventStore
+from ..events._store_queries import check_filter_name
+from ..events._store_queries import QUERY_PARAMETERS
 from ..server import DEFAULT_DATABASE
 from ._groups import shared_command
 from ._settings import CommandSettings
@@ -40,12 +42,19 @@ def _filters_option(
     filters = {}
     for item in values:
         key, sep, value = item.partition("=")
-        # The store refuses these in a metadata key (they would escape the
-        # JSON path); say so here, as a usage error.
-        if not sep or not key or '"' in key or "\\" in key:
+        if not sep or not key:
+            raise click.BadParameter(f"use KEY=VALUE, not {item!r}")
+        # What the store would refuse, or take as one of its own parameters
+        # (--filter since=1 would clash with --since), as a usage error.
+        if key in QUERY_PARAMETERS:
             raise click.BadParameter(
-                f"use KEY=VALUE (a key without quotes or backslashes), not {item!r}"
+                f"{key!r} is not a metadata filter name here"
+                f" ({', '.join(sorted(QUERY_PARAMETERS))} are not)"
             )
+        try:
+            check_filter_name(key)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
         filters[key] = value
     return filters
 
@@ -232,7 +241,7 @@ def format_stats(stats: t.Mapping[str, t.Any]) -> str:
         )
     ctr = stats["click_through_rate"]
     lines.append(
-        f"Click-through (unique clicks / unique opens): {rate(ctr['total'])},"
+        f"Click-through (clicked / opened or clicked): {rate(ctr['total'])},"
         f" people only {rate(ctr['human'])}"
     )
     if stats["machine_labels"]:

@@ -292,16 +292,23 @@ class EventStore:
                 {
                   "opens": COUNTS, "clicks": COUNTS,
                   "links": [{"url": ..., **COUNTS}, ...],  # most clicked first
+                  "engaged": {"total": n, "human": n, "machine": n},
                   "click_through_rate": {"total": r, "human": r, "machine": r},
+                  "open_rate": {"total": r, "human": r, "machine": r},
                   "machine_labels": {"apple-mpp": n, ...},
                   "since": ..., "until": ..., "filters": {...},
                 }
 
             where ``COUNTS`` is ``{"total": n, "unique": n, "human": {"total":
-            n, "unique": n}, "machine": {"total": n, "unique": n}}``. The
-            click-through rate is unique clicks divided by unique opens
-            (what some tools call click-to-open, as the store does not know
-            how many emails were sent), ``None`` without opens.
+            n, "unique": n}, "machine": {"total": n, "unique": n}}``.
+            ``engaged`` counts the unique recipients who opened or clicked.
+            The click-through rate is the unique recipients who clicked
+            divided by ``engaged``, and the open rate the unique recipients
+            who opened divided by ``engaged``, in total, for people and for
+            machines; ``None`` when ``engaged`` is 0. Neither can exceed 1,
+            even when clicks come without a recorded open (images blocked,
+            or the open counted as a machine's). The store does not know how
+            many emails were sent, so these are not rates per email sent.
         """
         where = Where(since, until, metadata_filters)
         self.flush()

@@ -21,6 +21,38 @@ CLICKED = "link.clicked"
 #: Events read per query while paging through the store.
 _PAGE = 500
 
+#: Keyword parameters of the store's queries (:meth:`EventStore.stats
+#: <flask_mailtrack.EventStore.stats>`, ``timeline``, ``events``, the
+#: exports). Filters taken from a query string or a command line cannot use
+#: these names: they would collide with the parameter, not filter metadata.
+QUERY_PARAMETERS = frozenset(
+    ("since", "until", "type", "limit", "bucket_seconds", "max_buckets")
+)
+
+#: Longest metadata filter name.
+MAX_FILTER_NAME = 200
+
+
+def check_filter_name(name: str) -> None:
+    """Refuse a metadata key that cannot be a filter.
+
+    The key goes into an SQLite JSON path (``$."key"``): a quote or a
+    backslash would escape it, and a NUL byte or another control character
+    makes SQLite fail or never match.
+
+    :param name: The metadata key.
+    :raise ValueError: with a message that says what is allowed.
+    """
+    if not name or len(name) > MAX_FILTER_NAME:
+        raise ValueError(
+            f"A metadata filter name has 1 to {MAX_FILTER_NAME} characters."
+        )
+    if not name.isprintable() or '"' in name or "\\" in name:
+        raise ValueError(
+            f"Unsupported metadata filter name {name!r}: no quotes, backslashes"
+            " or control characters."
+        )
+
 
 class Where:
     """A ``WHERE`` clause built from the common filters."""
@@ -42,8 +74,7 @@ class Where:
         if type is not None:
             self.add("type = ?", type)
         for key, value in metadata.items():
-            if '"' in key or "\\" in key:
-                raise ValueError(f"Unsupported metadata key {key!r}.")
+            check_filter_name(key)
             if isinstance(value, (dict, list, tuple)):
                 raise TypeError(f"Filter {key!r} must be a string, number or bool.")
             if value is None:
@@ -144,16 +175,37 @@ def read_stats(
                 where.params,
             ).fetchall()
             labels = {label: count for label, count in rows}
+            # The recipients who opened or clicked, people and machines
+            # apart: the denominator of the rates, so that clicks without
+            # a recorded open (images blocked) cannot push a rate past 1.
+            rows = connection.execute(
+                "SELECT machine IS NOT NULL, COUNT(DISTINCT identity)"
+                " FROM mailtrack_events" + where.sql("type IN (?, ?)") + " GROUP BY 1",
+                [*where.params, OPENED, CLICKED],
+            ).fetchall()
+            engaged = {"human": 0, "machine": 0}
+            for machine, unique in rows:
+                engaged["machine" if machine else "human"] = unique
+            row = connection.execute(
+                "SELECT COUNT(DISTINCT identity) FROM mailtrack_events"
+                + where.sql("type IN (?, ?)"),
+                [*where.params, OPENED, CLICKED],
+            ).fetchone()
+            engaged_total = row[0]
         finally:
             connection.execute("COMMIT")
     opens, clicks = result["opens"], result["clicks"]
     result["links"] = sorted(
         links.values(), key=lambda link: (-link["total"], link["url"] or "")
     )
+    result["engaged"] = {"total": engaged_total, **engaged}
     result["click_through_rate"] = {
-        "total": _rate(clicks["unique"], opens["unique"]),
-        "human": _rate(clicks["human"]["unique"], opens["human"]["unique"]),
-        "machine": _rate(clicks["machine"]["unique"], opens["machine"]["unique"]),
+        "total": _rate(clicks["unique"], engaged_total),
+        **{k: _rate(clicks[k]["unique"], engaged[k]) for k in engaged},
+    }
+    result["open_rate"] = {
+        "total": _rate(opens["unique"], engaged_total),
+        **{k: _rate(opens[k]["unique"], engaged[k]) for k in engaged},
     }
     result["machine_labels"] = labels
     return result

@@ -34,6 +34,7 @@ from flask import has_app_context
 from flask import request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
+from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from ..configuration import ConfigKeys
@@ -331,24 +332,35 @@ class TokenConverter(BaseConverter):
 
 
 @blueprint.record_once
-def _register_converter(state: BlueprintSetupState) -> None:
-    # Runs before the routes below are added, which need the converter.
-    state.app.url_map.converters.setdefault("mailtrack_token", TokenConverter)
+def _register_routes(state: BlueprintSetupState) -> None:
+    """Add ``<prefix>/o/<token>`` (endpoint ``mailtrack.open``) and
+    ``<prefix>/c/<token>`` (``mailtrack.click``) to the app.
+
+    The rules take every method (``methods=None``, which Flask's
+    ``route`` cannot express): the handler answers anything but GET and
+    HEAD with 405 and ``Allow: GET, HEAD``, as the middleware does. Flask's
+    routes would answer OPTIONS with 200, and their own 405 lists the
+    methods in an order that changes from one process to the next.
+    """
+    app = state.app
+    app.url_map.converters.setdefault("mailtrack_token", TokenConverter)
+    prefix = (state.url_prefix or "").rstrip("/")
+    for kind, view in ((OPEN, _open_view), (CLICK, _click_view)):
+        endpoint = f"{state.name_prefix}.{state.name}.{kind}".lstrip(".")
+        app.url_map.add(
+            Rule(
+                f"{prefix}/{ROUTE_SEGMENTS[kind]}/<mailtrack_token:token>",
+                endpoint=endpoint,
+                methods=None,
+                merge_slashes=False,
+            )
+        )
+        app.view_functions[endpoint] = view
 
 
-@blueprint.route(
-    f"/{ROUTE_SEGMENTS[OPEN]}/<mailtrack_token:token>",
-    endpoint="open",
-    merge_slashes=False,
-)
 def _open_view(token: str) -> Response:
     return _serve(OPEN, token)
 
 
-@blueprint.route(
-    f"/{ROUTE_SEGMENTS[CLICK]}/<mailtrack_token:token>",
-    endpoint="click",
-    merge_slashes=False,
-)
 def _click_view(token: str) -> Response:
     return _serve(CLICK, token)

@@ -10,7 +10,9 @@ environment variables, the names of the Flask config keys:
     ``--demo``, which makes one for the session.
 ``MAILTRACK_BASE_URL``
     The external URL the links are made on (``https://t.example.com``);
-    default: the host of the request.
+    default: the host of the request. In demo mode the newsletter's
+    articles link to it (default: the address ``mailtrack serve`` listens
+    on), never to the request's host.
 ``MAILTRACK_DATABASE``
     SQLite file of the events (and the webhook outbox); default
     ``./mailtrack.sqlite3``.
@@ -113,7 +115,10 @@ def create_app(
     store = find_receiver(get_state(app).receivers, EventStore)
     assert store is not None  # MAILTRACK_DATABASE always has a value here
     app.extensions["mailtrack_server"] = ServerState(
-        store, demo=demo, generated_secret=generated_secret
+        store,
+        demo=demo,
+        generated_secret=generated_secret,
+        demo_root=get_state(app).base_url,
     )
     app.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     add_stats_routes(app)

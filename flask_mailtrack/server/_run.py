@@ -31,10 +31,15 @@ def serve(
 
     app = create_app(config, demo=demo or None)
     state = get_server_state(app)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    every_interface = host in ("0.0.0.0", "::", "")
+    shown_host = "127.0.0.1" if every_interface else host
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     root = f"http://{shown_host}:{port}"
+    if state.demo and state.demo_root is None and not every_interface:
+        # The one address this server answers on: the demo's articles link
+        # to it, whatever Host header a request carries.
+        state.demo_root = root
     # create_app has logged it when the key was made up for this session.
     echo(f"Events are recorded in {state.store.path}.")
     webhooks = find_receiver(get_state(app).receivers, WebhookSender)
@@ -45,6 +50,11 @@ def serve(
         )
     if state.demo:
         echo(f"Demo: open {root}/ in a browser.")
+        if state.demo_root is None:
+            echo(
+                f"Set {ConfigKeys.BASE_URL} to the URL browsers reach this"
+                " server at: the demo's links are made on it."
+            )
     elif app.config.get(ConfigKeys.STATS_PASSWORD):
         echo(f"Statistics: {root}/stats (password: {ConfigKeys.STATS_PASSWORD}).")
     if threading.current_thread() is threading.main_thread():

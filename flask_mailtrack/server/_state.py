@@ -14,7 +14,12 @@ class ServerState:
     """What the server keeps in ``app.extensions["mailtrack_server"]``."""
 
     def __init__(
-        self, store: EventStore, *, demo: bool, generated_secret: bool
+        self,
+        store: EventStore,
+        *,
+        demo: bool,
+        generated_secret: bool,
+        demo_root: str | None = None,
     ) -> None:
         #: The event store every event is recorded in.
         self.store = store
@@ -22,6 +27,13 @@ class ServerState:
         self.demo = demo
         #: Whether the signing key was made up for this session.
         self.generated_secret = generated_secret
+        #: The external root URL of the app that the demo newsletter's
+        #: articles link to (``MAILTRACK_BASE_URL``, or the address
+        #: ``mailtrack serve`` listens on), without a trailing slash. Never
+        #: the request's ``Host`` header, which the client chooses: the
+        #: links are signed, so a forged host would make them redirect to
+        #: any site.
+        self.demo_root = demo_root
 
 
 def get_server_state(app: Flask) -> ServerState:

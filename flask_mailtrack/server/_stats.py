@@ -11,6 +11,7 @@ import datetime
 import functools
 import hmac
 import typing as t
+from urllib.parse import urlencode
 
 from flask import abort
 from flask import current_app
@@ -23,13 +24,28 @@ from werkzeug.wrappers import Response
 
 from .._isotime import parse_time
 from ..configuration import ConfigKeys
+from ..events._store_queries import check_filter_name
+from ..events._store_queries import CLICKED
+from ..events._store_queries import OPENED
+from ..events._store_queries import QUERY_PARAMETERS
 from ._chart import chart
 from ._chart import CHART_WINDOWS
 from ._state import current_state
 
-#: Query arguments of the stats endpoints that are not metadata filters
+#: Query arguments every stats endpoint reads besides the metadata filters
 #: (``_`` is for cache busting).
-_RESERVED_ARGS = frozenset(("since", "until", "limit", "window", "_"))
+_COMMON_ARGS = ("since", "until", "_")
+
+#: Names that are never metadata filters on any page: the arguments some
+#: pages read, and the store's own parameters.
+_RESERVED_ARGS = QUERY_PARAMETERS | {"window"}
+
+#: At most this many metadata filters in one query string: each is a clause
+#: of the SQL query, and SQLite limits their number.
+_MAX_FILTERS = 20
+
+#: Event types ``/events.json?type=`` accepts.
+_EVENT_TYPES = (OPENED, CLICKED)
 
 
 def add_stats_routes(app: Flask) -> None:
@@ -38,7 +54,7 @@ def add_stats_routes(app: Flask) -> None:
     @app.get("/stats")
     @_stats_access
     def stats_page() -> t.Any:
-        query = _query()
+        query = _query("window")
         name, bucket, count = _window()
         timeline = _timeline((bucket, count), query)
         return render_template(
@@ -47,9 +63,10 @@ def add_stats_routes(app: Flask) -> None:
             chart=chart(timeline, bucket_seconds=bucket),
             window=name,
             window_links=[
-                (other, url_for("stats_page", **_args(window=other)))
+                (other, _page_url("stats_page", window=other))
                 for other in CHART_WINDOWS
             ],
+            json_url=_page_url("stats_json", window=None),
             demo=current_state().demo,
         )
 
@@ -61,7 +78,7 @@ def add_stats_routes(app: Flask) -> None:
     @app.get("/stats/chart.svg")
     @_stats_access
     def stats_chart() -> t.Any:
-        query = _query()
+        query = _query("window")
         _, bucket, count = _window()
         svg = render_template(
             "mailtrack/chart.svg",
@@ -76,25 +93,51 @@ def add_stats_routes(app: Flask) -> None:
     @app.get("/events.json")
     @_stats_access
     def events_json() -> t.Any:
-        query = _query()
+        query = _query("limit", "type")
+        kind = request.args.get("type")
+        if kind is not None and kind not in _EVENT_TYPES:
+            abort(400, f"Unknown type; use {' or '.join(_EVENT_TYPES)}.")
         try:
             limit = min(max(int(request.args.get("limit", 50)), 1), 1000)
         except ValueError:
-            abort(400, "limit must be a number.")
-        events = current_state().store.events(limit=limit, **query)
+            abort(400, "Invalid 'limit': use a number.")
+        events = current_state().store.events(limit=limit, type=kind, **query)
         response = jsonify({"events": events})
         response.headers["Cache-Control"] = "no-store"
         return response
 
 
-def _query() -> dict[str, t.Any]:
-    """``since``, ``until`` and metadata filters from the query string."""
+def _query(*page_args: str) -> dict[str, t.Any]:
+    """``since``, ``until`` and the metadata filters of the query string,
+    checked: a 400 for an argument that is neither one of ``page_args`` nor
+    a metadata filter name the store accepts.
+
+    :param page_args: The other arguments the page reads itself.
+    """
     args = request.args
-    query: dict[str, t.Any] = {
-        key: value for key, value in args.items() if key not in _RESERVED_ARGS
-    }
-    if any('"' in key or "\\" in key for key in query):
-        abort(400, "Metadata filter names cannot contain quotes or backslashes.")
+    known = (*_COMMON_ARGS, *page_args)
+    query: dict[str, t.Any] = {}
+    for key, values in args.lists():
+        if len(values) > 1:
+            abort(400, f"{key!r} is given {len(values)} times; give it once.")
+        if key in known:
+            continue
+        if key.startswith("_") or key in _RESERVED_ARGS:
+            # Names of the store's parameters would not filter metadata,
+            # and "_" names are kept for the pages.
+            abort(
+                400,
+                f"Unknown query argument {key!r}: this page takes"
+                f" {', '.join(known)} and metadata filters (whose names do not"
+                f" start with '_' nor are {', '.join(sorted(_RESERVED_ARGS))}).",
+            )
+        try:
+            check_filter_name(key)
+        except ValueError as error:
+            abort(400, str(error))
+        query[key] = values[0]
+    if len(query) > _MAX_FILTERS:
+        abort(400, f"At most {_MAX_FILTERS} metadata filters at once.")
     for name in ("since", "until"):
         if args.get(name):
             try:
@@ -104,11 +147,19 @@ def _query() -> dict[str, t.Any]:
     return query
 
 
-def _args(**changes: str) -> dict[str, t.Any]:
-    """The query arguments of the request, with ``changes``."""
-    args: dict[str, t.Any] = request.args.to_dict()
+def _page_url(endpoint: str, **changes: str | None) -> str:
+    """The path of ``endpoint`` with the request's query arguments and
+    ``changes`` (``None`` drops one).
+
+    The arguments are encoded into the query string here, never passed to
+    :func:`~flask.url_for` as keywords, where ``_external``, ``_scheme`` or
+    ``endpoint`` would change the URL itself.
+    """
+    args: dict[str, str | None] = dict(request.args.items())
     args.update(changes)
-    return args
+    query = urlencode([(k, v) for k, v in args.items() if v is not None])
+    path = url_for(endpoint)
+    return f"{path}?{query}" if query else path
 
 
 def _stats_access(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:

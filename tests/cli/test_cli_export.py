@@ -277,8 +277,13 @@ def test_export_pages_through_a_large_store(tmp_path: pathlib.Path) -> None:
     [
         pytest.param(["--filter", "campaign"], "KEY=VALUE", id="filter-no-equals"),
         pytest.param(["--filter", "=spring"], "KEY=VALUE", id="filter-no-key"),
-        pytest.param(["--filter", 'a"b=1'], "without quotes", id="filter-quote"),
-        pytest.param(["--filter", "a\\b=1"], "without quotes", id="filter-backslash"),
+        pytest.param(["--filter", 'a"b=1'], "no quotes", id="filter-quote"),
+        pytest.param(["--filter", "a\\b=1"], "no quotes", id="filter-backslash"),
+        pytest.param(["--filter", "a\x01b=1"], "control", id="filter-control"),
+        # Store parameters, not metadata: they clashed with --since (a
+        # TypeError and a traceback).
+        pytest.param(["--filter", "since=1"], "not a metadata", id="filter-since"),
+        pytest.param(["--filter", "type=x"], "not a metadata", id="filter-type"),
         pytest.param(["--since", "yesterday"], "ISO 8601", id="bad-since"),
         pytest.param(["--until", "nan"], "ISO 8601", id="until-nan"),
         pytest.param(["--until", "1e400"], "ISO 8601", id="until-overflow"),

@@ -181,7 +181,32 @@ def test_empty_store_has_no_rate() -> None:
             "human": None,
             "machine": None,
         }
+        assert stats["open_rate"] == stats["click_through_rate"]
+        assert stats["engaged"] == {"total": 0, "human": 0, "machine": 0}
         assert stats["links"] == []
+
+
+def test_rates_cannot_exceed_one_with_clicks_without_opens() -> None:
+    # Images blocked: ann clicks twice and no open is recorded; cy's only
+    # open is Apple's proxy. Divided by the openers, people clicked 200%.
+    with EventStore(":memory:") as store:
+        store.record(clicked(T, A, recipient="ann"))
+        store.record(clicked(T + 1, B, recipient="ann"))
+        store.record(opened(T + 2, recipient="ben"))
+        store.record(clicked(T + 3, A, recipient="ben"))
+        store.record(opened(T + 4, "apple-mpp", recipient="cy"))
+        stats = store.stats()
+    assert stats["engaged"] == {"total": 3, "human": 2, "machine": 1}
+    assert stats["click_through_rate"] == {
+        "total": pytest.approx(2 / 3),
+        "human": 1.0,
+        "machine": 0.0,
+    }
+    assert stats["open_rate"] == {
+        "total": pytest.approx(2 / 3),
+        "human": 0.5,
+        "machine": 1.0,
+    }
 
 
 def test_identity_keys_are_configurable(tmp_path: t.Any) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import typing as t
 from email.message import EmailMessage
 from urllib.parse import quote
@@ -119,12 +122,52 @@ def test_head_pixel(app: Flask, client: FlaskClient) -> None:
     assert events[0].kwargs["result"].machine is not None
 
 
-def test_post_is_not_allowed(app: Flask, client: FlaskClient) -> None:
-    url = links(app).open_url()
+@pytest.mark.parametrize(
+    "method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND"]
+)
+@pytest.mark.parametrize("kind", ["open", "click"])
+def test_other_methods_get_405(
+    app: Flask, client: FlaskClient, method: str, kind: str
+) -> None:
+    # As the middleware and the standalone server answer: Flask's automatic
+    # OPTIONS answered 200 and listed OPTIONS in Allow.
+    tracker = links(app)
+    url = (
+        tracker.open_url()
+        if kind == "open"
+        else tracker.click_url("https://example.com/")
+    )
     with record_events() as events:
-        response = client.post(path_of(url))
+        response = client.open(path_of(url), method=method)
     assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert "Location" not in response.headers
     assert events == []
+
+
+_ALLOW_IN_A_NEW_PROCESS = """
+from flask import Flask
+from flask_mailtrack import MailTrack
+app = Flask("allow")
+app.config["SECRET_KEY"] = "allow-test-secret-key-0123456789abcdef"
+MailTrack(app)
+client = app.test_client()
+print(client.open("/mailtrack/c/x", method="PUT").headers["Allow"])
+"""
+
+
+def test_allow_header_does_not_depend_on_hashing() -> None:
+    # Flask's own 405 lists the methods of a set: their order changed with
+    # PYTHONHASHSEED, from one server process to the next.
+    for seed in ("1", "2", "3", "4"):
+        allow = subprocess.run(
+            [sys.executable, "-c", _ALLOW_IN_A_NEW_PROCESS],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert allow == "GET, HEAD", seed
 
 
 def _tamper(token: str) -> str:

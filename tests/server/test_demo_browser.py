@@ -184,9 +184,16 @@ LINK_CENTER = """
 
 def test_demo_page_shows_open_and_click(tmp_path: t.Any) -> None:
     browser = find_browser()
-    # No secret configured: the demo makes one for the session.
+    # No secret configured: the demo makes one for the session. No base URL
+    # either (the port is not known yet): TRUSTED_HOSTS makes the request's
+    # host usable for the demo's links.
     app = create_app(
-        {"MAILTRACK_DATABASE": str(tmp_path / "demo.sqlite3")}, demo=True, environ={}
+        {
+            "MAILTRACK_DATABASE": str(tmp_path / "demo.sqlite3"),
+            "TRUSTED_HOSTS": ["127.0.0.1"],
+        },
+        demo=True,
+        environ={},
     )
     server = LiveServer(app)
     profile = str(tmp_path / "profile")

@@ -14,6 +14,7 @@ import typing as t
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
 
 import pytest
 import standardwebhooks
@@ -49,31 +50,6 @@ BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/120.0 Safari/537.36"
 )
-
-
-@pytest.fixture
-def database(tmp_path: t.Any) -> str:
-    return str(tmp_path / "mailtrack.sqlite3")
-
-
-@pytest.fixture
-def make_app(database: str) -> t.Iterator[t.Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def make(demo: bool = False, **config: t.Any) -> Flask:
-        settings = {
-            "MAILTRACK_SECRET_KEY": KEY,
-            "MAILTRACK_DATABASE": database,
-            "TESTING": True,
-            **config,
-        }
-        app = create_app(settings, demo=demo, environ={})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        close_app(app, timeout=0)
 
 
 def links(html: str) -> tuple[list[str], list[str]]:
@@ -347,7 +323,7 @@ def test_chart_geometry() -> None:
 def test_demo_email_is_tracked_with_the_servers_links(
     make_app: t.Callable[..., Flask],
 ) -> None:
-    client = make_app(demo=True).test_client()
+    client = make_app(demo=True, MAILTRACK_BASE_URL="http://localhost").test_client()
     page = client.get("/").get_data(as_text=True)
     assert '<iframe id="email"' in page
     email = client.get("/demo/email?r=r1").get_data(as_text=True)
@@ -364,6 +340,52 @@ def test_demo_email_is_tracked_with_the_servers_links(
     assert [e["type"] for e in events] == ["link.clicked", "email.opened"]
     assert events[0]["metadata"] == {"campaign": "demo", "recipient": "r1"}
     assert client.get("/demo/landing/nope").status_code == 404
+
+
+def _click_targets(client: t.Any, headers: dict[str, str]) -> list[str]:
+    """Where the demo email's links redirect: the email asked for with
+    ``headers``, each link then followed on the real host."""
+    email = client.get("/demo/email", headers=headers)
+    assert email.status_code == 200
+    clicks, _ = links(email.get_data(as_text=True))
+    assert len(clicks) == 4
+    targets = []
+    for click in clicks:
+        response = client.get(urlsplit(click).path, headers={"User-Agent": BROWSER_UA})
+        assert response.status_code == 302
+        targets.append(response.location)
+    return targets
+
+
+def test_demo_links_never_lead_to_the_request_host(
+    make_app: t.Callable[..., Flask],
+) -> None:
+    # The open redirect: a forged Host got links signed to redirect to it.
+    app = make_app(demo=True, MAILTRACK_BASE_URL="https://t.example.com")
+    client = app.test_client()
+    targets = _click_targets(client, {"Host": "evil.example"})
+    assert all(
+        target.startswith("https://t.example.com/demo/landing/") for target in targets
+    )
+    email = client.get("/demo/email", headers={"Host": "evil.example"})
+    assert "evil.example" not in email.get_data(as_text=True)
+
+
+def test_demo_without_a_base_url(make_app: t.Callable[..., Flask]) -> None:
+    client = make_app(demo=True).test_client()
+    # No trustworthy root: no links at all, and the page says what to set.
+    response = client.get("/demo/email", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert b"MAILTRACK_BASE_URL" in response.data
+    assert b"MAILTRACK_BASE_URL</code>" in client.get("/").data
+    # With Flask's TRUSTED_HOSTS the request's host is checked: usable.
+    client = make_app(demo=True, TRUSTED_HOSTS=["localhost"]).test_client()
+    assert client.get("/demo/email", headers={"Host": "evil.example"}).status_code == (
+        400
+    )
+    targets = _click_targets(client, {})
+    assert all(t.startswith("http://localhost/demo/landing/") for t in targets)
+    assert b"MAILTRACK_BASE_URL</code>" not in client.get("/").data
 
 
 # -- the command line ------------------------------------------------------------
@@ -492,10 +514,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    """GET without following redirects."""
+def fetch(
+    url: str, method: str = "GET", **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """A request that does not follow redirects."""
     opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, headers={"User-Agent": BROWSER_UA, **headers})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": BROWSER_UA, **headers}, method=method
+    )
     try:
         with opener.open(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -516,6 +542,9 @@ def _track_through(root: str, environ: dict[str, str]) -> None:
     status, headers, _ = fetch(click)
     assert (status, headers["Location"]) == (302, "https://example.com/landing")
     assert fetch(f"{root}/mailtrack/c/not-a-token")[0] == 404
+    for url in (pixel, click):
+        status, headers, _ = fetch(url, method="OPTIONS")
+        assert (status, headers["Allow"]) == (405, "GET, HEAD")
 
 
 def test_mailtrack_serve_subprocess(database: str, tmp_path: t.Any) -> None:
@@ -553,6 +582,14 @@ def test_mailtrack_serve_demo_subprocess(tmp_path: t.Any) -> None:
         assert headers["Location"].startswith(f"{root}/demo/landing/")
         events = json.loads(fetch(f"{root}/events.json")[2])["events"]
         assert [e["type"] for e in events] == ["link.clicked", "email.opened"]
+        # A forged Host changes the host of the tracking links, never the
+        # target they were signed with: the address the server listens on.
+        forged = fetch(f"{root}/demo/email", Host="evil.example")[2].decode()
+        for click in links(forged)[0]:
+            assert click.startswith("http://evil.example/mailtrack/c/")
+            status, headers, _ = fetch(root + urlsplit(click).path)
+            assert status == 302
+            assert headers["Location"].startswith(f"{root}/demo/landing/")
 
 
 @pytest.mark.skipif(not shutil.which("gunicorn"), reason="gunicorn is not installed")
