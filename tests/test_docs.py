@@ -274,6 +274,7 @@ PUBLIC_MODULES = {
     "flask_mailtrack.web": "api.rst",
     "flask_mailtrack.events": "api.rst",
     "flask_mailtrack.extension": "api.rst",
+    "flask_mailtrack.django": "api.rst",
     "flask_mailtrack.server": "api.rst",
     "flask_mailtrack.traffic": "machine.rst",
     "flask_mailtrack.cli": "cli.rst",
