@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -40,13 +41,29 @@ def running(
     *,
     ready_path: str = "/healthz",
     output: list[str] | None = None,
+    cwd: pathlib.Path | None = None,
+    own_settings_only: bool = False,
 ) -> t.Iterator[str]:
     """Run a server subprocess until ``ready_path`` answers 200; yield its
     root URL; stop it after (SIGTERM). Its output (stdout and stderr) is
-    appended to ``output`` once it has stopped."""
+    appended to ``output`` once it has stopped.
+
+    :param own_settings_only: Leave out this process's ``MAILTRACK_*``,
+        ``EXAMPLE_*`` and ``FLASK_*`` variables (tests of Flask's CLI leave
+        ``FLASK_RUN_FROM_CLI`` set, which makes ``app.run()`` do nothing), so
+        that the server sees only ``env``.
+    """
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not (
+            own_settings_only and key.startswith(("MAILTRACK_", "EXAMPLE_", "FLASK_"))
+        )
+    }
     process = subprocess.Popen(
         command,
-        env={**os.environ, **env},
+        cwd=cwd,
+        env={**inherited, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

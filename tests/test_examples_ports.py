@@ -4,14 +4,10 @@ serve --demo`` and each other: each one as a subprocess on free ports."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
-import time
 import typing as t
 import urllib.error
 import urllib.parse
@@ -19,15 +15,12 @@ import urllib.request
 
 import pytest
 
+import _servers
+from _servers import free_port
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 STARTUP = 60.0  # seconds an example may take to answer
 KEY = "examples-test-secret-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return t.cast(int, sock.getsockname()[1])
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -46,51 +39,18 @@ def fetch(url: str, data: bytes | None = None) -> tuple[int, dict[str, str], str
             return e.code, dict(e.headers), e.read().decode()
 
 
-@contextlib.contextmanager
 def running(
     command: list[str], env: dict[str, str], port: int, cwd: pathlib.Path
-) -> t.Iterator[str]:
+) -> t.ContextManager[str]:
     """Run an example until its page answers on ``port``; stop it after."""
-    # Not the settings of this process, nor FLASK_RUN_FROM_CLI, which tests
-    # of Flask's CLI leave set (app.run() then ignores the call).
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MAILTRACK_", "EXAMPLE_", "FLASK_"))
-    }
-    process = subprocess.Popen(
+    return _servers.running(
         command,
+        {"SECRET_KEY": KEY, "MAILTRACK_SECRET_KEY": KEY, **env},
+        port,
+        ready_path="/",
         cwd=cwd,
-        env={**environ, "SECRET_KEY": KEY, "MAILTRACK_SECRET_KEY": KEY, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        own_settings_only=True,
     )
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP
-        while True:
-            if process.poll() is not None:
-                assert process.stdout is not None
-                pytest.fail(f"{command} exited:\n{process.stdout.read()}")
-            try:
-                if fetch(root + "/")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command} did not answer on port {port}")
-            time.sleep(0.1)
-        yield root
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 def _given(

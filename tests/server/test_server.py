@@ -37,12 +37,12 @@ from flask_mailtrack.server import create_app
 from flask_mailtrack.server import get_server_state
 from flask_mailtrack.server._chart import chart
 from flask_mailtrack.tracker import Tracker
-from test_webhooks import Receiver
-from test_webhooks import SECRET as WEBHOOK_SECRET
 
 from _servers import free_port
 from _servers import running
 from _servers import STARTUP
+from _webhook_receiver import Receiver
+from _webhook_receiver import SECRET as WEBHOOK_SECRET
 
 KEY = "server-test-secret-key-0123456789"
 PASSWORD = "correct horse"
