@@ -9,8 +9,8 @@ import pickle
 import typing as t
 import warnings
 
-import flask_mailtrack.configuration as configuration_module
 import pytest
+from flask_mailtrack import _secret_keys
 from flask_mailtrack import Configuration
 from flask_mailtrack import ConfigurationError
 from flask_mailtrack import InsecureTokenWarning
@@ -344,7 +344,7 @@ def test_environ_settings_default_is_os_environ(
 @pytest.fixture
 def fresh_key_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget the keys already warned about in this process."""
-    monkeypatch.setattr(configuration_module, "_warned_weak_keys", set())
+    monkeypatch.setattr(_secret_keys, "_warned_weak_keys", set())
 
 
 @pytest.mark.usefixtures("fresh_key_warnings")

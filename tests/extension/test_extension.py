@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from flask import render_template_string
 from flask.testing import FlaskClient
+from flask_mailtrack import _secret_keys
 from flask_mailtrack import Configuration
-from flask_mailtrack import configuration
 from flask_mailtrack import ConfigurationError
 from flask_mailtrack import InvalidToken
 from flask_mailtrack import MailTrack
@@ -785,7 +785,7 @@ def test_append_slash_links_are_served() -> None:
 def test_weak_flask_secret_key_warns(
     key: str, said: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(configuration, "_warned_weak_keys", set())
+    monkeypatch.setattr(_secret_keys, "_warned_weak_keys", set())
     with pytest.warns(WeakSecretKeyWarning, match=said) as caught:
         make_app({"SECRET_KEY": key})
     # Once, however many copies of the configuration the extension makes.
@@ -794,7 +794,7 @@ def test_weak_flask_secret_key_warns(
 
 
 def test_weak_fallback_key_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(configuration, "_warned_weak_keys", set())
+    monkeypatch.setattr(_secret_keys, "_warned_weak_keys", set())
     with pytest.warns(WeakSecretKeyWarning, match="placeholder"):
         make_app({"SECRET_KEY_FALLBACKS": ["secret"]})
 
