@@ -5,6 +5,7 @@ code would catch for it."""
 from __future__ import annotations
 
 import inspect
+import typing as t
 
 import flask_mailtrack
 import pytest
@@ -70,3 +71,25 @@ def test_invalid_token_keeps_short_tokens_only() -> None:
     assert InvalidToken("bad", token="a" * 5000).token is None
     error = ExpiredToken("old", expires_at=5)
     assert error.reason == "expired" and error.expires_at == 5
+
+
+def test_setting_errors_of_the_adapters_and_sinks(tmp_path: t.Any) -> None:
+    from flask_mailtrack import TrackingMiddleware
+    from flask_mailtrack import WebhookSender
+    from flask_mailtrack.events import decode_secret
+    from flask_mailtrack.rewrite import track_html
+
+    key = "exceptions-test-secret-key-0123456789"
+    with pytest.raises(MissingSettingError):
+        TrackingMiddleware(lambda environ, start_response: [], secret_key=key)
+    with pytest.raises(ConfigurationError):
+        decode_secret("whsec_%%%")
+    with pytest.raises(ConfigurationError):
+        WebhookSender(None, secret=b"s" * 32, outbox_path=tmp_path / "o", timeout=0)
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(tmp_path / "target.sqlite3")
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        flask_mailtrack.EventStore(link)
+    tracker = flask_mailtrack.Tracker(secret_key=key)
+    with pytest.raises(MissingSettingError):
+        track_html(tracker, "<p>x</p>")

@@ -15,7 +15,7 @@ from blinker import ANY
 from ..configuration import ConfigKeys
 from ..configuration import Configuration
 from ..configuration import parse_bool
-from ..exceptions import MailTrackError
+from ..exceptions import MissingSettingError
 from ._store import EventStore
 from ._webhooks import WebhookSender
 
@@ -74,7 +74,7 @@ def webhook_sender(
         return None
     secret = settings.get(ConfigKeys.WEBHOOK_SECRET)
     if not secret:
-        raise MailTrackError(
+        raise MissingSettingError(
             f"MAILTRACK_WEBHOOK_URL is set but {ConfigKeys.WEBHOOK_SECRET} is"
             " not: webhooks are always signed. `mailtrack keygen --webhook`"
             " prints a secret (whsec_...)."
@@ -85,7 +85,7 @@ def webhook_sender(
         or default_outbox
     )
     if not outbox:
-        raise MailTrackError(
+        raise MissingSettingError(
             f"Set {ConfigKeys.WEBHOOK_OUTBOX} (or {ConfigKeys.DATABASE}) to the"
             " SQLite file that keeps webhook events until they are delivered."
         )

@@ -22,7 +22,7 @@ import time
 import typing as t
 from collections.abc import Mapping
 
-from ..exceptions import MailTrackError
+from ..exceptions import ConfigurationError
 from ..exceptions import WebhookVerificationError
 
 SecretInput = t.Union[str, bytes]
@@ -49,16 +49,16 @@ def decode_secret(secret: SecretInput) -> bytes:
         try:
             key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except (binascii.Error, ValueError):
-            raise MailTrackError(
+            raise ConfigurationError(
                 "The webhook secret is not valid base64 after 'whsec_'."
             ) from None
     else:
-        raise MailTrackError(
+        raise ConfigurationError(
             "A webhook secret is 'whsec_' followed by a base64 key (use"
             " flask_mailtrack.events.generate_secret()), or the key as bytes."
         )
     if not key:
-        raise MailTrackError("The webhook secret is empty.")
+        raise ConfigurationError("The webhook secret is empty.")
     return key
 
 

@@ -219,7 +219,7 @@ def _create_private(path: str) -> None:
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o700, exist_ok=True)
     if os.path.islink(path):
-        raise ValueError(
+        raise ConfigurationError(
             f"Refusing to open the database {path!r}: it is a symbolic link."
             " Give the path of the file itself."
         )

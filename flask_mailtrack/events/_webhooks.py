@@ -74,6 +74,7 @@ import typing as t
 
 from blinker import ANY
 
+from ..exceptions import ConfigurationError
 from ..exceptions import MailTrackError
 from ..result import TrackingResult
 from ..signals import webhook_failed
@@ -172,7 +173,7 @@ class WebhookSender:
         if isinstance(max_age, datetime.timedelta):
             max_age = max_age.total_seconds()
         if max_age <= 0 or timeout <= 0 or lease_seconds <= 0 or batch_size < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 "max_age, timeout, lease_seconds must be positive, batch_size >= 1."
             )
         #: The default webhook URL.

@@ -17,7 +17,9 @@ import re
 import typing as t
 from html import escape
 
+from ..exceptions import ConfigurationError
 from ..exceptions import MailTrackError
+from ..exceptions import MissingSettingError
 from ._link_maker import LinkMaker
 from ._link_maker import Metadata
 from ._links import LinkPolicy
@@ -81,11 +83,11 @@ class HTMLTemplate:
         if pixel_position is None:
             pixel_position = tracker.configuration.pixel_position
         if pixel_position not in ("top", "bottom"):
-            raise ValueError("pixel_position must be 'top' or 'bottom'.")
+            raise ConfigurationError("pixel_position must be 'top' or 'bottom'.")
         if click_tracking and tracker.click_base is None:
-            raise MailTrackError("Click tracking needs base_click_tracking_url.")
+            raise MissingSettingError("Click tracking needs base_click_tracking_url.")
         if open_tracking and tracker.open_base is None:
-            raise MailTrackError("Open tracking needs base_open_tracking_url.")
+            raise MissingSettingError("Open tracking needs base_open_tracking_url.")
         self.tracker = tracker
         #: The document as given.
         self.html = html

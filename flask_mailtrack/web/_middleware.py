@@ -60,6 +60,7 @@ import typing as t
 from werkzeug.wrappers import Request
 
 from ..configuration import Configuration
+from ..exceptions import MissingSettingError
 from ..tracker import Tracker
 from ._handler import decide
 from ._handler import Routes
@@ -84,7 +85,8 @@ class TrackingMiddleware:
     :param configuration_kwargs: Build the configuration from these keywords,
         or update ``configuration`` with them.
     :raise TypeError: when both ``tracker`` and a configuration are given.
-    :raise ValueError: when neither base URL is configured.
+    :raise MissingSettingError: when neither base URL is configured
+        (a :exc:`ValueError` too).
 
     .. versionadded:: 0.1
     """
@@ -107,7 +109,7 @@ class TrackingMiddleware:
                 configuration = configuration.replace(**configuration_kwargs)
             tracker = Tracker(configuration)
         if tracker.open_base is None and tracker.click_base is None:
-            raise ValueError(
+            raise MissingSettingError(
                 "TrackingMiddleware needs base_open_tracking_url or"
                 " base_click_tracking_url: their paths are the paths it serves."
             )
