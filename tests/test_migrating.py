@@ -129,3 +129,32 @@ def test_the_names_are_read_from_pytracking() -> None:
     ):
         assert name in names
     assert "tracking.Fernet" not in names and "html.get_configuration" not in names
+
+
+def test_every_pytracking_django_name_is_in_flask_mailtrack_django() -> None:
+    # pytracking.django reads django.conf.settings lazily; its names are read
+    # without touching that object.
+    theirs = importlib.import_module("pytracking.django")
+    ours = importlib.import_module("flask_mailtrack.django")
+    names = [
+        name
+        for name, value in list(vars(theirs).items())
+        if not name.startswith("_")
+        # type() only: isinstance() would read the lazy settings' __class__.
+        and (issubclass(type(value), type) or type(value) is types.FunctionType)
+        and value.__module__ == theirs.__name__
+    ]
+    assert {"TrackingView", "OpenTrackingView", "get_tracking_result"} <= set(names)
+    for name in names:
+        value = getattr(theirs, name)
+        counterpart = getattr(ours, name, None)
+        assert counterpart is not None, name
+        assert name in ours.__all__, name
+        if inspect.isclass(value):
+            for method, function in vars(value).items():
+                if inspect.isfunction(function) and not method.startswith("_"):
+                    assert callable(getattr(counterpart, method, None)), method
+        else:
+            theirs_params = list(inspect.signature(value).parameters)
+            ours_params = list(inspect.signature(counterpart).parameters)
+            assert ours_params[: len(theirs_params)] == theirs_params, name
