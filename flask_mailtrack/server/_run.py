@@ -4,6 +4,7 @@ flushed)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import typing as t
@@ -29,13 +30,17 @@ def serve(
     interrupted (``mailtrack serve``), then flush webhooks and close."""
     from werkzeug.serving import run_simple
 
-    app = create_app(config, demo=demo or None)
-    state = get_server_state(app)
     every_interface = host in ("0.0.0.0", "::", "")
     shown_host = "127.0.0.1" if every_interface else host
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     root = f"http://{shown_host}:{port}"
+    if demo and not every_interface and not _base_url_given(config):
+        # The demo's tracking links go on the one address this server
+        # answers on, not on whatever Host header a request carries.
+        config = {**(config or {}), ConfigKeys.BASE_URL: root}
+    app = create_app(config, demo=demo or None)
+    state = get_server_state(app)
     if state.demo and state.demo_root is None and not every_interface:
         # The one address this server answers on: the demo's articles link
         # to it, whatever Host header a request carries.
@@ -65,6 +70,12 @@ def serve(
         run_simple(host, port, app, threaded=True)
     finally:
         close_app(app)
+
+
+def _base_url_given(config: t.Mapping[str, t.Any] | None) -> bool:
+    return bool(
+        (config or {}).get(ConfigKeys.BASE_URL) or os.environ.get(ConfigKeys.BASE_URL)
+    )
 
 
 def _exit_on_signal(signum: int, frame: t.Any) -> None:
