@@ -24,7 +24,9 @@ class SignalConnections:
     The receiver is held strongly by the signals (``weak=False``: users often
     keep no reference to a sender or store they connected), but senders are
     held weakly here, so connecting to a Flask app does not keep the app
-    alive; blinker forgets a sender that is garbage collected.
+    alive. Once every sender is gone, or on :meth:`disconnect`, the receiver
+    leaves the signals altogether: blinker forgets a dead sender, but keeps a
+    strongly held receiver (and the store or sender it feeds) otherwise.
 
     :param on_event: Called with the :class:`~flask_mailtrack.TrackingResult`
         of each event; a signal sent without a ``result`` is ignored.
@@ -44,15 +46,17 @@ class SignalConnections:
         for signal in EVENT_SIGNALS:
             signal.connect(self._receiver, sender=sender, weak=False)
         try:
-            self._senders.append(weakref.ref(sender))
+            self._senders.append(weakref.ref(sender, self._sender_gone))
         except TypeError:  # ANY and other objects without weak references
             self._senders.append(lambda: sender)
 
+    def _sender_gone(self, reference: weakref.ref[t.Any]) -> None:
+        if all(sender() is None for sender in self._senders):
+            self.disconnect()
+
     def disconnect(self) -> None:
-        for reference in self._senders:
-            sender = reference()
-            if sender is None:
-                continue
-            for signal in EVENT_SIGNALS:
-                signal.disconnect(self._receiver, sender=sender)
+        # Disconnecting from each sender would leave the receiver in the
+        # signals' receivers; it serves no one else, so it goes entirely.
+        for signal in EVENT_SIGNALS:
+            signal.disconnect(self._receiver)
         self._senders = []
