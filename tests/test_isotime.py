@@ -6,6 +6,7 @@ import math
 
 import pytest
 from flask_mailtrack._isotime import format_time
+from flask_mailtrack._isotime import format_time_ms
 from flask_mailtrack._isotime import parse_time
 
 
@@ -42,3 +43,16 @@ def test_parse_time(text: str, expected: float) -> None:
 def test_parse_time_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_time(text)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "text"),
+    [
+        pytest.param(1_700_000_000, "2023-11-14T22:13:20.000Z", id="second"),
+        pytest.param(1_700_000_000.25, "2023-11-14T22:13:20.250Z", id="millis"),
+        pytest.param(1_700_000_001.999, "2023-11-14T22:13:21.999Z", id="next"),
+    ],
+)
+def test_format_time_ms(timestamp: float, text: str) -> None:
+    assert format_time_ms(timestamp) == text
+    assert math.isclose(parse_time(text), timestamp, abs_tol=0.001)

@@ -29,12 +29,12 @@ webhook or store ever sees the full address.
 from __future__ import annotations
 
 import ipaddress
-import time
 import typing as t
 
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import parse_list_header
 
+from .._isotime import format_time_ms
 from .._moved import warn_deprecated
 from ..traffic import Hit
 from ..traffic import PREFETCH_HEADERS
@@ -182,7 +182,7 @@ def request_data_of(
         if value and (len(value) > _MAX_HEADER_LENGTH or not value.isascii()):
             value = _header_text(value)
         data[key] = value or None
-    data["received_at"] = utc_iso(now)
+    data["received_at"] = format_time_ms(now)
     return data
 
 
@@ -278,21 +278,3 @@ def _deprecated(name: str, replacement: str) -> None:
         f"use 'flask_mailtrack.web.{replacement}'",
         stacklevel=3,
     )
-
-
-# Formatting a date costs more than the rest of the request data; hits come
-# many to a second, so the text of the current second is kept.
-_second: tuple[int, str] = (-1, "")
-
-
-def utc_iso(timestamp: float) -> str:
-    """``timestamp`` as ISO 8601 text in UTC with milliseconds, such as
-    ``2026-05-01T12:30:00.250Z``."""
-    global _second
-    second = int(timestamp)
-    cached = _second
-    if cached[0] != second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        cached = _second = (second, text)
-    millis = int((timestamp - second) * 1000)
-    return f"{cached[1]}.{millis:03d}Z"
