@@ -570,3 +570,18 @@ def test_closed_store_refuses() -> None:
         store.record(opened(T))
     with pytest.raises(RuntimeError):
         store.write(records(opened(T)))
+
+
+def test_other_event_types_are_kept_but_not_charted() -> None:
+    # The store takes whatever the journal holds; charts count opens and
+    # clicks only.
+    sent = malformed(lambda d: d.update(type="email.sent", id="evt_" + "5" * 32))
+    with EventStore(":memory:") as store:
+        store.write([sent, *records(opened(T), clicked(T + 1, A))])
+        assert store.count() == 3
+        assert store.events(type="email.sent") == [sent.data]
+        assert store.timeline(bucket_seconds=60) == [
+            {"start": T // 60 * 60, "opens": 1, "clicks": 1, "machine": 0}
+        ]
+        stats = store.stats()
+        assert (stats["opens"]["total"], stats["clicks"]["total"]) == (1, 1)
