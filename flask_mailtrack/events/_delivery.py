@@ -12,10 +12,10 @@ ones to give up and sends :data:`~flask_mailtrack.signals.webhook_failed`.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import typing as t
@@ -34,10 +34,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("flask_mailtrack.webhooks")
 
-#: Outcomes are written back at least this often, in seconds, or once this
-#: many have gathered: one commit per event would cost more than the post.
+#: Outcomes are written back this often, in seconds, and when a claim is
+#: done: one commit per event would cost more than the post.
 _WRITE_SECONDS = 0.1
-_WRITE_BATCH = 200
 
 #: The status of an attempt refused by the private-address guard, and of one
 #: not made because the endpoint failed earlier in the batch or the loop is
@@ -52,6 +51,33 @@ class _Attempt(t.NamedTuple):
     error: str | None
 
 
+class _Finished:
+    """Attempts done by the poster threads, taken by the loop thread a few
+    times a second: waking it for each one would cost more CPU than the
+    rest of its work on the attempt."""
+
+    def __init__(self, expected: int) -> None:
+        self._attempts: list[_Attempt] = []
+        self._counter = itertools.count(1)
+        self._expected = expected
+        self._all_done = threading.Event()
+
+    def put(self, attempt: _Attempt) -> None:
+        # list.append and next() on a count are atomic: no lock needed.
+        self._attempts.append(attempt)
+        if next(self._counter) == self._expected:
+            self._all_done.set()
+
+    def take(self, timeout: float) -> list[_Attempt]:
+        """The attempts finished since the last call, once all are or after
+        ``timeout`` seconds."""
+        self._all_done.wait(timeout)
+        count = len(self._attempts)
+        taken = self._attempts[:count]
+        del self._attempts[:count]  # the posters only ever append
+        return taken
+
+
 class _Outcomes:
     """What the posts of one claim came to, not yet written back."""
 
@@ -59,10 +85,6 @@ class _Outcomes:
         self.delivered: list[int] = []
         self.retries: list[Retry] = []
         self.letters: list[tuple[Row, str, int | None, str | None]] = []
-        self.written_at = time.monotonic()
-
-    def __len__(self) -> int:
-        return len(self.delivered) + len(self.retries) + len(self.letters)
 
 
 class DeliveryLoop:
@@ -169,7 +191,7 @@ class DeliveryLoop:
         # fail the same way, without waiting for the same timeout again.
         unreachable: dict[str, str] = {}
         retry_at: dict[str, float] = {}
-        done: queue.SimpleQueue[_Attempt] = queue.SimpleQueue()
+        done = _Finished(len(rows))
         futures = [
             posters.submit(self._post, transport, row, unreachable, done)
             for row in rows
@@ -181,18 +203,12 @@ class DeliveryLoop:
                 if time.time() > lease_until - lease_seconds / 2:
                     ids = list(waiting)
                     lease_until = self._outbox.renew(owner, ids, lease_seconds)
-                try:
-                    attempt = done.get(timeout=_WRITE_SECONDS)
-                except queue.Empty:
-                    pass
-                else:
+                timeout = min(_WRITE_SECONDS, max(0.0, self._deadline - time.time()))
+                for attempt in done.take(timeout):
                     del waiting[attempt.row.id]
                     self._judge(attempt, outcomes, retry_at)
-                if len(outcomes) >= _WRITE_BATCH or (
-                    time.monotonic() - outcomes.written_at > _WRITE_SECONDS
-                ):
-                    self._write(owner, outcomes)
-                    outcomes = _Outcomes()
+                self._write(owner, outcomes)
+                outcomes = _Outcomes()
         finally:
             self._write(owner, outcomes)
             if waiting:
@@ -208,7 +224,7 @@ class DeliveryLoop:
         transport: Transport,
         row: Row,
         unreachable: dict[str, str],
-        done: queue.SimpleQueue[_Attempt],
+        done: _Finished,
     ) -> None:
         """One attempt, in a poster thread; its outcome goes to ``done``."""
         if row.url in unreachable:
@@ -270,7 +286,6 @@ class DeliveryLoop:
 
     def _write(self, owner: str, outcomes: _Outcomes) -> None:
         """Write the outcomes back to the outbox and report the given up."""
-        outcomes.written_at = time.monotonic()
         if outcomes.delivered:
             self._outbox.delete(outcomes.delivered)
         if outcomes.retries:

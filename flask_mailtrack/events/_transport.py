@@ -15,10 +15,13 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import typing as t
 import urllib.parse
 
 import urllib3
+from urllib3 import HTTPConnectionPool
+from urllib3 import HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 
 from ..exceptions import MailTrackError
@@ -27,6 +30,8 @@ _USER_AGENT = "flask-mailtrack-webhooks/1"
 #: Bytes of a response body read (and discarded) before a connection is
 #: reused; a longer body closes the connection instead of being read.
 MAX_DISCARDED_BYTES = 64 * 1024
+#: Endpoints (scheme, host and port) with a pool of connections kept open.
+MAX_POOLS = 64
 #: Characters refused in a header value (control characters, non-Latin-1).
 UNSAFE_HEADER_VALUE = re.compile(r"[\x00-\x1f\x7f]|[^\x00-\xff]")
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")
@@ -90,9 +95,25 @@ def public_address(host: str, port: int) -> tuple[str, int]:
     raise RefusedAddress(f"The webhook host {host!r} has no public address.")
 
 
+class _Endpoint(t.NamedTuple):
+    """What a URL's requests share: the pool key, target and fixed headers."""
+
+    scheme: str
+    host: str
+    port: int
+    target: str
+    headers: dict[str, str]
+    #: The ``Host`` header, sent when connecting to a checked address.
+    netloc: str
+
+
 class Transport:
     """POSTs webhook requests with urllib3; safe to use from several
     threads at once.
+
+    Each endpoint (scheme, host and port) gets a urllib3 connection pool of
+    ``connections`` kept-alive connections; the least recently created
+    pools are closed beyond :data:`MAX_POOLS`.
 
     Errors tell the sender what to do with the event: :exc:`Unreachable`
     (an :exc:`OSError`) and :exc:`~flask_mailtrack.MailTrackError` (a bad
@@ -114,14 +135,14 @@ class Transport:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = timeout
-        self._pools = urllib3.PoolManager(
-            num_pools=64,
-            maxsize=connections,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=False,
-            cert_reqs="CERT_REQUIRED",
-            ssl_context=ssl_context,
-        )
+        self._connections = connections
+        self._ssl_context = ssl_context
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._pools: dict[tuple[str, str, int, str | None], HTTPConnectionPool] = {}
+        # Parsing and checking a URL costs as much as a tenth of a post;
+        # the sender posts to few URLs, many times each.
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._lock = threading.Lock()
 
     def post(
         self,
@@ -170,40 +191,85 @@ class Transport:
             response.release_conn()
         return Answer(response.status, list(response.headers.items()), content)
 
-    def _request(
-        self, url: str, body: bytes, headers: dict[str, str], *, public_only: bool
-    ) -> urllib3.BaseHTTPResponse:
+    def _endpoint(self, url: str) -> _Endpoint:
+        endpoint = self._endpoints.get(url)
+        if endpoint is not None:
+            return endpoint
         parts = check_url(url)
-        fields = {
-            "Content-Type": "application/json",
-            "User-Agent": _USER_AGENT,
-            **headers,
-        }
+        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
         if parts.username is not None:
             credentials = urllib.parse.unquote(parts.username) + ":"
             credentials += urllib.parse.unquote(parts.password or "")
-            fields.update(urllib3.make_headers(basic_auth=credentials))
-        for name, value in fields.items():
-            if UNSAFE_HEADER_VALUE.search(value):
-                raise MailTrackError(f"Invalid character in header {name}.")
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            headers.update(urllib3.make_headers(basic_auth=credentials))
+        _check_headers(headers)
+        endpoint = _Endpoint(
+            parts.scheme,
+            parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+            headers,
+            parts.netloc.rpartition("@")[2],
+        )
+        with self._lock:
+            if len(self._endpoints) >= MAX_POOLS:  # URLs from tokens
+                self._endpoints.clear()
+            self._endpoints[url] = endpoint
+        return endpoint
+
+    def _pool(
+        self, scheme: str, host: str, port: int, server_hostname: str | None
+    ) -> HTTPConnectionPool:
+        key = (scheme, host, port, server_hostname)
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            options: dict[str, t.Any] = {
+                "timeout": self._timeout,
+                "maxsize": self._connections,
+                "retries": False,
+            }
+            if scheme == "https":
+                pool = HTTPSConnectionPool(
+                    host,
+                    port,
+                    cert_reqs="CERT_REQUIRED",
+                    ssl_context=self._ssl_context,
+                    server_hostname=server_hostname,
+                    **options,
+                )
+            else:
+                pool = HTTPConnectionPool(host, port, **options)
+            if len(self._pools) >= MAX_POOLS:
+                oldest = next(iter(self._pools))
+                self._pools.pop(oldest).close()
+            self._pools[key] = pool
+        return pool
+
+    def _request(
+        self, url: str, body: bytes, headers: dict[str, str], *, public_only: bool
+    ) -> urllib3.BaseHTTPResponse:
+        endpoint = self._endpoint(url)
+        _check_headers(headers)
+        fields = {**endpoint.headers, **headers}
         try:
             if public_only:
-                address, _ = public_address(host, port)
+                address, _ = public_address(endpoint.host, endpoint.port)
                 # Connect to the address checked, not to a second lookup of
                 # the name; the request and the certificate still name the
                 # host (server_hostname is SNI and what TLS verifies).
-                pool = self._pools.connection_from_host(
-                    address, port, parts.scheme, {"server_hostname": host}
+                pool = self._pool(
+                    endpoint.scheme, address, endpoint.port, endpoint.host
                 )
-                fields["Host"] = parts.netloc.rpartition("@")[2]
+                fields["Host"] = endpoint.netloc
             else:
-                pool = self._pools.connection_from_host(host, port, parts.scheme)
+                pool = self._pool(endpoint.scheme, endpoint.host, endpoint.port, None)
             return pool.urlopen(
                 "POST",
-                target,
+                endpoint.target,
                 body=body,
                 headers=fields,
                 redirect=False,
@@ -216,7 +282,16 @@ class Transport:
 
     def close(self) -> None:
         """Close the connections kept open."""
-        self._pools.clear()
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if UNSAFE_HEADER_VALUE.search(value):
+            raise MailTrackError(f"Invalid character in header {name}.")
 
 
 def _read_at_most(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
@@ -224,6 +299,7 @@ def _read_at_most(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
     (its connection is closed rather than drained)."""
     try:
         content = response.read(limit, decode_content=False)
+        # (Also where a body cut short is noticed.)
         if response.read(1, decode_content=False):
             response.close()  # not reusable: the rest of the body is unread
         return content
