@@ -35,7 +35,8 @@ Run it with ``mailtrack serve`` (development server), or in production::
     gunicorn -w 4 'flask_mailtrack.server:create_app()'
 
 Routes: the tracking links under ``/mailtrack/`` (``MAILTRACK_URL_PREFIX``),
-``/healthz``, ``/stats`` (HTML with a chart), ``/stats.json``,
+answered without Flask (no request context; the signals' sender is still the
+app), ``/healthz``, ``/stats`` (HTML with a chart), ``/stats.json``,
 ``/events.json`` and ``/stats/chart.svg``; in demo mode also ``/`` (a sample
 newsletter tracked with the server's own links, the live list of its events
 and the stats) and the pages under ``/demo/``.
@@ -59,6 +60,7 @@ from ..exceptions import MissingSettingError
 from ..extension import get_state
 from ..extension import MailTrack
 from ._demo import add_demo_routes
+from ._fast_path import TrackingDispatcher
 from ._state import ServerState
 from ._stats import add_stats_routes
 
@@ -112,6 +114,9 @@ def create_app(
             ConfigKeys.SECRET_KEY,
         )
     MailTrack(app)
+    # Tracking hits are answered before Flask, as the middleware answers
+    # them; see _fast_path for what that leaves out.
+    app.wsgi_app = TrackingDispatcher(app)  # type: ignore[method-assign]
     store = find_receiver(get_state(app).receivers, EventStore)
     assert store is not None  # MAILTRACK_DATABASE always has a value here
     app.extensions["mailtrack_server"] = ServerState(
