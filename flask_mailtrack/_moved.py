@@ -36,7 +36,8 @@ MOVED = {
     "flask_mailtrack.pixel": "flask_mailtrack.web._pixel",
     "flask_mailtrack.machine": "flask_mailtrack.traffic",
     "flask_mailtrack.store": "flask_mailtrack.events",
-    "flask_mailtrack.spool": "flask_mailtrack.events._journal",
+    # Its Spool (internal, 0.1 development) is gone; its format functions stay.
+    "flask_mailtrack.spool": "flask_mailtrack.events._journal_format",
     "flask_mailtrack.webhooks": "flask_mailtrack.events",
     "flask_mailtrack.receivers": "flask_mailtrack.events._from_settings",
 }

@@ -1,5 +1,5 @@
 """The format of a journal file: :func:`frame`, :func:`unframe`,
-:func:`read_records`.
+:func:`read_records`, :func:`read_positioned`.
 
 One line per record: eight hexadecimal digits of the record's CRC-32, a
 space, the record, a newline. Records must not contain a newline (compact
@@ -16,9 +16,9 @@ import logging
 import typing as t
 import zlib
 
-logger = logging.getLogger("flask_mailtrack.spool")
+logger = logging.getLogger("flask_mailtrack.journal")
 
-#: Longest record accepted by a spool's ``append`` by default, in bytes.
+#: Longest record a journal accepts, in bytes.
 MAX_RECORD_SIZE = 1024 * 1024
 
 #: Bytes of a line around the record: checksum, space, newline.
@@ -60,13 +60,39 @@ def read_records(
     :param max_record_size: Records longer than this are damaged.
     :param source: Names the file in log messages.
     """
+    for _, record in read_positioned(
+        file, max_record_size=max_record_size, source=source
+    ):
+        yield record
+
+
+def read_positioned(
+    file: t.BinaryIO,
+    *,
+    start: int = 0,
+    max_record_size: int = MAX_RECORD_SIZE,
+    source: str = "?",
+    on_damaged: t.Callable[[int], object] | None = None,
+) -> t.Iterator[tuple[int, bytes]]:
+    """The intact records of a journal file, each with the offset of the end
+    of its line (where reading would resume after it), as
+    :func:`read_records` reads them.
+
+    :param file: The file, open for reading in binary mode, at ``start``.
+    :param start: The offset of ``file``'s position, counted from the
+        file's start: the offsets yielded are counted from there too.
+    :param max_record_size: Records longer than this are damaged.
+    :param source: Names the file in log messages.
+    :param on_damaged: Called with the offset of each damaged, torn or
+        oversized line skipped.
+    """
     limit = max_record_size + _FRAMING
-    offset = 0
+    offset = start
     while True:
         line = file.readline(limit)
         if not line:
             return
-        start = offset
+        line_start = offset
         offset += len(line)
         if not line.endswith(b"\n"):
             if len(line) < limit:
@@ -77,21 +103,27 @@ def read_records(
                     len(line),
                     source,
                 )
+                if on_damaged is not None:
+                    on_damaged(line_start)
                 return
             while line and not line.endswith(b"\n"):
                 line = file.readline(_SKIP_CHUNK)
                 offset += len(line)
             logger.warning(
                 "Skipped an oversized line (%d bytes) at offset %d of %s.",
-                offset - start,
-                start,
+                offset - line_start,
+                line_start,
                 source,
             )
+            if on_damaged is not None:
+                on_damaged(line_start)
             continue
         record = unframe(line)
         if record is None:
             logger.warning(
-                "Skipped a damaged record at offset %d of %s.", start, source
+                "Skipped a damaged record at offset %d of %s.", line_start, source
             )
+            if on_damaged is not None:
+                on_damaged(line_start)
             continue
-        yield record
+        yield offset, record

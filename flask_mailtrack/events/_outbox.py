@@ -20,7 +20,6 @@ import time
 import typing as t
 import uuid
 
-from ._records import outbox_row
 from ._sqlite import ConnectionPool
 
 logger = logging.getLogger("flask_mailtrack.webhooks")
@@ -29,10 +28,6 @@ _ENQUEUE = (
     "INSERT INTO webhook_outbox (event_id, url, body, created_at, next_attempt_at)"
     " VALUES (?, ?, ?, ?, ?)"
 )
-
-#: Seconds after which what is known of a journal is forgotten, when the
-#: process that imported it died before it could say the file was deleted.
-_JOURNAL_MEMORY = 7 * 24 * 60 * 60
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_outbox (
@@ -117,48 +112,6 @@ class Outbox:
     def insert(self, event_id: str, url: str, body: bytes, now: float) -> None:
         """Queue one event, due at once."""
         self.db.write(_ENQUEUE, (event_id, url, body, now, now))
-
-    def import_journal(
-        self, journal: str, start: int, records: list[bytes], deleted: list[str]
-    ) -> int:
-        """Queue records ``start`` and following of a journal, in one
-        transaction that also notes how far the journal is imported, and
-        forgets the journals named in ``deleted`` (their files are gone).
-
-        :return: How many events were queued.
-        """
-        now = time.time()
-        with self.db.transaction() as connection:
-            row = connection.execute(
-                "SELECT imported FROM webhook_journals WHERE name = ?", (journal,)
-            ).fetchone()
-            skip = 0 if row is None else max(0, row[0] - start)
-            rows = []
-            damaged = 0
-            for record in records[skip:]:
-                try:
-                    rows.append(outbox_row(record))
-                except Exception:
-                    damaged += 1
-            if damaged:
-                logger.error(
-                    "Skipped %d damaged records of the journal %s.", damaged, journal
-                )
-            connection.executemany(_ENQUEUE, rows)
-            connection.execute(
-                "INSERT OR REPLACE INTO webhook_journals VALUES (?, ?, ?)",
-                (journal, start + len(records), now),
-            )
-            if deleted:
-                marks = ",".join("?" * len(deleted))
-                connection.execute(
-                    f"DELETE FROM webhook_journals WHERE name IN ({marks})", deleted
-                )
-            connection.execute(
-                "DELETE FROM webhook_journals WHERE imported_at < ?",
-                (now - _JOURNAL_MEMORY,),
-            )
-        return len(rows)
 
     # -- claims -----------------------------------------------------------------
 

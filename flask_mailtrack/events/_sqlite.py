@@ -1,7 +1,7 @@
 """SQLite plumbing shared by the webhook outbox and the event store.
 
-Both keep their data in one SQLite file in WAL mode, written by request
-threads, a background worker and possibly several server processes at once.
+Both keep their data in one SQLite file in WAL mode, written by the worker
+(possibly several, in several processes) and read by the serving processes.
 SQLite serializes writers with a file lock; ``busy_timeout`` makes a writer
 wait for it instead of failing. Connections are pooled rather than kept per
 thread because threaded WSGI servers start a thread per request.
@@ -37,7 +37,8 @@ class ConnectionPool:
 
     :param path: File path, or ``":memory:"``.
     :param schema: SQL script run once, with ``CREATE ... IF NOT EXISTS``.
-    :param busy_timeout: Seconds a writer waits for another to finish.
+    :param busy_timeout: Seconds a connection waits for another's lock
+        before raising :exc:`sqlite3.OperationalError` (``database is locked``).
     :param max_idle: Idle connections kept open for reuse.
     """
 
@@ -154,7 +155,7 @@ class ConnectionPool:
         """Run one writing statement in its own transaction and return its
         ``rowcount``.
 
-        The request path's way in: no generator, no lock (``list.pop`` and
+        For single inserts: no generator, no lock (``list.pop`` and
         ``append`` are atomic), a few microseconds less than
         :meth:`connection`.
         """

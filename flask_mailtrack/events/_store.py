@@ -5,12 +5,26 @@ wants: opens and clicks, unique per recipient, per link, click-through, and
 each split between people and machines (mail privacy proxies, link
 scanners)::
 
-    store = EventStore("mailtrack.sqlite3").connect()
+    store = EventStore("mailtrack.sqlite3")
     ...
     store.stats(campaign="spring-sale", since=datetime(2026, 3, 1))
 
-It suits one server (or several processes of one server sharing the file).
-When you outgrow it, connect your own receiver to the signals instead.
+The store is a :class:`~flask_mailtrack.events._sinks.Sink`: the worker
+(``mailtrack worker``, or a thread of the serving process) writes it in
+batches from the journal, so a tracking request never touches it. Reading it
+(statistics, timelines, exports) never writes: a stats page waits for a
+database lock at worst, a tracking hit never. It suits one server (or
+several processes of one server sharing the file).
+
+One row per event id
+--------------------
+
+The event id is unique in the table and every write is ``INSERT OR
+IGNORE``: a batch offered twice (a worker killed after committing it, before
+noting so) adds nothing the second time. An event the store can never take
+(no id, type or timestamp, a value of the wrong type) is logged and kept in
+the table ``mailtrack_rejected`` with its raw body and the reason, so one bad
+record never holds back the events behind it.
 
 Unique counts
 -------------
@@ -28,22 +42,21 @@ changing ``identity_keys`` affects new events only.
 
 from __future__ import annotations
 
-import atexit
-import collections
 import datetime
 import logging
+import math
 import os
-import threading
+import sqlite3
 import time
 import typing as t
-import weakref
+import warnings
 from collections.abc import Mapping
 
 from blinker import ANY
 
 from ..result import TrackingResult
-from ._connect import SignalConnections
 from ._encoding import dumps
+from ._sinks import EventRecord
 from ._sqlite import ConnectionPool
 from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
@@ -89,73 +102,108 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+# Created by the first batch with a rejected event, not with the store: a
+# database that never saw one keeps its schema, and opening it writes nothing.
+_REJECTED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mailtrack_rejected (
+    event_id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    rejected_at REAL NOT NULL
+)
+"""
+
+_REJECT = (
+    "INSERT OR IGNORE INTO mailtrack_rejected (event_id, body, reason,"
+    " rejected_at) VALUES (?, ?, ?, ?)"
+)
+
+#: What SQLite cannot bind: a string with a lone surrogate (valid JSON,
+#: ``"\ud800"``), an integer beyond 64 bits. Faults of one event, not of the
+#: database.
+_UNBINDABLE = (UnicodeEncodeError, OverflowError)
+
+_DEPRECATED_OPTIONS = ("buffered", "max_buffer", "flush_interval")
+
 logger = logging.getLogger("flask_mailtrack.store")
 
-
-def _flush_at_exit(reference: weakref.ref[EventStore]) -> None:
-    store = reference()
-    if store is not None and not store._closing.is_set():
-        try:
-            store.flush()
-        except Exception:
-            logger.exception("Could not write the last tracking events.")
-
-
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
+Row = tuple[t.Any, ...]
+
+
+class RejectedEvent(ValueError):
+    """An event the store can never take; the message says why."""
+
+
+def _text(data: Mapping[str, t.Any], key: str, *, required: bool = False) -> t.Any:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise RejectedEvent(f"{key!r} is not a non-empty string")
+    return value
 
 
 class EventStore:
     """Keeps tracking events in SQLite and answers statistics about them.
 
-    Safe to share between threads, and between processes using the same
-    file (WAL mode; writers wait for each other).
+    A :class:`~flask_mailtrack.events._sinks.Sink` named ``"store"``: the
+    worker writes it with :meth:`write`. Safe to share between threads, and
+    between processes using the same file (WAL mode; writers wait for each
+    other, readers wait for no one).
 
-    :param path: The SQLite file, created when missing. ``":memory:"`` for a
-        store that lives as long as the object.
+    :param path: The SQLite file, created (with its schema) when missing.
+        ``":memory:"`` for a store that lives as long as the object.
     :param identity_keys: Metadata keys that identify a recipient, for unique
         counts (see the module documentation).
-    :param buffered: Events received through the signals are written by a
-        background thread, many per transaction, so a request never waits
-        for the disk. Reads (:meth:`stats`, ...) write pending events first.
-        A process killed abruptly loses the events of its last milliseconds;
-        ``False`` writes each event in the request instead. (Webhook events
-        never take this shortcut: see :class:`~flask_mailtrack.WebhookSender`.)
-    :param max_buffer: Pending events above which the receiving thread
-        writes them itself, so memory stays bounded when the disk is slow.
-    :param flush_interval: Seconds the background writer lets events gather
-        before writing them in one transaction.
+    :param busy_timeout: Seconds a write waits for another writer's lock
+        before raising :exc:`sqlite3.OperationalError` (the worker then offers
+        the batch again later).
+    :param buffered: Ignored.
+    :param max_buffer: Ignored.
+    :param flush_interval: Ignored.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        A sink written by the worker (:meth:`write`); reads never write.
+        Added ``busy_timeout``.
+
+    .. deprecated:: 0.2
+        ``buffered``, ``max_buffer`` and ``flush_interval``: no process
+        buffers events for the store any more (the journal does); they will
+        be removed in 0.3.
     """
+
+    #: The sink's name in the worker's progress and logs.
+    name = "store"
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
         identity_keys: t.Sequence[str] = DEFAULT_IDENTITY_KEYS,
-        buffered: bool = True,
-        max_buffer: int = 10_000,
-        flush_interval: float = 0.05,
+        busy_timeout: float = 30.0,
+        buffered: bool | None = None,
+        max_buffer: int | None = None,
+        flush_interval: float | None = None,
     ) -> None:
-        self._db = ConnectionPool(path, _SCHEMA)
+        given = dict(
+            buffered=buffered, max_buffer=max_buffer, flush_interval=flush_interval
+        )
+        for option in _DEPRECATED_OPTIONS:
+            if given[option] is not None:
+                warnings.warn(
+                    f"EventStore({option}=...) is deprecated and ignored: the"
+                    " worker writes the store from the journal. It will be"
+                    " removed in 0.3.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+        self._db = ConnectionPool(path, _SCHEMA, busy_timeout=busy_timeout)
         #: Metadata keys that identify a recipient.
         self.identity_keys = tuple(identity_keys)
-        #: Whether signal events are written by a background thread.
-        self.buffered = buffered
-        #: Pending events above which the receiving thread writes them.
-        self.max_buffer = max_buffer
-        #: Seconds the writer lets events gather before a transaction.
-        self.flush_interval = flush_interval
-        self._signals = SignalConnections(self._receive)
-        self._pending: collections.deque[Event] = collections.deque()
-        self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
-        # Set by close(): events are then written directly; the writer stops.
-        self._closing = threading.Event()
-        self._writer: threading.Thread | None = None
-        self._writer_pid = 0
-        self._start_lock = threading.Lock()
-        atexit.register(_flush_at_exit, weakref.ref(self))
+        self._connected = False
 
     @property
     def path(self) -> str:
@@ -166,80 +214,87 @@ class EventStore:
 
     def connect(self, sender: t.Any = ANY) -> EventStore:
         """Record every :data:`~flask_mailtrack.email_opened` and
-        :data:`~flask_mailtrack.link_clicked` event.
+        :data:`~flask_mailtrack.link_clicked` event, through a journal and
+        worker of this store's own (``<path>-journal``).
 
         :param sender: Only events from this sender; all by default.
         :return: ``self``.
         """
-        self._signals.connect(sender)
+        from ._pipeline import connect_sink
+
+        connect_sink(self, sender)
+        self._connected = True
         return self
 
     def disconnect(self) -> None:
-        """Stop recording events."""
-        self._signals.disconnect()
+        """Stop recording events; those already journaled are written first."""
+        from ._pipeline import disconnect_sink
 
-    def _receive(self, result: TrackingResult) -> None:
-        if not self.buffered or self._closing.is_set():
-            self.record(result)
-            return
-        self._pending.append(result)
-        if len(self._pending) >= self.max_buffer:
-            self.flush()
-        else:
-            self._start_writer()
-            if not self._wake.is_set():  # set() takes a lock; is_set() does not
-                self._wake.set()
+        disconnect_sink(self)
+        self._connected = False
 
-    def _start_writer(self) -> None:
-        if self._writer_pid == os.getpid():
-            return
-        with self._start_lock:
-            if self._writer_pid == os.getpid():
-                return
-            # Also after a fork: the parent's thread does not exist here.
-            self._writer = threading.Thread(
-                target=self._write_pending, name="mailtrack-store", daemon=True
-            )
-            self._writer_pid = os.getpid()
-            self._writer.start()
+    def write(self, events: t.Sequence[EventRecord]) -> None:
+        """Store ``events`` in one transaction, each id once.
 
-    def _write_pending(self) -> None:
-        while not self._closing.is_set():
-            self._wake.wait(1.0)
-            # Let events gather: one transaction for many is the point. (An
-            # event, not a sleep: close() writes what is left at once.)
-            if self._closing.wait(self.flush_interval):
-                return
-            self._wake.clear()
+        Events already stored are skipped, so a batch may be offered again.
+        An event the store can never take is logged, kept in the table
+        ``mailtrack_rejected`` and skipped; the others are written.
+
+        :param events: Journaled events, as the worker reads them.
+        :raise sqlite3.Error: the database failed (locked beyond the busy
+            timeout, disk full): nothing of the batch was written.
+
+        .. versionadded:: 0.2
+        """
+        accepted: list[tuple[EventRecord, Row]] = []
+        rejected: list[tuple[EventRecord, str]] = []
+        for event in events:
             try:
-                self.flush()
-                self._db.checkpoint()
-            except Exception:
-                logger.exception("Writing tracking events failed; retrying.")
-                time.sleep(0.5)
+                accepted.append((event, self._record_row(event)))
+            except RejectedEvent as e:
+                rejected.append((event, str(e)))
+        with self._db.transaction() as connection:
+            try:
+                connection.executemany(_INSERT, [row for _, row in accepted])
+            except _UNBINDABLE:
+                # The rows before the bad one are in; INSERT OR IGNORE makes
+                # going through them all again one at a time harmless.
+                for event, row in accepted:
+                    try:
+                        connection.execute(_INSERT, row)
+                    except _UNBINDABLE as e:
+                        rejected.append((event, f"a value SQLite cannot store ({e})"))
+            if rejected:
+                connection.execute(_REJECTED_SCHEMA)
+                now = time.time()
+                connection.executemany(
+                    _REJECT,
+                    [(event.id, event.body, reason, now) for event, reason in rejected],
+                )
+        for event, reason in rejected:
+            logger.warning("Event %r not stored: %s.", event.id, reason)
+        try:
+            self._db.checkpoint()
+        except sqlite3.Error:
+            # The batch is committed; the next write checkpoints.
+            logger.debug("WAL checkpoint failed", exc_info=True)
 
     def flush(self) -> int:
-        """Write the events received but not written yet (``buffered``).
+        """Do nothing: events reach the store through the journal and the
+        worker, never through a queue of this object.
 
-        :return: How many were written (duplicates not counted).
+        :return: ``0``.
+
+        .. deprecated:: 0.2
+            Will be removed in 0.3.
         """
-        if not self._pending:
-            return 0
-        with self._flush_lock:
-            batch = []
-            while self._pending:
-                batch.append(self._pending.popleft())
-            if not batch:
-                return 0
-            rows = [self._row(event) for event in batch]
-            try:
-                with self._db.transaction() as connection:
-                    cursor = connection.executemany(_INSERT, rows)
-            except BaseException:
-                # Keep them for the next try, in order.
-                self._pending.extendleft(reversed(batch))
-                raise
-        return int(cursor.rowcount)
+        warnings.warn(
+            "EventStore.flush() is deprecated and does nothing: the worker"
+            " writes the store from the journal. It will be removed in 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return 0
 
     def identity(self, metadata: Mapping[str, t.Any]) -> str:
         """The recipient identity of ``metadata``, for unique counts."""
@@ -249,26 +304,54 @@ class EventStore:
         return dumps(present if present else metadata, sort_keys=True)
 
     def record(self, event: Event) -> bool:
-        """Store one event: a :class:`TrackingResult`, or an event dict of
-        schema 1 (as received by a webhook).
+        """Store one event at once: a :class:`TrackingResult`, or an event
+        dict of schema 1 (as received by a webhook).
 
         :return: ``False`` when an event with the same id is already stored
             (webhook redeliveries are deduplicated).
+        :raise ValueError: an event the store cannot take (no id, type or
+            timestamp, a value of the wrong type).
         """
-        return self._db.write(_INSERT, self._row(event)) == 1
-
-    def _row(self, event: Event) -> tuple[t.Any, ...]:
         data = event.to_json_dict() if isinstance(event, TrackingResult) else event
-        metadata = data.get("metadata") or {}
+        return self._db.write(_INSERT, self._row(data, dumps(data))) == 1
+
+    def _record_row(self, event: EventRecord) -> Row:
+        if event.data.get("id") != event.id:
+            raise RejectedEvent("its id is not the id of its record")
+        try:
+            body = event.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RejectedEvent("its body is not UTF-8") from None
+        return self._row(event.data, body)
+
+    def _row(self, data: Mapping[str, t.Any], body: str) -> Row:
+        """The table row of the event ``data`` whose JSON is ``body``.
+
+        :raise RejectedEvent: ``data`` lacks what the table needs.
+        """
+        if not isinstance(data, Mapping):
+            raise RejectedEvent("not a JSON object")
+        timestamp = data.get("timestamp")
+        if (
+            not isinstance(timestamp, (int, float))
+            or isinstance(timestamp, bool)
+            or not math.isfinite(timestamp)
+        ):
+            raise RejectedEvent("'timestamp' is not a number of seconds")
+        metadata = data.get("metadata")
+        if metadata is None:
+            metadata = {}
+        elif not isinstance(metadata, Mapping):
+            raise RejectedEvent("'metadata' is not an object")
         return (
-            data["id"],
-            data["type"],
-            int(data["timestamp"]),
-            data.get("machine"),
-            data.get("tracked_url"),
+            _text(data, "id", required=True),
+            _text(data, "type", required=True),
+            int(timestamp),
+            _text(data, "machine"),
+            _text(data, "tracked_url"),
             self.identity(metadata),
             dumps(metadata),
-            dumps(data),
+            body,
         )
 
     # -- reading ----------------------------------------------------------------
@@ -311,7 +394,6 @@ class EventStore:
             many emails were sent, so these are not rates per email sent.
         """
         where = Where(since, until, metadata_filters)
-        self.flush()
         return read_stats(self._db, where, since, until, metadata_filters)
 
     def timeline(
@@ -333,7 +415,6 @@ class EventStore:
         if bucket_seconds < 1:
             raise ValueError("bucket_seconds must be at least 1.")
         where = Where(since, until, metadata_filters)
-        self.flush()
         return read_timeline(self._db, where, bucket_seconds, since, until, max_buckets)
 
     def events(
@@ -351,19 +432,16 @@ class EventStore:
         :param limit: At most this many; ``None`` for all.
         """
         where = Where(since, until, metadata_filters, type)
-        self.flush()
         return read_events(self._db, where, limit)
 
     def count(self) -> int:
         """The number of stored events."""
-        self.flush()
         return count_events(self._db)
 
     def _iter_events(
         self, since: TimeInput, until: TimeInput, metadata: Mapping[str, t.Any]
     ) -> t.Iterator[dict[str, t.Any]]:
         where = Where(since, until, metadata)
-        self.flush()
         yield from iter_events(self._db, where)
 
     def export_jsonl(
@@ -414,7 +492,6 @@ class EventStore:
             cutoff = t.cast(float, to_timestamp(older_than))
         else:
             cutoff = time.time() - float(older_than)
-        self.flush()
         with self._db.connection() as connection:
             cursor = connection.execute(
                 "DELETE FROM mailtrack_events WHERE occurred_at < ?", (cutoff,)
@@ -422,14 +499,9 @@ class EventStore:
         return int(cursor.rowcount)
 
     def close(self) -> None:
-        """Stop recording, write pending events, close the database."""
-        self.disconnect()
-        self._closing.set()
-        self._wake.set()
-        writer = self._writer
-        if writer is not None and self._writer_pid == os.getpid():
-            writer.join()
-        self.flush()
+        """Stop recording (see :meth:`connect`), close the database."""
+        if self._connected:
+            self.disconnect()
         self._db.close()
 
     def __enter__(self) -> EventStore:

@@ -221,12 +221,13 @@ def read_timeline(
 ) -> list[dict[str, int]]:
     """See :meth:`~flask_mailtrack.EventStore.timeline`."""
     with db.connection() as connection:
+        # Opens and clicks only: the store keeps whatever the journal holds.
         rows = connection.execute(
             "SELECT occurred_at / ? * ? AS bucket, type, machine IS NOT NULL,"
             " COUNT(*) FROM mailtrack_events"
-            + where.sql()
+            + where.sql("type IN (?, ?)")
             + " GROUP BY 1, 2, 3 ORDER BY 1",
-            [bucket_seconds, bucket_seconds, *where.params],
+            [bucket_seconds, bucket_seconds, *where.params, OPENED, CLICKED],
         ).fetchall()
     counts: dict[int, dict[str, int]] = {}
     for bucket, kind, machine, count in rows:

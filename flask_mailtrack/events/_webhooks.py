@@ -80,11 +80,8 @@ from ..result import TrackingResult
 from ..signals import webhook_failed
 from ._connect import SignalConnections
 from ._encoding import encode_event
-from ._journal import Spool
-from ._journal import SUPPORTED as SPOOL_SUPPORTED
 from ._outbox import Outbox
 from ._outbox import Row
-from ._records import journal_record
 from ._signatures import decode_secret
 from ._signatures import SecretInput
 from ._signatures import signature_headers
@@ -199,18 +196,6 @@ class WebhookSender:
         self.refuse_private_addresses = refuse_private_addresses
         self._key = decode_secret(secret)
         self._outbox = Outbox(outbox_path)
-        self._spool: Spool | None = None
-        #: Journals deleted since the last import, to forget in the next.
-        self._deleted_journals: list[str] = []
-        if not self._outbox.db.memory and SPOOL_SUPPORTED:
-            self._spool = Spool(
-                self._outbox.path + "-spool",
-                self._import,
-                on_deleted=self._deleted_journals.append,
-                name="webhooks",
-                delay=spool_delay,
-                poll_interval=poll_interval,
-            )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._deadline = float("inf")
@@ -227,9 +212,9 @@ class WebhookSender:
 
     @property
     def spool_directory(self) -> str | None:
-        """The directory of the journals in front of the outbox,
-        ``<outbox_path>-spool``; ``None`` for an in-memory outbox."""
-        return None if self._spool is None else self._spool.directory
+        """``None``: events are inserted into the outbox directly (the
+        journal in front of every sink is the worker's now)."""
+        return None
 
     # -- receiving ------------------------------------------------------------
 
@@ -244,8 +229,6 @@ class WebhookSender:
         self._signals.connect(sender)
         if self.deliver:
             self.start()
-        elif self._spool is not None:
-            self._spool.start()
         return self
 
     def disconnect(self) -> None:
@@ -255,11 +238,9 @@ class WebhookSender:
     def enqueue(self, result: TrackingResult) -> bool:
         """Append ``result`` to the outbox; the delivery thread sends it.
 
-        This is all the request thread does: pickle the event's fields and
-        append them to this process's journal, one ``os.write`` (the journal
-        thread encodes the event as it moves it into the outbox). An
-        in-memory outbox, or a failed write, gets a direct SQLite insert
-        instead. The event survives the death of the process from then on.
+        A direct SQLite insert into the outbox (the journal in front of
+        every sink is the worker's, ``_journal`` and ``_worker``). The event
+        survives the death of the process from then on.
 
         :return: Whether the event has a webhook URL and was queued.
         """
@@ -286,20 +267,6 @@ class WebhookSender:
                 self._good_urls.clear()
             self._good_urls.add(url)
         now = time.time()
-        if self._spool is not None:
-            try:
-                self._spool.append(journal_record(result, url, now))
-            except (OSError, ValueError) as e:
-                # A full disk, or an event too large for a journal line.
-                logger.warning(
-                    "Event %s inserted directly, not journaled: %s",
-                    result.event_id,
-                    e,
-                )
-            else:
-                if self.deliver:
-                    self.start()  # the journal thread wakes it after the import
-                return True
         body = encode_event(result.to_json_dict())
         self._outbox.insert(result.event_id, url, body, now)
         if self.deliver:
@@ -307,21 +274,6 @@ class WebhookSender:
             if not self._wake.is_set():  # set() takes a lock; is_set() does not
                 self._wake.set()
         return True
-
-    def _import(self, journal: str, start: int, records: list[bytes]) -> None:
-        """Move records ``start`` and following of a journal into the
-        outbox, in one transaction (the journal thread's importer).
-
-        The transaction also notes how far the journal is imported: a
-        journal offered again (its process died before deleting it) queues
-        each event once.
-        """
-        deleted = self._deleted_journals[:]
-        queued = self._outbox.import_journal(journal, start, records, deleted)
-        # (Only the journal thread appends to the list meanwhile.)
-        del self._deleted_journals[: len(deleted)]
-        if queued and self.deliver and not self._wake.is_set():
-            self._wake.set()
 
     # -- the delivery thread --------------------------------------------------
 
@@ -334,8 +286,6 @@ class WebhookSender:
         """
         if self._thread_pid == os.getpid() and self._thread is not None:
             return
-        if self._spool is not None:
-            self._spool.start()
         with self._start_lock:
             if self._thread_pid == os.getpid() and self._thread is not None:
                 return
@@ -503,8 +453,6 @@ class WebhookSender:
         Other live processes' journals are counted once their threads have
         moved them (within ``spool_delay``).
         """
-        if self._spool is not None:
-            self._spool.drain(orphans=False)
         return self._outbox.count()
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, t.Any]]:
@@ -533,11 +481,7 @@ class WebhookSender:
         """
         self.start()
         deadline = time.monotonic() + timeout
-        orphans = True
         while True:
-            if self._spool is not None:
-                self._spool.drain(orphans=orphans)
-                orphans = False
             self._wake.set()
             due = self._outbox.count_due(time.time())
             if not due:
@@ -555,8 +499,6 @@ class WebhookSender:
         process.
         """
         self.disconnect()
-        if self._spool is not None:
-            self._spool.close()
         self._deadline = time.time() + timeout
         self._stop.set()
         self._wake.set()

@@ -18,7 +18,9 @@ DOCUMENTED = {
         set(events.__all__) - {"EventStore", "CSV_COLUMNS"}
     ),
     "flask_mailtrack.store": ["EventStore", "CSV_COLUMNS"],
-    "flask_mailtrack.spool": ["Spool", "frame", "unframe", "read_records"],
+    # Spool was internal in 0.1's development releases and is gone (the
+    # journal and the worker replaced it); the format functions stay.
+    "flask_mailtrack.spool": ["frame", "unframe", "read_records"],
 }
 
 

@@ -1,427 +1,191 @@
-"""The spool: a per-process append-only journal in front of an importer."""
+"""The journal: one os.write per event into a locked file of this process,
+sealed for the worker; a full disk parks events in memory; the folder must
+be safe."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
+import logging
 import os
-import signal
 import stat
 import subprocess
-import sys
-import textwrap
-import threading
 import typing as t
 import warnings
 
 import pytest
-from flask_mailtrack.events import _journal as spool_module
-from flask_mailtrack.events._journal import Spool
-from flask_mailtrack.events._journal import SUFFIX
-from flask_mailtrack.events._journal_format import frame
+from flask_mailtrack import ConfigurationError
+from flask_mailtrack.events._journal import Journal
+from flask_mailtrack.events._journal_files import check_directory
+from flask_mailtrack.events._journal_files import claim
+from flask_mailtrack.events._journal_files import release
+from flask_mailtrack.events._journal_files import SUPPORTED
 from flask_mailtrack.events._journal_format import read_records
+from flask_mailtrack.events._worker import Worker
+from flask_mailtrack.signals import email_opened
 
-pytestmark = pytest.mark.skipif(not spool_module.SUPPORTED, reason="needs flock")
+from _journal_helpers import body
+from _journal_helpers import event_id
+from _journal_helpers import journal_files
+from _journal_helpers import ListSink
+from _journal_helpers import wait_until
+from _webhook_receiver import event
 
-WAIT = 20.0  # seconds before a test gives up waiting; never reached when passing
-#: Long enough that the background thread never imports on its own.
+pytestmark = pytest.mark.skipif(not SUPPORTED, reason="needs flock")
+
+#: Long enough that the journal's thread never seals a file on its own.
 NEVER = 3600.0
-
-
-class Sink:
-    """An importer that keeps every batch, or fails the next ``fail`` calls."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[bytes]] = []
-        #: (journal, start) of each batch.
-        self.positions: list[tuple[str, int]] = []
-        self.fail = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, journal: str, start: int, records: list[bytes]) -> None:
-        with self.lock:
-            if self.fail:
-                self.fail -= 1
-                raise RuntimeError("the database is down")
-            self.batches.append(list(records))
-            self.positions.append((journal, start))
-
-    @property
-    def records(self) -> list[bytes]:
-        return [record for batch in self.batches for record in batch]
-
-
-@pytest.fixture
-def sink() -> Sink:
-    return Sink()
 
 
 @pytest.fixture
 def directory(tmp_path: t.Any) -> str:
-    return str(tmp_path / "outbox.sqlite3-spool")
+    return str(tmp_path / "journal")
 
 
 @pytest.fixture
-def make_spool(directory: str, sink: Sink) -> t.Iterator[t.Callable[..., Spool]]:
-    spools: list[Spool] = []
+def make_journal(directory: str) -> t.Iterator[t.Callable[..., Journal]]:
+    journals: list[Journal] = []
 
-    def make(**kwargs: t.Any) -> Spool:
-        options: dict[str, t.Any] = {
-            "name": "test",
-            "delay": NEVER,
-            "poll_interval": NEVER,
-            **kwargs,
-        }
-        spool = Spool(directory, sink, **options)
-        spools.append(spool)
-        return spool
+    def make(*, where: str = directory, **kwargs: t.Any) -> Journal:
+        options: dict[str, t.Any] = {"name": "test", "seal_after": NEVER, **kwargs}
+        journal = Journal(where, **options)
+        journals.append(journal)
+        return journal
 
     yield make
-    for spool in spools:
-        spool.close()
+    for journal in journals:
+        journal.close()
 
 
-def journals(directory: str) -> list[str]:
-    if not os.path.isdir(directory):
-        return []
-    return sorted(name for name in os.listdir(directory) if name.endswith(SUFFIX))
+def records_of(directory: str) -> list[bytes]:
+    records = []
+    for name in journal_files(directory):
+        with open(os.path.join(directory, name), "rb") as file:
+            records.extend(read_records(file))
+    return records
 
 
-def write_orphan(directory: str, content: bytes, name: str = "test-1-dead") -> str:
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name + SUFFIX)
-    with open(path, "wb") as file:
-        file.write(content)
-    return path
+def is_claimable(directory: str, name: str) -> bool:
+    claimed = claim(directory, name)
+    if claimed is None:
+        return False
+    release(claimed)
+    return True
 
 
-# -- appending and importing ----------------------------------------------------
+# -- writing and sealing ------------------------------------------------------------
 
 
-def test_append_then_drain(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
+def test_events_are_lines_of_a_locked_file_of_this_process(
+    make_journal: t.Callable[..., Journal], directory: str
 ) -> None:
-    spool = make_spool()
-    assert journals(directory) == []  # nothing is created before a record
-    records = [b"r%d" % n for n in range(5)]
-    for record in records:
-        spool.append(record)
-    assert spool.pending == 5
-    (name,) = journals(directory)
-    path = os.path.join(directory, name)
-    assert spool.current_path == path
-    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    with open(path, "rb") as file:
-        assert list(read_records(file)) == records
-    assert spool.drain() == 5
-    assert sink.records == records
-    assert spool.pending == 0
-    # The imported file is gone; the writer is on a fresh, empty one.
-    assert not os.path.exists(path)
-    assert journals(directory) == [os.path.basename(spool.current_path or "")]
-    assert spool.drain() == 0  # nothing new: no rotation, no import
-    assert len(sink.batches) == 1
+    journal = make_journal()
+    assert journal.directory == directory
+    for n in range(3):
+        assert journal.append(body(n))
+    (name,) = journal_files(directory)
+    prefix, pid, random = name.removesuffix(".journal").split("-")
+    assert (prefix, pid, len(random)) == ("test", str(os.getpid()), 16)
+    assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600
+    # Written at once (another reader sees them), but still the writer's.
+    assert records_of(directory) == [body(n) for n in range(3)]
+    assert not is_claimable(directory, name)
+    journal.seal()
+    assert is_claimable(directory, name)
+    # The next event opens a new file.
+    journal.append(body(3))
+    assert len(journal_files(directory)) == 2
 
 
-def test_background_thread_imports(
-    make_spool: t.Callable[..., Spool], sink: Sink
+def test_the_thread_seals_a_file_after_seal_after(
+    make_journal: t.Callable[..., Journal], directory: str
 ) -> None:
-    imported = threading.Event()
+    journal = make_journal(seal_after=0.01)
+    journal.append(body(1))
+    journal.append(body(2))
+    (name,) = journal_files(directory)
+    wait_until(lambda: is_claimable(directory, name), "never sealed")
+    # And again for the next file: the thread sleeps until a new one.
+    journal.append(body(3))
+    (new,) = set(journal_files(directory)) - {name}
+    wait_until(lambda: is_claimable(directory, new), "never sealed")
+    assert sorted(records_of(directory)) == [body(1), body(2), body(3)]
 
-    def importer(journal: str, start: int, records: list[bytes]) -> None:
-        sink(journal, start, records)
-        imported.set()
 
-    spool = make_spool(delay=0.01)
-    spool._importer = importer
-    spool.append(b"alone")
-    assert imported.wait(WAIT)
-    assert sink.records == [b"alone"]
-
-
-def test_batches_are_bounded_and_located(
-    make_spool: t.Callable[..., Spool], sink: Sink
+def test_a_file_past_max_file_size_is_sealed_by_the_append(
+    make_journal: t.Callable[..., Journal], directory: str
 ) -> None:
-    deleted: list[str] = []
-    spool = make_spool(batch_size=3, on_deleted=deleted.append)
-    for n in range(7):
-        spool.append(b"%d" % n)
-    path = spool.current_path
-    assert path is not None
-    spool.drain()
-    assert [len(batch) for batch in sink.batches] == [3, 3, 1]
-    # Each batch says where in which file it comes from, for importers
-    # that must not store a file's records twice.
-    name = os.path.basename(path)
-    assert sink.positions == [(name, 0), (name, 3), (name, 6)]
-    assert deleted == [name]
-    assert not os.path.exists(path)
-
-
-def test_close_imports_and_removes_files(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
-) -> None:
-    spool = make_spool()
-    spool.append(b"last")
-    spool.close()
-    assert sink.records == [b"last"]
-    assert journals(directory) == []
-    with pytest.raises(RuntimeError):
-        spool.append(b"late")
-    spool.close()  # twice is fine
+    line = len(body(0)) + 10  # checksum, space, newline
+    journal = make_journal(max_file_size=2 * line)
+    for n in range(5):
+        journal.append(body(n))
+    names = journal_files(directory)
+    assert len(names) == 3
+    assert [is_claimable(directory, name) for name in names].count(False) == 1
+    assert sorted(records_of(directory)) == sorted(body(n) for n in range(5))
 
 
 @pytest.mark.parametrize(
     "record",
     [
         pytest.param(b"two\nlines", id="newline"),
-        pytest.param(b"x" * 101, id="too-long"),
+        pytest.param(b"x" * (1024 * 1024 + 1), id="oversized"),
     ],
 )
-def test_append_refuses(make_spool: t.Callable[..., Spool], record: bytes) -> None:
-    spool = make_spool(max_record_size=100)
+def test_append_refuses(make_journal: t.Callable[..., Journal], record: bytes) -> None:
+    journal = make_journal()
     with pytest.raises(ValueError):
-        spool.append(record)
-    assert spool.pending == 0
+        journal.append(record)
+    assert journal.buffered == journal.dropped == 0
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        pytest.param({"name": "a-b"}, id="dash-in-name"),
-        pytest.param({"name": ""}, id="empty-name"),
-        pytest.param({"batch_size": 0}, id="batch-size"),
-        pytest.param({"poll_interval": 0}, id="poll-interval"),
-    ],
-)
-def test_bad_options(directory: str, sink: Sink, options: dict[str, t.Any]) -> None:
+def test_record_and_the_signals_journal_the_event_json(
+    make_journal: t.Callable[..., Journal], directory: str
+) -> None:
+    journal = make_journal()
+    result = event(1)
+    assert journal.record(result)
+    sender = object()
+    assert journal.connect(sender) is journal
+    other = event(2)
+    email_opened.send(sender, result=other)
+    email_opened.send(object(), result=event(3))  # another sender: not ours
+    journal.disconnect()
+    email_opened.send(sender, result=event(4))
+    assert [json.loads(r) for r in records_of(directory)] == [
+        result.to_json_dict(),
+        other.to_json_dict(),
+    ]
+
+
+def test_close_seals_and_refuses_more(
+    make_journal: t.Callable[..., Journal], directory: str
+) -> None:
+    journal = make_journal()
+    journal.append(body(1))
+    journal.close()
+    (name,) = journal_files(directory)
+    assert is_claimable(directory, name)
+    with pytest.raises(RuntimeError):
+        journal.append(body(2))
+    journal.close()  # twice is fine
+
+
+def test_bad_options_are_refused(directory: str) -> None:
+    with pytest.raises(ValueError, match="letters"):
+        Journal(directory, name="a-b")
     with pytest.raises(ValueError):
-        Spool(directory, sink, **options)
-
-
-def test_symlinked_directory_is_refused(tmp_path: t.Any, sink: Sink) -> None:
-    target = tmp_path / "elsewhere"
-    target.mkdir()
-    link = tmp_path / "outbox.sqlite3-spool"
-    link.symlink_to(target)
-    with pytest.raises(ValueError, match="symbolic link"):
-        Spool(link, sink)
-
-
-def test_failing_importer_keeps_the_records(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
-) -> None:
-    spool = make_spool()
-    spool.append(b"a")
-    spool.append(b"b")
-    sink.fail = 1
-    with pytest.raises(RuntimeError, match="down"):
-        spool.drain()
-    assert sink.records == []
-    assert spool.pending == 2
-    # Writing goes on meanwhile, into the writer's new file only.
-    spool.append(b"c")
-    assert len(journals(directory)) == 2
-    assert spool.drain() == 3
-    assert sink.records == [b"a", b"b", b"c"]
-    assert spool.pending == 0
-
-
-def test_background_thread_retries_a_failed_import(
-    make_spool: t.Callable[..., Spool], sink: Sink
-) -> None:
-    imported = threading.Event()
-
-    def importer(journal: str, start: int, records: list[bytes]) -> None:
-        sink(journal, start, records)
-        imported.set()
-
-    sink.fail = 1
-    spool = make_spool(delay=0.01)
-    spool._importer = importer
-    spool.append(b"patient")
-    assert imported.wait(WAIT)
-    assert sink.records == [b"patient"]
-    assert sink.fail == 0  # it failed once first
-
-
-def test_close_with_a_failing_importer_leaves_an_orphan(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
-) -> None:
-    spool = make_spool()
-    spool.append(b"kept")
-    sink.fail = 1
-    spool.close()  # logs, does not raise
-    assert sink.records == []
-    assert len(journals(directory)) == 1
-    assert make_spool().drain() == 1
-    assert sink.records == [b"kept"]
-    assert journals(directory) == []
-
-
-def test_failed_write_moves_to_a_new_file(
-    make_spool: t.Callable[..., Spool],
-    sink: Sink,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    spool = make_spool()
-    spool.append(b"before")
-    first = spool.current_path
-    calls = []
-
-    def full_disk(fd: int, data: t.Any) -> int:
-        # Half the line fits, then the disk is full.
-        calls.append(len(data))
-        if len(calls) == 1:
-            return os.write(fd, bytes(data)[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(spool_module, "_write", full_disk)
-    with pytest.raises(OSError):
-        spool.append(b"x" * 50)
-    monkeypatch.undo()
-    spool.append(b"after")
-    assert spool.current_path != first
-    assert spool.pending == 2
-    spool.drain()
-    assert sorted(sink.records) == [b"after", b"before"]
-    assert "torn record" in caplog.text
-
-
-def test_concurrent_appends_and_rotations(
-    make_spool: t.Callable[..., Spool], sink: Sink
-) -> None:
-    """No record lost or imported twice while threads append and both the
-    background thread and this one rotate as fast as they can."""
-    spool = make_spool(delay=0, batch_size=50)
-    threads = 8
-    each = 1000
-    start = threading.Barrier(threads + 1)
-
-    def work(n: int) -> None:
-        start.wait()
-        for i in range(each):
-            spool.append(b"%d-%d" % (n, i))
-
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    start.wait()
-    while any(worker.is_alive() for worker in workers):
-        spool.drain(orphans=False)
-    for worker in workers:
-        worker.join()
-    spool.close()
-    expected = {b"%d-%d" % (n, i) for n in range(threads) for i in range(each)}
-    assert len(sink.records) == len(expected)
-    assert set(sink.records) == expected
-    # Each thread's records arrive in the order it wrote them.
-    for n in range(threads):
-        mine = [r for r in sink.records if r.startswith(b"%d-" % n)]
-        assert mine == [b"%d-%d" % (n, i) for i in range(each)]
-
-
-# -- orphans --------------------------------------------------------------------
-
-
-def test_orphan_is_taken_over(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
-) -> None:
-    path = write_orphan(directory, frame(b"left") + frame(b"behind"))
-    spool = make_spool()
-    assert spool.drain(orphans=False) == 0
-    assert os.path.exists(path)
-    assert spool.drain() == 2
-    assert sink.records == [b"left", b"behind"]
-    assert not os.path.exists(path)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param("other-1-dead" + SUFFIX, id="other-spool"),
-        pytest.param("test-1-dead.tmp", id="not-a-journal"),
-        pytest.param("test-1" + SUFFIX, id="not-our-pattern"),
-    ],
-)
-def test_other_files_are_left_alone(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str, name: str
-) -> None:
-    os.makedirs(directory)
-    path = os.path.join(directory, name)
-    with open(path, "wb") as file:
-        file.write(frame(b"not mine"))
-    make_spool().drain()
-    assert sink.records == []
-    assert os.path.exists(path)
-
-
-WRITER = textwrap.dedent(
-    """
-    import sys
-    from flask_mailtrack.events._journal import Spool
-
-    spool = Spool(sys.argv[1], lambda *args: None, name="test", delay=3600)
-    for n in range(3):
-        spool.append(b"from-child-%d" % n)
-    print(spool.current_path, flush=True)
-    sys.stdin.read()  # run until killed
-    """
-)
-
-
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_live_writer_is_left_alone_until_it_dies(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
-) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, directory],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        path = child.stdout.readline().strip()
-        spool = make_spool()
-        # The writer holds its lock: its file is not an orphan.
-        assert spool.drain() == 0
-        assert os.path.exists(path)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(WAIT)
-    finally:
-        child.kill()
-        child.wait()
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                stream.close()
-    # Killed right after its appends, before any import: nothing is lost.
-    assert spool.drain() == 3
-    assert sink.records == [b"from-child-%d" % n for n in range(3)]
-    assert not os.path.exists(path)
-
-
-def test_two_spools_of_one_process_do_not_take_each_others_files(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
-) -> None:
-    # flock locks belong to open files, not processes: another spool of the
-    # same process sees a live writer too.
-    first, second = make_spool(), make_spool()
-    first.append(b"first's")
-    second.drain()
-    assert sink.records == []
-    first.drain()
-    assert sink.records == [b"first's"]
+        Journal(directory, seal_after=-1)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_writes_its_own_file(
-    make_spool: t.Callable[..., Spool], sink: Sink, directory: str
+    make_journal: t.Callable[..., Journal], directory: str
 ) -> None:
-    spool = make_spool()
-    spool.append(b"parent-1")
-    parent_path = spool.current_path
+    journal = make_journal()
+    journal.append(b"parent-1")
+    (parent_file,) = journal_files(directory)
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         # Python 3.12+ warns about forking a process with threads.
@@ -431,25 +195,143 @@ def test_forked_child_writes_its_own_file(
         code = 1
         try:
             os.close(read_end)
-            spool.append(b"child")
-            os.write(write_end, (spool.current_path or "").encode())
+            journal.append(b"child")
+            os.write(write_end, b"ok")
             code = 0
         finally:
             # No clean-up: the child's file stays, an orphan once it exits.
             os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
-        child_path = pipe.read().decode()
+        assert pipe.read() == b"ok"
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    assert child_path and child_path != parent_path
-    spool.append(b"parent-2")
-    assert spool.current_path == parent_path
-    assert parent_path is not None
-    with open(parent_path, "rb") as file:
+    journal.append(b"parent-2")
+    (child_file,) = set(journal_files(directory)) - {parent_file}
+    assert f"-{pid}-" in child_file
+    with open(os.path.join(directory, parent_file), "rb") as file:
         assert list(read_records(file)) == [b"parent-1", b"parent-2"]
     # The parent's lock survived the child's exit; the child's file is an
-    # orphan now.
-    assert spool.drain() == 3
-    assert sorted(sink.records) == [b"child", b"parent-1", b"parent-2"]
-    assert journals(directory) == [os.path.basename(spool.current_path or "")]
+    # orphan, the worker's.
+    assert not is_claimable(directory, parent_file)
+    assert is_claimable(directory, child_file)
+
+
+# -- the folder ---------------------------------------------------------------------
+
+
+def test_the_folder_is_created_private(tmp_path: t.Any) -> None:
+    path = tmp_path / "deep" / "journal"
+    old = os.umask(0o022)
+    try:
+        assert check_directory(path) == str(path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert check_directory(path) == str(path)  # an existing safe folder
+
+
+@pytest.mark.parametrize("mode", [0o750, 0o701, 0o777, 0o710])
+def test_a_folder_open_to_others_is_refused(tmp_path: t.Any, mode: int) -> None:
+    path = tmp_path / "journal"
+    path.mkdir()
+    path.chmod(mode)
+    with pytest.raises(ConfigurationError, match=f"chmod 700 {path}"):
+        check_directory(path)
+    with pytest.raises(ConfigurationError, match="group or others"):
+        Journal(path)
+    with pytest.raises(ConfigurationError, match="group or others"):
+        Worker(path, [])
+
+
+def test_a_symlinked_folder_is_refused(tmp_path: t.Any) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "journal"
+    link.symlink_to(real)
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        check_directory(link)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder away")
+def test_a_folder_of_another_user_is_refused(tmp_path: t.Any) -> None:
+    path = tmp_path / "journal"
+    path.mkdir(mode=0o700)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ConfigurationError, match="belongs to user id 65534"):
+        check_directory(path)
+
+
+def test_a_file_is_not_a_folder(tmp_path: t.Any) -> None:
+    path = tmp_path / "journal"
+    path.write_bytes(b"")
+    with pytest.raises(ConfigurationError, match="not a folder"):
+        check_directory(path)
+
+
+# -- a full disk --------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: t.Any) -> t.Iterator[str]:
+    """A 64 KiB tmpfs, unmounted afterwards."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as e:
+        pytest.skip(f"cannot run mount: {e}")
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield str(mount_point)
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(path: str) -> None:
+    """Write ``path`` until the file system is full."""
+    with open(path, "wb", buffering=0) as file:
+        with contextlib.suppress(OSError):
+            while True:
+                file.write(b"\0" * 4096)
+        with pytest.raises(OSError) as full:
+            file.write(b"\0")
+    assert full.value.errno == errno.ENOSPC
+
+
+def test_a_full_disk_parks_events_in_memory_then_writes_them(
+    small_disk: str,
+    make_journal: t.Callable[..., Journal],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    directory = os.path.join(small_disk, "journal")
+    journal = make_journal(where=directory, max_buffer=50)
+    assert journal.append(body(0))  # written
+    journal.seal()
+    filler = os.path.join(small_disk, "filler")
+    fill(filler)
+    caplog.set_level(logging.WARNING, "flask_mailtrack.journal")
+    kept = [journal.append(body(n)) for n in range(1, 61)]
+    assert kept == [True] * 50 + [False] * 10
+    assert (journal.buffered, journal.dropped) == (50, 10)
+    # One warning for the outage and one for the drops, not one per event.
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert "events wait in memory" in messages[0]
+    assert messages[1].startswith("Dropped 1 events (1 in all")
+    # Space comes back: the journal's thread writes them all, in order.
+    os.unlink(filler)
+    wait_until(lambda: journal.buffered == 0, "the buffer was never written")
+    assert journal.append(body(61))
+    assert journal.dropped == 10
+    journal.seal()
+    sink = ListSink()
+    worker = Worker(directory, [sink])
+    assert worker.run_once() == 52
+    expected = [event_id(n) for n in [0, *range(1, 51), 61]]
+    assert sorted(sink.ids) == sorted(expected)
+    # The buffered events kept their order.
+    assert [i for i in sink.ids if i != event_id(0)] == expected[1:]
+    assert journal_files(directory) == []

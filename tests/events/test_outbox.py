@@ -1,5 +1,4 @@
-"""The webhook outbox's rows: claims under a lease, retries, dead letters,
-journal imports that queue each event once."""
+"""The webhook outbox's rows: claims under a lease, retries, dead letters."""
 
 from __future__ import annotations
 
@@ -8,10 +7,6 @@ import typing as t
 
 import pytest
 from flask_mailtrack.events._outbox import Outbox
-from flask_mailtrack.events._records import journal_record
-from flask_mailtrack.events._records import outbox_row
-
-from _webhook_receiver import event
 
 
 @pytest.fixture
@@ -58,21 +53,3 @@ def test_dead_letters_need_the_lease_and_can_be_requeued(outbox: Outbox) -> None
     assert outbox.requeue_dead_letters(time.time()) == 1
     assert outbox.dead_letters(10) == []
     assert outbox.count_due(time.time()) == 1
-
-
-def test_a_journal_imported_again_queues_each_event_once(outbox: Outbox) -> None:
-    url = "http://127.0.0.1/hook"
-    records = [journal_record(event(n), url, time.time()) for n in range(4)]
-    assert outbox.import_journal("j", 0, records[:3], []) == 3
-    # The file offered again from its start, one record longer.
-    assert outbox.import_journal("j", 0, records, []) == 1
-    assert outbox.count() == 4
-    # Forgetting a deleted journal lets a (new) file of that name count again.
-    assert outbox.import_journal("j", 0, records[:1], ["j"]) == 0
-    assert outbox.import_journal("j", 0, records[:1], []) == 1
-
-
-def test_damaged_records_are_skipped(outbox: Outbox) -> None:
-    good = journal_record(event(1), "http://127.0.0.1/hook", time.time())
-    assert outbox.import_journal("j", 0, [b"garbage", good], []) == 1
-    assert outbox_row(good)[0] == outbox.claim(10, 60)[1][0].event_id

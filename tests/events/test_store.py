@@ -1,4 +1,5 @@
-"""EventStore: recording, statistics with known answers, retention, export."""
+"""EventStore: written as a sink (batches, once per id, malformed events set
+aside), statistics with known answers, retention, export; reads never write."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import datetime
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,9 @@ from flask_mailtrack import EventStore
 from flask_mailtrack import link_clicked
 from flask_mailtrack import TrackingResult
 from flask_mailtrack.events import CSV_COLUMNS
+from flask_mailtrack.events._encoding import encode_event
+from flask_mailtrack.events._sinks import EventRecord
+from flask_mailtrack.events._sinks import Sink
 
 T = 1_700_000_000  # 2023-11-14T22:13:20Z
 A = "https://example.com/a"
@@ -47,6 +52,16 @@ def clicked(
         machine=machine,
         machine_reasons=[machine] if machine else [],
     )
+
+
+def record_of(result: TrackingResult) -> EventRecord:
+    """``result`` as the worker hands it to a sink: journaled, read back."""
+    body = encode_event(result.to_json_dict())
+    return EventRecord(result.event_id, body, json.loads(body))
+
+
+def records(*results: TrackingResult) -> list[EventRecord]:
+    return [record_of(result) for result in results]
 
 
 #: The fixed event set the expected figures below are computed from.
@@ -79,8 +94,7 @@ def counts(
 @pytest.fixture
 def store(tmp_path: t.Any) -> t.Iterator[EventStore]:
     s = EventStore(tmp_path / "events.sqlite3")
-    for result in EVENTS:
-        assert s.record(result)
+    s.write(records(*EVENTS))
     yield s
     s.close()
 
@@ -211,8 +225,7 @@ def test_rates_cannot_exceed_one_with_clicks_without_opens() -> None:
 
 def test_identity_keys_are_configurable(tmp_path: t.Any) -> None:
     with EventStore(tmp_path / "e.sqlite3", identity_keys=("campaign",)) as store:
-        for result in EVENTS:
-            store.record(result)
+        store.write(records(*EVENTS))
         # Unique per campaign now: spring and fall.
         assert store.stats()["opens"]["unique"] == 2
 
@@ -306,33 +319,207 @@ def test_export_csv(store: EventStore) -> None:
 
 def test_export_pages_through_large_stores() -> None:
     with EventStore(":memory:") as store:
-        for n in range(1234):
-            store.record(opened(T + n, recipient=str(n)))
+        batch = records(*(opened(T + n, recipient=str(n)) for n in range(1234)))
+        store.write(batch)
         out = io.StringIO()
         assert store.export_jsonl(out) == 1234
         timestamps = [json.loads(line)["timestamp"] for line in out.getvalue().split()]
         assert timestamps == list(range(T, T + 1234))
 
 
+def test_the_same_batch_twice_stores_each_id_once(tmp_path: t.Any) -> None:
+    # A worker killed after committing a batch, before noting it, offers the
+    # whole batch again; a later batch may overlap it too.
+    with EventStore(tmp_path / "e.sqlite3") as store:
+        batch = records(*EVENTS)
+        store.write(batch)
+        store.write(batch)
+        extra = opened(T + 400, recipient="dan")
+        store.write([*batch[5:], record_of(extra)])
+        assert store.count() == len(EVENTS) + 1
+        ids = [event["id"] for event in store.events(limit=None)]
+        assert sorted(ids) == sorted({r.event_id for r in [*EVENTS, extra]})
+        assert store.stats(campaign="spring")["opens"]["total"] == 5
+
+
+def malformed(change: t.Callable[[dict[str, t.Any]], object]) -> EventRecord:
+    data = opened(T, recipient="mallory").to_json_dict()
+    change(data)
+    body = json.dumps(data).encode()
+    return EventRecord(data.get("id", "evt_none"), body, json.loads(body))
+
+
+def not_utf8() -> EventRecord:
+    good = record_of(opened(T, recipient="mallory"))
+    return good._replace(body=good.body.replace(b"mallory", b"mall\xffory"))
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        pytest.param(malformed(lambda d: d.pop("type")), "'type'", id="no-type"),
+        pytest.param(malformed(lambda d: d.pop("timestamp")), "timestamp", id="no-ts"),
+        pytest.param(
+            malformed(lambda d: d.update(timestamp="1700000000")),
+            "timestamp",
+            id="text-timestamp",
+        ),
+        pytest.param(
+            malformed(lambda d: d.update(timestamp=True)), "timestamp", id="bool-ts"
+        ),
+        pytest.param(
+            malformed(lambda d: d.update(timestamp=10**30)),
+            "cannot store",
+            id="huge-timestamp",
+        ),
+        pytest.param(
+            malformed(lambda d: d.update(metadata=["x"])), "metadata", id="list-meta"
+        ),
+        pytest.param(malformed(lambda d: d.update(type=7)), "'type'", id="int-type"),
+        pytest.param(
+            malformed(lambda d: d.update(machine=["bot"])), "machine", id="list-machine"
+        ),
+        pytest.param(
+            malformed(lambda d: d.update(metadata={"recipient": "\ud800"})),
+            "cannot store",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            EventRecord("evt_other", *record_of(opened(T))[1:]), "id", id="other-id"
+        ),
+        pytest.param(not_utf8(), "UTF-8", id="not-utf8"),
+    ],
+)
+def test_a_malformed_event_is_set_aside_and_the_others_written(
+    tmp_path: t.Any, caplog: pytest.LogCaptureFixture, event: EventRecord, reason: str
+) -> None:
+    path = tmp_path / "e.sqlite3"
+    batch = records(*EVENTS)
+    with EventStore(path) as store:
+        store.write([*batch[:4], event, *batch[4:]])  # does not raise
+        assert store.count() == len(EVENTS)
+        assert store.stats()["opens"]["total"] == 6
+        store.write([event])  # offered again: still set aside once
+    assert event.id in caplog.text
+    assert "not stored" in caplog.text
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT event_id, body, reason FROM mailtrack_rejected"
+        ).fetchall()
+    assert len(rows) == 1
+    assert rows[0][:2] == (event.id, event.body)
+    assert reason in rows[0][2]
+
+
+def test_record_refuses_a_malformed_event() -> None:
+    data = opened(T).to_json_dict()
+    del data["timestamp"]
+    with EventStore(":memory:") as store:
+        with pytest.raises(ValueError, match="timestamp"):
+            store.record(data)
+        assert store.count() == 0
+
+
+def test_reads_do_not_write(tmp_path: t.Any) -> None:
+    path = tmp_path / "e.sqlite3"
+    with EventStore(path) as writer:
+        writer.write(records(*EVENTS))
+    observer = sqlite3.connect(path, isolation_level=None)
+
+    def data_version() -> int:
+        # Changes when another connection commits to the file.
+        return int(observer.execute("PRAGMA data_version").fetchone()[0])
+
+    try:
+        before = data_version()
+        # Another writer holds the lock throughout, with an uncommitted row;
+        # a read that wrote would wait for it and fail.
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("DELETE FROM mailtrack_events")
+        with EventStore(path, busy_timeout=0.05) as reader:
+            assert reader.count() == len(EVENTS)
+            assert reader.stats()["opens"]["total"] == 6
+            assert reader.timeline(bucket_seconds=100, since=T, until=T + 400)
+            assert len(reader.events(limit=None)) == len(EVENTS)
+            assert reader.export_jsonl(io.StringIO()) == len(EVENTS)
+            assert reader.export_csv(io.StringIO(newline="")) == len(EVENTS)
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert data_version() == before
+        with EventStore(path) as writer:
+            writer.write([record_of(opened(T + 500))])
+        assert data_version() != before  # the observer does see writes
+    finally:
+        observer.close()
+
+
+def test_write_raises_while_the_database_is_locked(tmp_path: t.Any) -> None:
+    path = tmp_path / "e.sqlite3"
+    with EventStore(path, busy_timeout=0.05) as store:
+        store.write(records(*EVENTS[:3]))
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                store.write(records(*EVENTS))
+            # The stats still answer, from before the failed batch.
+            assert store.stats()["opens"]["total"] == 3
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        store.write(records(*EVENTS))  # offered again once the lock is gone
+        assert store.count() == len(EVENTS)
+
+
+def test_the_store_is_a_sink() -> None:
+    with EventStore(":memory:") as store:
+        assert isinstance(store, Sink)
+        assert store.name == "store"
+        store.write([])
+        assert store.count() == 0
+
+
+def test_buffering_options_and_flush_are_deprecated(tmp_path: t.Any) -> None:
+    for option, value in [
+        ("buffered", False),
+        ("max_buffer", 1),
+        ("flush_interval", 1),
+    ]:
+        with pytest.warns(DeprecationWarning, match=option):
+            EventStore(":memory:", **{option: value}).close()
+    with EventStore(tmp_path / "e.sqlite3") as store:
+        store.write(records(*EVENTS[:2]))
+        with pytest.warns(DeprecationWarning, match="flush"):
+            assert store.flush() == 0
+        assert store.count() == 2
+
+
 def test_connect_records_signals(tmp_path: t.Any) -> None:
+    # connect() goes through a journal and a worker of the store's own.
+    pytest.importorskip("flask_mailtrack.events._pipeline")
     mine, other = object(), object()
     with EventStore(tmp_path / "e.sqlite3") as store:
         store.connect(mine)
         email_opened.send(mine, result=opened(T, recipient="a"), request=None)
         link_clicked.send(mine, result=clicked(T, A, recipient="a"), request=None)
         email_opened.send(other, result=opened(T, recipient="b"), request=None)
-        assert store.count() == 2
+        deadline = time.monotonic() + 30
+        while store.count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         store.disconnect()
         email_opened.send(mine, result=opened(T, recipient="a"), request=None)
         assert store.count() == 2
+        assert {e["metadata"]["recipient"] for e in store.events()} == {"a"}
 
 
 def test_threads_share_a_store(tmp_path: t.Any) -> None:
     with EventStore(tmp_path / "e.sqlite3") as store:
 
         def work(n: int) -> None:
-            for i in range(50):
-                store.record(opened(T + i, recipient=f"{n}-{i}"))
+            for i in range(10):
+                batch = [opened(T + i, recipient=f"{n}-{i}-{j}") for j in range(5)]
+                store.write(records(*batch))
                 store.stats()
 
         threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
@@ -349,11 +536,20 @@ def test_processes_share_a_store(tmp_path: t.Any) -> None:
     EventStore(path).close()
     code = textwrap.dedent(
         """
-        import sys
+        import json, sys
         from flask_mailtrack import EventStore, TrackingResult
+        from flask_mailtrack.events._encoding import encode_event
+        from flask_mailtrack.events._sinks import EventRecord
         store = EventStore(sys.argv[1])
-        for i in range(200):
-            store.record(TrackingResult(is_open_tracking=True, timestamp=i,
+        for start in range(0, 200, 20):
+            batch = []
+            for i in range(start, start + 20):
+                result = TrackingResult(is_open_tracking=True, timestamp=i,
+                                        metadata={"recipient": sys.argv[2]})
+                body = encode_event(result.to_json_dict())
+                batch.append(EventRecord(result.event_id, body, json.loads(body)))
+            store.write(batch)
+            store.record(TrackingResult(is_open_tracking=True, timestamp=start,
                                         metadata={"recipient": sys.argv[2]}))
         store.close()
         """
@@ -363,7 +559,7 @@ def test_processes_share_a_store(tmp_path: t.Any) -> None:
     ]
     assert [child.wait(60) for child in children] == [0, 0]
     with EventStore(path) as store:
-        assert store.count() == 400
+        assert store.count() == 420
         assert store.stats()["opens"]["unique"] == 2
 
 
@@ -372,54 +568,20 @@ def test_closed_store_refuses() -> None:
     store.close()
     with pytest.raises(RuntimeError):
         store.record(opened(T))
+    with pytest.raises(RuntimeError):
+        store.write(records(opened(T)))
 
 
-@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "direct"])
-def test_signal_events_reach_the_file(tmp_path: t.Any, buffered: bool) -> None:
-    path = tmp_path / "e.sqlite3"
-    store = EventStore(path, buffered=buffered).connect()
-    try:
-        for n in range(50):
-            email_opened.send(None, result=opened(T + n, recipient=str(n)))
-        # Another reader of the file sees them once flushed (reads by the
-        # store itself flush first).
-        store.flush()
-        with EventStore(path) as reader:
-            assert reader.count() == 50
-    finally:
-        store.close()
-
-
-def test_close_writes_pending_events(tmp_path: t.Any) -> None:
-    path = tmp_path / "e.sqlite3"
-    store = EventStore(path).connect()
-    for n in range(20):
-        link_clicked.send(None, result=clicked(T + n, A, recipient=str(n)))
-    store.close()
-    with EventStore(path) as reader:
-        assert reader.stats()["clicks"]["unique"] == 20
-
-
-def test_full_buffer_is_written_by_the_receiving_thread(tmp_path: t.Any) -> None:
-    path = tmp_path / "e.sqlite3"
-    with EventStore(path, max_buffer=1) as store, EventStore(path) as reader:
-        store.connect()
-        for n in range(3):
-            email_opened.send(None, result=opened(T + n, recipient=str(n)))
-            # Written before send() returned, without waiting for the writer.
-            assert reader.count() == n + 1
-
-
-def test_close_does_not_wait_out_the_flush_interval(tmp_path: t.Any) -> None:
-    store = EventStore(tmp_path / "events.sqlite3", flush_interval=3600).connect()
-    try:
-        email_opened.send(None, result=opened(T, recipient="alice"))
-        # The writer thread is now waiting out its hour.
-        closer = threading.Thread(target=store.close)
-        closer.start()
-        closer.join(60)
-        assert not closer.is_alive(), "close() waited for the flush interval"
-    finally:
-        store.disconnect()
-    with EventStore(tmp_path / "events.sqlite3") as reopened:
-        assert reopened.count() == 1
+def test_other_event_types_are_kept_but_not_charted() -> None:
+    # The store takes whatever the journal holds; charts count opens and
+    # clicks only.
+    sent = malformed(lambda d: d.update(type="email.sent", id="evt_" + "5" * 32))
+    with EventStore(":memory:") as store:
+        store.write([sent, *records(opened(T), clicked(T + 1, A))])
+        assert store.count() == 3
+        assert store.events(type="email.sent") == [sent.data]
+        assert store.timeline(bucket_seconds=60) == [
+            {"start": T // 60 * 60, "opens": 1, "clicks": 1, "machine": 0}
+        ]
+        stats = store.stats()
+        assert (stats["opens"]["total"], stats["clicks"]["total"]) == (1, 1)

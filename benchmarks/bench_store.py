@@ -1,0 +1,204 @@
+"""The event store as a sink: how fast the worker can write it, and what one
+row per event id costs.
+
+- ``EventStore.write`` in batches of 1,000 realistic events (metadata with a
+  recipient, a campaign and a message id; request data like a pixel hit;
+  one click in four), into a fresh file and into a file already holding
+  200,000 events, where the unique event-id index is large. WAL mode,
+  ``synchronous=NORMAL``, as the store's connection pool sets them. The
+  worker's journal-to-SQLite path targets 10,000 events/s, so the store
+  alone should be well above that.
+- For issue 12's question (which is cheaper for idempotence): the same rows
+  with no unique index, plain ``INSERT``, and instead a progress row (file,
+  offset) upserted in the same transaction. Rows are built by the store's
+  own code in both variants, so only the index and the progress row differ.
+- ``EventStore.stats()`` over 200,000 events, for the record.
+
+Run: ``python benchmarks/bench_store.py`` (about a minute; run it twice).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sqlite3
+import sys
+import tempfile
+import time
+import typing as t
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+from flask_mailtrack import EventStore  # noqa: E402
+from flask_mailtrack import TrackingResult  # noqa: E402
+from flask_mailtrack.events._encoding import encode_event  # noqa: E402
+from flask_mailtrack.events._sinks import EventRecord  # noqa: E402
+from flask_mailtrack.events._sqlite import ConnectionPool  # noqa: E402
+
+BATCH = 1000
+TIMED_BATCHES = 50
+PREFILL = 200_000
+
+SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+)
+
+#: The store's table without ``UNIQUE`` on ``event_id``, and a progress
+#: table: the alternative way to one row per event after a crash.
+_PROGRESS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mailtrack_events (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    machine TEXT,
+    tracked_url TEXT,
+    identity TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mailtrack_events_time
+    ON mailtrack_events (occurred_at);
+CREATE TABLE IF NOT EXISTS mailtrack_progress (
+    file TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL
+);
+"""
+_PLAIN_INSERT = (
+    "INSERT INTO mailtrack_events (event_id, type, occurred_at, machine,"
+    " tracked_url, identity, metadata, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PROGRESS = (
+    "INSERT INTO mailtrack_progress (file, offset) VALUES (?, ?)"
+    " ON CONFLICT (file) DO UPDATE SET offset = excluded.offset"
+)
+
+
+def make_events(count: int, start: int) -> list[EventRecord]:
+    """``count`` events as the worker reads them from a journal."""
+    now = int(time.time()) - 30 * 86400
+    events = []
+    for n in range(start, start + count):
+        click = n % 4 == 3
+        result = TrackingResult(
+            is_open_tracking=not click,
+            is_click_tracking=click,
+            tracked_url=f"https://shop.example.com/p/{n % 40}?utm_source=mail"
+            if click
+            else None,
+            metadata={
+                "recipient": f"user{n % 50_000}@example.com",
+                "campaign": f"spring-{n % 7}",
+                "message_id": f"<{n % 50_000}.spring@mail.example.com>",
+            },
+            request_data={
+                "user_agent": SAFARI,
+                "user_ip": "203.0.113.0",
+                "method": "GET",
+            },
+            timestamp=now + n % (30 * 86400),
+            machine="apple-mpp" if n % 5 == 0 else None,
+            machine_reasons=["apple-mpp-address"] if n % 5 == 0 else [],
+        )
+        body = encode_event(result.to_json_dict())
+        events.append(EventRecord(result.event_id, body, json.loads(body)))
+    return events
+
+
+def batches(events: list[EventRecord]) -> t.Iterator[list[EventRecord]]:
+    for i in range(0, len(events), BATCH):
+        yield events[i : i + BATCH]
+
+
+class ProgressVariant:
+    """Rows as the store builds them, no unique index, progress row in the
+    same transaction."""
+
+    def __init__(self, path: str) -> None:
+        self._rows = EventStore(":memory:")  # for its row building only
+        self._db = ConnectionPool(path, _PROGRESS_SCHEMA)
+        self._offset = 0
+
+    def write(self, events: t.Sequence[EventRecord]) -> None:
+        rows = [self._rows._record_row(event) for event in events]
+        self._offset += len(events)
+        with self._db.transaction() as connection:
+            connection.executemany(_PLAIN_INSERT, rows)
+            connection.execute(_PROGRESS, ("events-1-abc.journal", self._offset))
+        self._db.checkpoint()
+
+    def close(self) -> None:
+        self._rows.close()
+        self._db.close()
+
+
+Writer = t.Union[EventStore, ProgressVariant]
+
+
+def events_per_second(writer: Writer, events: list[EventRecord]) -> float:
+    started = time.perf_counter()
+    for batch in batches(events):
+        writer.write(batch)
+    return len(events) / (time.perf_counter() - started)
+
+
+def measure(
+    make_writer: t.Callable[[str], Writer],
+    timed: list[EventRecord],
+    prefill: list[EventRecord],
+) -> tuple[float, float]:
+    """events/s into a fresh file, and into one holding ``prefill``."""
+    with tempfile.TemporaryDirectory() as directory:
+        writer = make_writer(f"{directory}/fresh.sqlite3")
+        fresh = events_per_second(writer, timed)
+        writer.close()
+        writer = make_writer(f"{directory}/full.sqlite3")
+        for batch in batches(prefill):
+            writer.write(batch)
+        full = events_per_second(writer, timed)
+        writer.close()
+    return fresh, full
+
+
+def main() -> None:
+    print("Preparing events...", file=sys.stderr)
+    prefill = make_events(PREFILL, 0)
+    timed = make_events(BATCH * TIMED_BATCHES, PREFILL)
+    with tempfile.TemporaryDirectory() as directory:
+        probe = EventStore(f"{directory}/probe.sqlite3")
+        with probe._db.connection() as connection:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = connection.execute("PRAGMA synchronous").fetchone()[0]
+        probe.close()
+    print(
+        f"SQLite {sqlite3.sqlite_version}, journal_mode={mode}, synchronous={sync}"
+        f" (1 = NORMAL); batches of {BATCH}, {len(timed):,} events timed",
+    )
+    print()
+    print(f"{'events/s':<52}{'fresh file':>12}{'200k events':>14}")
+    for label, make_writer in [
+        ("EventStore.write (unique event_id, INSERT OR IGNORE)", EventStore),
+        ("no unique index, progress row in the transaction", ProgressVariant),
+    ]:
+        fresh, full = measure(make_writer, timed, prefill)
+        print(f"{label:<52}{fresh:>12,.0f}{full:>14,.0f}")
+    with tempfile.TemporaryDirectory() as directory:
+        store = EventStore(f"{directory}/stats.sqlite3")
+        for batch in batches(prefill):
+            store.write(batch)
+        again = events_per_second(store, prefill[: BATCH * 10])
+        seconds = _common.best_seconds(store.stats, number=1, repeat=3)
+        campaign = _common.best_seconds(
+            lambda: store.stats(campaign="spring-3"), number=1, repeat=3
+        )
+        store.close()
+    print()
+    print(f"Offered again (all 10,000 already stored): {again:,.0f} events/s")
+    print(f"stats() over {PREFILL:,} events: {seconds * 1000:,.0f} ms")
+    print(f"stats(campaign=...) over {PREFILL:,} events: {campaign * 1000:,.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
