@@ -272,6 +272,9 @@ def test_a_valid_hit(make_app: t.Callable[..., Flask]) -> None:
     assert result is served.environ["mailtrack.result"]
     assert result.request_data["user_ip"] == "203.0.113.0"
     # The server's own receivers (connected for the app) got it too.
+    pipeline = get_state(app).pipeline
+    assert pipeline is not None
+    assert pipeline.drain()
     (stored,) = get_server_state(app).store.events()
     assert stored["id"] == result.event_id
 
