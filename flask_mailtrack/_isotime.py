@@ -16,8 +16,23 @@ def format_time(timestamp: float | None) -> str | None:
     ``Z``, such as ``2026-05-01T12:30:00Z``; ``None`` stays ``None``."""
     if timestamp is None:
         return None
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    return moment.isoformat().replace("+00:00", "Z")
+    # Every event formats its own time and its link's (hits come many to a
+    # second, links of one mailing were made in a few): a known second costs
+    # a lookup instead of a datetime.
+    text = _formatted.get(timestamp) if type(timestamp) is int else None
+    if text is None:
+        moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+        text = moment.isoformat().replace("+00:00", "Z")
+        if type(timestamp) is int:
+            if len(_formatted) >= _MAX_FORMATTED:
+                _formatted.clear()
+            _formatted[timestamp] = text
+    return text
+
+
+# The text of recently formatted whole seconds, emptied when full.
+_formatted: dict[int, str] = {}
+_MAX_FORMATTED = 4096
 
 
 def parse_time(text: str) -> float:

@@ -314,9 +314,21 @@ class ConfigKeys:
     WEBHOOK_SECRET = "MAILTRACK_WEBHOOK_SECRET"
     #: SQLite file of the webhook outbox.
     WEBHOOK_OUTBOX = "MAILTRACK_WEBHOOK_OUTBOX"
-    #: Deliver webhooks from this process. ``False``: only queue events in
-    #: the outbox, which a ``mailtrack deliver`` process delivers. Default on.
+    #: Deprecated alias of :attr:`WORKER`: ``False`` is ``external``,
+    #: ``True`` is ``embedded``. Setting it issues a
+    #: :exc:`DeprecationWarning`; a value that contradicts :attr:`WORKER` is
+    #: refused.
     WEBHOOK_DELIVER = "MAILTRACK_WEBHOOK_DELIVER"
+    #: Who feeds the sinks (event store, webhooks) from the journal:
+    #: ``embedded`` (default), a thread of each serving process;
+    #: ``external``, a ``mailtrack worker`` process, the serving processes
+    #: only journal.
+    WORKER = "MAILTRACK_WORKER"
+    #: The journal folder, where serving processes append events for the
+    #: worker. Default ``<MAILTRACK_DATABASE>-events``, else
+    #: ``<MAILTRACK_WEBHOOK_OUTBOX>-events``; no journal when neither a
+    #: database nor a webhook is configured.
+    JOURNAL = "MAILTRACK_JOURNAL"
     #: Post to webhook URLs written in tokens (``include_webhook_url``) only
     #: when their host resolves to a public address (see
     #: :class:`~flask_mailtrack.WebhookSender`). Default off.
@@ -337,6 +349,8 @@ class ConfigKeys:
             "WEBHOOK_OUTBOX",
             "WEBHOOK_DELIVER",
             "WEBHOOK_REFUSE_PRIVATE",
+            "WORKER",
+            "JOURNAL",
             "STATS_PASSWORD",
             "DEMO",
         )

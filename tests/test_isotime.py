@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 
 import pytest
 from flask_mailtrack._isotime import format_time
 from flask_mailtrack._isotime import format_time_ms
 from flask_mailtrack._isotime import parse_time
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(
@@ -22,6 +25,19 @@ def test_format_time(timestamp: int | None, text: str | None) -> None:
     assert format_time(timestamp) == text
     if text is not None:
         assert parse_time(text) == timestamp
+
+
+@given(
+    st.one_of(
+        st.integers(min_value=-62_135_596_800, max_value=253_402_300_799),
+        st.floats(min_value=-1e10, max_value=1e11),
+    )
+)
+def test_format_time_remembers_seconds_exactly(timestamp: float) -> None:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    expected = moment.isoformat().replace("+00:00", "Z")
+    # The second call is answered from the seconds already formatted.
+    assert format_time(timestamp) == format_time(timestamp) == expected
 
 
 @pytest.mark.parametrize(

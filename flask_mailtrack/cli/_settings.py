@@ -16,11 +16,15 @@ from ..configuration import ConfigKeys
 from ..configuration import Configuration
 from ..configuration import environ_settings
 from ..events import WebhookSender
-from ..events._from_settings import find_receiver
+from ..events._from_settings import journal_directory
+from ..events._from_settings import sinks_from_settings
 from ..events._from_settings import webhook_sender
+from ..events._from_settings import worker_mode
+from ..events._sinks import Sink
 from ..extension import DEFAULT_URL_PREFIX
 from ..extension import get_state
 from ..extension import tracking_base_urls
+from ..extension._state import default_outbox
 from ..server import DEFAULT_DATABASE
 from ..tracker import Tracker
 
@@ -59,30 +63,61 @@ class CommandSettings:
         <flask_mailtrack.configuration.ConfigKeys.DATABASE>`."""
         raise NotImplementedError
 
+    def events_settings(self) -> tuple[t.Mapping[str, t.Any], str | None]:
+        """The settings the servers' events pipeline is made from, and the
+        outbox file they default to, so that a command finds the journal
+        folder, the store and the outbox the servers use."""
+        raise NotImplementedError
+
     def webhook_sender(self, **options: t.Any) -> WebhookSender:
         """A new :class:`~flask_mailtrack.WebhookSender`, not connected, on
-        the webhook URL, secret and outbox that the servers with these
-        settings queue events in; a :class:`click.ClickException` when no
-        webhook is configured.
+        the webhook URL, secret and outbox of these settings; a
+        :class:`click.ClickException` when no webhook is configured.
 
         :param options: Other arguments of the sender.
         """
-        raise NotImplementedError
-
-    def _make_webhook_sender(
-        self,
-        settings: t.Mapping[str, t.Any],
-        default_outbox: str | None,
-        options: dict[str, t.Any],
-    ) -> WebhookSender:
+        settings, outbox = self.events_settings()
         sender = webhook_sender(
-            settings, self.configuration, default_outbox=default_outbox, **options
+            settings, self.configuration, default_outbox=outbox, **options
         )
         if sender is None:
             raise click.ClickException(
                 "MAILTRACK_WEBHOOK_URL is not set: there is no webhook to deliver to."
             )
         return sender
+
+    def worker_mode(self) -> str:
+        """``MAILTRACK_WORKER`` (or what the deprecated
+        ``MAILTRACK_WEBHOOK_DELIVER`` says): ``"embedded"`` or
+        ``"external"``."""
+        return worker_mode(self.events_settings()[0])
+
+    def journal_directory(self) -> str:
+        """The journal folder the servers append events to; a
+        :class:`click.ClickException` when no sink is configured or the
+        database is in memory (no other process could read it)."""
+        settings, outbox = self.events_settings()
+        directory = journal_directory(
+            settings, self.configuration, default_outbox=outbox
+        )
+        if directory is None:
+            raise click.ClickException(
+                f"Neither {ConfigKeys.DATABASE} nor MAILTRACK_WEBHOOK_URL is set:"
+                " there is no sink to feed."
+            )
+        if directory == ":memory:":
+            raise click.ClickException(
+                f"{ConfigKeys.DATABASE} is ':memory:': set {ConfigKeys.JOURNAL}"
+                " and a database file that the servers share with the worker."
+            )
+        return directory
+
+    def sinks(self) -> list[Sink]:
+        """New sinks, not connected: the event store of
+        ``MAILTRACK_DATABASE`` and the webhook sender of
+        ``MAILTRACK_WEBHOOK_URL``, as the servers configure them."""
+        settings, outbox = self.events_settings()
+        return sinks_from_settings(settings, self.configuration, default_outbox=outbox)
 
 
 class FlaskCommandSettings(CommandSettings):
@@ -119,13 +154,9 @@ class FlaskCommandSettings(CommandSettings):
     def get(self, key: str, default: t.Any = None) -> t.Any:
         return self._app().config.get(key, default)
 
-    def webhook_sender(self, **options: t.Any) -> WebhookSender:
+    def events_settings(self) -> tuple[t.Mapping[str, t.Any], str | None]:
         app = self._app()
-        # The outbox the app's own sender uses (its default depends on the
-        # app's instance folder).
-        own = find_receiver(get_state(app).receivers, WebhookSender)
-        default_outbox = own.outbox_path if own is not None else None
-        return self._make_webhook_sender(app.config, default_outbox, options)
+        return app.config, default_outbox(app)
 
 
 class EnvironCommandSettings(CommandSettings):
@@ -165,9 +196,11 @@ class EnvironCommandSettings(CommandSettings):
     def get(self, key: str, default: t.Any = None) -> t.Any:
         return self._environ.get(key, default)
 
-    def webhook_sender(self, **options: t.Any) -> WebhookSender:
-        # The standalone server keeps its outbox in its database by default.
-        return self._make_webhook_sender(self._environ, DEFAULT_DATABASE, options)
+    def events_settings(self) -> tuple[t.Mapping[str, t.Any], str | None]:
+        # The standalone server's: its database (and the outbox in it) has
+        # a default.
+        settings = {ConfigKeys.DATABASE: DEFAULT_DATABASE, **self._environ}
+        return settings, DEFAULT_DATABASE
 
 
 def environ_configuration(environ: t.Mapping[str, str] | None = None) -> Configuration:

@@ -1,53 +1,171 @@
-"""The receivers that ``MAILTRACK_*`` settings ask for.
+"""The events pipeline that ``MAILTRACK_*`` settings ask for.
 
-The Flask extension and the standalone server read the same keys:
-``MAILTRACK_DATABASE`` connects an :class:`~flask_mailtrack.EventStore`,
-``MAILTRACK_WEBHOOK_URL`` (with ``MAILTRACK_WEBHOOK_SECRET``) a
-:class:`~flask_mailtrack.WebhookSender`.
+The Flask extension, the standalone server and ``mailtrack worker`` read
+the same keys: ``MAILTRACK_DATABASE`` makes an
+:class:`~flask_mailtrack.EventStore` sink, ``MAILTRACK_WEBHOOK_URL`` (with
+``MAILTRACK_WEBHOOK_SECRET``) a :class:`~flask_mailtrack.WebhookSender`
+sink, ``MAILTRACK_JOURNAL`` is the folder between the serving processes and
+the worker, and ``MAILTRACK_WORKER`` says who runs the worker.
 """
 
 from __future__ import annotations
 
 import typing as t
+import warnings
 
 from blinker import ANY
 
 from ..configuration import ConfigKeys
 from ..configuration import Configuration
 from ..configuration import parse_bool
+from ..exceptions import ConfigurationError
 from ..exceptions import MissingSettingError
+from ._pipeline import EMBEDDED
+from ._pipeline import EXTERNAL
+from ._pipeline import JOURNAL_SUFFIX
+from ._pipeline import Pipeline
+from ._pipeline import WORKER_MODES
+from ._sinks import Sink
 from ._store import EventStore
 from ._webhooks import WebhookSender
 
-Receiver = t.Union[EventStore, WebhookSender]
-R = t.TypeVar("R", EventStore, WebhookSender)
+_IN_MEMORY = ":memory:"
 
 
-def connect_receivers(
+def pipeline_from_settings(
     settings: t.Mapping[str, t.Any],
     configuration: Configuration,
     *,
     sender: t.Any = ANY,
     default_outbox: str | None = None,
-) -> list[Receiver]:
-    """Make and connect the receivers that ``settings`` configure.
+) -> Pipeline | None:
+    """The connected :class:`~flask_mailtrack.events._pipeline.Pipeline`
+    that ``settings`` configure; ``None`` when they configure no sink.
+
+    In ``external`` mode the pipeline only journals: no sink that writes is
+    made here (the settings are still checked, so a server refuses to start
+    with settings its worker would refuse).
 
     :param settings: ``MAILTRACK_*`` keys (a Flask config, the environment).
     :param configuration: Gives the webhook URL and timeout.
-    :param sender: Receive only this sender's events (the Flask app).
-    :param default_outbox: The outbox file when neither
-        ``MAILTRACK_WEBHOOK_OUTBOX`` nor ``MAILTRACK_DATABASE`` is set (the
-        outbox tables can live in the event store's file).
-    :raise MailTrackError: a webhook URL without a webhook secret.
+    :param sender: Journal only this sender's events (the Flask app).
+    :param default_outbox: As for :func:`webhook_sender`.
+    :raise ConfigurationError: a setting cannot be used; a
+        :class:`~flask_mailtrack.exceptions.MissingSettingError` for a
+        webhook URL without a secret.
     """
-    receivers: list[Receiver] = []
+    mode = worker_mode(settings)
+    # Checks the webhook settings too, in either mode.
+    directory = journal_directory(
+        settings, configuration, default_outbox=default_outbox
+    )
+    if directory is None:
+        return None
+    if mode == EMBEDDED:
+        sinks = sinks_from_settings(
+            settings, configuration, default_outbox=default_outbox
+        )
+    elif directory == _IN_MEMORY:
+        raise ConfigurationError(
+            f"{ConfigKeys.WORKER}={EXTERNAL} needs a journal folder that a"
+            f" `mailtrack worker` can read: set {ConfigKeys.JOURNAL} or a"
+            f" {ConfigKeys.DATABASE} file, not {_IN_MEMORY!r}."
+        )
+    else:
+        sinks = []  # the worker's; this process only journals
+    pipeline = Pipeline(
+        None if directory == _IN_MEMORY else directory, sinks, worker=mode
+    )
+    return pipeline.connect(sender)
+
+
+def worker_mode(settings: t.Mapping[str, t.Any]) -> str:
+    """``MAILTRACK_WORKER``: ``"embedded"`` (default) or ``"external"``,
+    or what the deprecated ``MAILTRACK_WEBHOOK_DELIVER`` says (false is
+    ``external``), with a :exc:`DeprecationWarning`.
+
+    :raise ConfigurationError: another value, or the two settings disagree.
+    """
+    value = settings.get(ConfigKeys.WORKER)
+    mode = str(value).strip().lower() if value not in (None, "") else None
+    if mode is not None and mode not in WORKER_MODES:
+        raise ConfigurationError(
+            f"{ConfigKeys.WORKER} must be {' or '.join(WORKER_MODES)}, not {value!r}."
+        )
+    deliver = settings.get(ConfigKeys.WEBHOOK_DELIVER)
+    if deliver is None or deliver == "":
+        return mode or EMBEDDED
+    implied = (
+        EMBEDDED
+        if parse_bool(deliver, name=ConfigKeys.WEBHOOK_DELIVER, default=True)
+        else EXTERNAL
+    )
+    if mode is not None and mode != implied:
+        raise ConfigurationError(
+            f"{ConfigKeys.WEBHOOK_DELIVER}={deliver!r} means"
+            f" {ConfigKeys.WORKER}={implied}, but {ConfigKeys.WORKER} is"
+            f" {value!r}; remove {ConfigKeys.WEBHOOK_DELIVER} (deprecated)."
+        )
+    warnings.warn(
+        f"{ConfigKeys.WEBHOOK_DELIVER} is deprecated and will be removed in"
+        f" the next release: set {ConfigKeys.WORKER}={implied} instead.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return implied
+
+
+def journal_directory(
+    settings: t.Mapping[str, t.Any],
+    configuration: Configuration,
+    *,
+    default_outbox: str | None = None,
+) -> str | None:
+    """``MAILTRACK_JOURNAL``, by default ``<MAILTRACK_DATABASE>-events``,
+    else ``<outbox>-events`` when a webhook is configured (not
+    ``-journal``: SQLite's rollback journal has that name); ``":memory:"``
+    for an in-memory database (a private temporary folder); ``None`` when
+    no sink is configured.
+
+    :param default_outbox: As for :func:`webhook_sender`.
+    """
+    webhook = _webhook_settings(settings, configuration, default_outbox)
     database = settings.get(ConfigKeys.DATABASE)
     if database:
-        receivers.append(EventStore(database).connect(sender))
+        base = str(database)
+    elif webhook is not None:
+        base = webhook.outbox
+    else:
+        return None
+    explicit = settings.get(ConfigKeys.JOURNAL)
+    if explicit:
+        return str(explicit)
+    if base == _IN_MEMORY:
+        return _IN_MEMORY
+    return base + JOURNAL_SUFFIX
+
+
+def sinks_from_settings(
+    settings: t.Mapping[str, t.Any],
+    configuration: Configuration,
+    *,
+    default_outbox: str | None = None,
+) -> list[Sink]:
+    """The sinks that ``settings`` configure, not connected: an
+    :class:`~flask_mailtrack.EventStore` for ``MAILTRACK_DATABASE``, a
+    :class:`~flask_mailtrack.WebhookSender` for ``MAILTRACK_WEBHOOK_URL``.
+
+    :param default_outbox: As for :func:`webhook_sender`.
+    :raise MailTrackError: as :func:`webhook_sender`.
+    """
+    sinks: list[Sink] = []
     webhooks = webhook_sender(settings, configuration, default_outbox=default_outbox)
+    database = settings.get(ConfigKeys.DATABASE)
+    if database:
+        sinks.append(EventStore(database))
     if webhooks is not None:
-        receivers.append(webhooks.connect(sender))
-    return receivers
+        sinks.append(webhooks)
+    return sinks
 
 
 def webhook_sender(
@@ -62,14 +180,42 @@ def webhook_sender(
 
     :param settings: ``MAILTRACK_*`` keys.
     :param configuration: Gives the webhook URL and timeout.
-    :param default_outbox: As for :func:`connect_receivers`.
-    :param options: Other arguments of :class:`~flask_mailtrack.WebhookSender`;
-        ``deliver`` defaults to ``MAILTRACK_WEBHOOK_DELIVER``.
+    :param default_outbox: The outbox file when neither
+        ``MAILTRACK_WEBHOOK_OUTBOX`` nor ``MAILTRACK_DATABASE`` is set (the
+        outbox tables can live in the event store's file).
+    :param options: Other arguments of :class:`~flask_mailtrack.WebhookSender`.
     :raise MailTrackError: a webhook URL without a webhook secret or an
         outbox.
-    :raise ConfigurationError: ``MAILTRACK_WEBHOOK_DELIVER`` or
-        ``MAILTRACK_WEBHOOK_REFUSE_PRIVATE`` is neither true nor false.
+    :raise ConfigurationError: ``MAILTRACK_WEBHOOK_REFUSE_PRIVATE`` is
+        neither true nor false.
     """
+    webhook = _webhook_settings(settings, configuration, default_outbox)
+    if webhook is None:
+        return None
+    return WebhookSender(
+        webhook.url,
+        secret=webhook.secret,
+        outbox_path=webhook.outbox,
+        timeout=configuration.webhook_timeout_seconds,
+        refuse_private_addresses=webhook.refuse_private,
+        **options,
+    )
+
+
+class _WebhookSettings(t.NamedTuple):
+    url: str
+    secret: str
+    outbox: str
+    refuse_private: bool
+
+
+def _webhook_settings(
+    settings: t.Mapping[str, t.Any],
+    configuration: Configuration,
+    default_outbox: str | None,
+) -> _WebhookSettings | None:
+    """The webhook settings, checked; ``None`` when no webhook URL is
+    set."""
     if not configuration.webhook_url:
         return None
     secret = settings.get(ConfigKeys.WEBHOOK_SECRET)
@@ -89,27 +235,10 @@ def webhook_sender(
             f"Set {ConfigKeys.WEBHOOK_OUTBOX} (or {ConfigKeys.DATABASE}) to the"
             " SQLite file that keeps webhook events until they are delivered."
         )
-    options.setdefault(
-        "deliver",
-        _flag(settings, ConfigKeys.WEBHOOK_DELIVER, default=True),
+    refuse_private = parse_bool(
+        settings.get(ConfigKeys.WEBHOOK_REFUSE_PRIVATE),
+        name=ConfigKeys.WEBHOOK_REFUSE_PRIVATE,
     )
-    return WebhookSender(
-        configuration.webhook_url,
-        secret=secret,
-        outbox_path=outbox,
-        timeout=configuration.webhook_timeout_seconds,
-        refuse_private_addresses=_flag(settings, ConfigKeys.WEBHOOK_REFUSE_PRIVATE),
-        **options,
+    return _WebhookSettings(
+        configuration.webhook_url, str(secret), str(outbox), refuse_private
     )
-
-
-def _flag(settings: t.Mapping[str, t.Any], key: str, *, default: bool = False) -> bool:
-    return parse_bool(settings.get(key), name=key, default=default)
-
-
-def find_receiver(receivers: t.Iterable[object], kind: type[R]) -> R | None:
-    """The first receiver of type ``kind``, or ``None``."""
-    for receiver in receivers:
-        if isinstance(receiver, kind):
-            return receiver
-    return None

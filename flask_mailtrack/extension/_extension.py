@@ -24,7 +24,6 @@ or :data:`~flask_mailtrack.tracking_failed` with the app as the sender.
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing as t
 
 from flask import Blueprint
@@ -39,7 +38,7 @@ from werkzeug.wrappers import Response
 
 from ..configuration import ConfigKeys
 from ..configuration import Configuration
-from ..events._from_settings import connect_receivers
+from ..events._from_settings import pipeline_from_settings
 from ..exceptions import ConfigurationError
 from ..exceptions import MissingSettingError
 from ..exceptions import UnknownSettingError
@@ -54,6 +53,7 @@ from ..tokens._serializer import OPEN
 from ..tracker import Metadata
 from ..tracker import Tracker
 from ..web import handle_request
+from ._state import default_outbox
 from ._state import DEFAULT_URL_PREFIX
 from ._state import get_state
 from ._state import MailTrackState
@@ -175,9 +175,10 @@ class MailTrack:
         )
         for name in _CONFIG_DEFAULTS:
             config.setdefault(f"MAILTRACK_{name.upper()}", _FIELD_DEFAULTS[name])
-        # The receivers' settings: the webhook sender and the event store are
-        # connected from these by their own modules.
+        # The events pipeline's settings (the sinks and who feeds them).
         config.setdefault(ConfigKeys.DATABASE, None)
+        config.setdefault(ConfigKeys.WORKER, None)
+        config.setdefault(ConfigKeys.JOURNAL, None)
 
         configuration = self._configuration
         if configuration is None:
@@ -198,15 +199,13 @@ class MailTrack:
         state = app.extensions["mailtrack"] = MailTrackState(
             self, configuration, url_prefix=url_prefix, base_url=base_url
         )
-        # MAILTRACK_DATABASE → EventStore, MAILTRACK_WEBHOOK_URL → WebhookSender,
-        # receiving this app's events only.
-        state.receivers.extend(
-            connect_receivers(
-                config,
-                configuration,
-                sender=app,
-                default_outbox=os.path.join(app.instance_path, "mailtrack.sqlite3"),
-            )
+        # MAILTRACK_DATABASE → EventStore, MAILTRACK_WEBHOOK_URL → WebhookSender:
+        # this app's events are journaled for the worker that feeds them.
+        state.pipeline = pipeline_from_settings(
+            config,
+            configuration,
+            sender=app,
+            default_outbox=default_outbox(app),
         )
         app.register_blueprint(blueprint, url_prefix=url_prefix or None)
         add_template_helpers(app)

@@ -4,6 +4,7 @@ per-host link trackers."""
 
 from __future__ import annotations
 
+import os
 import typing as t
 import warnings
 
@@ -24,6 +25,7 @@ from ..tokens._serializer import OPEN
 from ..tracker import Tracker
 
 if t.TYPE_CHECKING:
+    from ..events._pipeline import Pipeline
     from ._extension import MailTrack
 
 #: Default of ``MAILTRACK_URL_PREFIX``.
@@ -77,6 +79,13 @@ def _route_bases(root_url: str, prefix: str) -> tuple[str, str]:
     return (f"{root}/{ROUTE_SEGMENTS[OPEN]}/", f"{root}/{ROUTE_SEGMENTS[CLICK]}/")
 
 
+def default_outbox(app: Flask) -> str:
+    """The webhook outbox of ``app`` when neither
+    ``MAILTRACK_WEBHOOK_OUTBOX`` nor ``MAILTRACK_DATABASE`` is set: a file
+    of its instance folder (its journal folder goes beside it)."""
+    return os.path.join(app.instance_path, "mailtrack.sqlite3")
+
+
 def normalize_url_prefix(url_prefix: str | None) -> str:
     """``url_prefix`` with one leading slash and no trailing slash (``""``
     for the root)."""
@@ -118,9 +127,11 @@ class MailTrackState:
             else Tracker(configuration)
         )
         self._host_trackers: dict[str, Tracker] = {}
-        #: Receivers of this app's signals that the extension connected
-        #: (webhook sender, event store), so they can be found and closed.
-        self.receivers: list[t.Any] = []
+        #: The events pipeline of this app (journal, sinks, worker) that
+        #: ``MAILTRACK_DATABASE`` and ``MAILTRACK_WEBHOOK_URL`` configure;
+        #: ``None`` without either. ``pipeline.drain()`` waits until the
+        #: sinks have every event so far; ``pipeline.close()`` closes it.
+        self.pipeline: Pipeline | None = None
 
     def _make_tracker(self, bases: tuple[str, str]) -> Tracker:
         open_base, click_base = bases

@@ -18,9 +18,12 @@ environment variables, the names of the Flask config keys:
     ``./mailtrack.sqlite3``.
 ``MAILTRACK_WEBHOOK_URL``, ``MAILTRACK_WEBHOOK_SECRET``
     Post every event to this URL, signed with this ``whsec_...`` secret.
-``MAILTRACK_WEBHOOK_DELIVER``
-    ``false`` only queues the events in the outbox, for one ``mailtrack
-    deliver`` process to post them; default ``true``.
+``MAILTRACK_WORKER``
+    ``embedded`` (default): a thread of each server process feeds the
+    event store and the webhooks from the journal; ``external``: the server
+    only journals events, for one ``mailtrack worker`` process per machine.
+``MAILTRACK_JOURNAL``
+    The journal folder; default ``<MAILTRACK_DATABASE>-events``.
 ``MAILTRACK_TRUSTED_PROXIES``
     Number of reverse proxies whose ``X-Forwarded-For`` is trusted.
 ``MAILTRACK_PROXY_HEADER``
@@ -32,10 +35,12 @@ environment variables, the names of the Flask config keys:
 
 Run it with ``mailtrack serve`` (development server), or in production::
 
-    gunicorn -w 4 'flask_mailtrack.server:create_app()'
+    MAILTRACK_WORKER=external gunicorn -w 4 'flask_mailtrack.server:create_app()'
+    mailtrack worker
 
 Routes: the tracking links under ``/mailtrack/`` (``MAILTRACK_URL_PREFIX``),
-``/healthz``, ``/stats`` (HTML with a chart), ``/stats.json``,
+answered without Flask (no request context; the signals' sender is still the
+app), ``/healthz``, ``/stats`` (HTML with a chart), ``/stats.json``,
 ``/events.json`` and ``/stats/chart.svg``; in demo mode also ``/`` (a sample
 newsletter tracked with the server's own links, the live list of its events
 and the stats) and the pages under ``/demo/``.
@@ -54,11 +59,12 @@ from ..configuration import ConfigKeys
 from ..configuration import environ_settings
 from ..configuration import parse_bool
 from ..events import EventStore
-from ..events._from_settings import find_receiver
 from ..exceptions import MissingSettingError
 from ..extension import get_state
 from ..extension import MailTrack
 from ._demo import add_demo_routes
+from ._fast_path import TrackingDispatcher
+from ._state import get_server_state
 from ._state import ServerState
 from ._stats import add_stats_routes
 
@@ -112,10 +118,11 @@ def create_app(
             ConfigKeys.SECRET_KEY,
         )
     MailTrack(app)
-    store = find_receiver(get_state(app).receivers, EventStore)
-    assert store is not None  # MAILTRACK_DATABASE always has a value here
+    # Tracking hits are answered before Flask, as the middleware answers
+    # them; see _fast_path for what that leaves out.
+    app.wsgi_app = TrackingDispatcher(app)  # type: ignore[method-assign]
     app.extensions["mailtrack_server"] = ServerState(
-        store,
+        _reading_store(app),
         demo=demo,
         generated_secret=generated_secret,
         demo_root=get_state(app).base_url,
@@ -130,11 +137,22 @@ def _healthz() -> Response:
     return Response("ok\n", content_type="text/plain; charset=utf-8")
 
 
+def _reading_store(app: Flask) -> EventStore:
+    """The store the stats pages read: the embedded worker's own (the only
+    one that sees an in-memory database), else one opened for reading."""
+    pipeline = get_state(app).pipeline
+    for sink in pipeline.sinks if pipeline is not None else ():
+        if isinstance(sink, EventStore):
+            return sink
+    return EventStore(app.config[ConfigKeys.DATABASE])
+
+
 def close_app(app: Flask, timeout: float = 5.0) -> None:
-    """Close the app's receivers: deliver due webhooks for at most
-    ``timeout`` seconds, close the databases."""
-    for receiver in get_state(app).receivers:
-        if isinstance(receiver, EventStore):
-            receiver.close()
-        else:
-            receiver.close(timeout)
+    """Close the app's events pipeline (the embedded worker gets at most
+    ``timeout`` seconds to take what was journaled) and its event store."""
+    pipeline = get_state(app).pipeline
+    try:
+        if pipeline is not None:
+            pipeline.close(timeout)
+    finally:
+        get_server_state(app).store.close()

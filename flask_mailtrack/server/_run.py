@@ -1,6 +1,6 @@
 """``mailtrack serve``: the server on werkzeug's development server, until
-Ctrl-C or SIGTERM, then a clean close (pending events written, due webhooks
-flushed)."""
+Ctrl-C or SIGTERM, then a clean close (the journal sealed, the embedded
+worker stopped, nothing left locked)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import threading
 import typing as t
 
 from ..configuration import ConfigKeys
-from ..events import WebhookSender
-from ..events._from_settings import find_receiver
 from ..extension import get_state
 from ._app import close_app
 from ._app import create_app
@@ -27,7 +25,7 @@ def serve(
     echo: t.Callable[[str], None] = print,
 ) -> None:
     """Run the server with werkzeug's threaded development server until
-    interrupted (``mailtrack serve``), then flush webhooks and close."""
+    interrupted (``mailtrack serve``), then close the events pipeline."""
     from werkzeug.serving import run_simple
 
     every_interface = host in ("0.0.0.0", "::", "")
@@ -46,13 +44,20 @@ def serve(
         # to it, whatever Host header a request carries.
         state.demo_root = root
     # create_app has logged it when the key was made up for this session.
-    echo(f"Events are recorded in {state.store.path}.")
-    webhooks = find_receiver(get_state(app).receivers, WebhookSender)
-    if webhooks is not None and not webhooks.deliver:
-        echo(
-            f"Webhook events are queued in {webhooks.outbox_path} for"
-            " `mailtrack deliver`."
-        )
+    pipeline = get_state(app).pipeline
+    if pipeline is not None:
+        echo(f"Events are journaled in {pipeline.directory}.")
+        if pipeline.worker is not None:
+            echo(
+                "A worker thread of this process writes them to"
+                f" {', '.join(sink.name for sink in pipeline.sinks)}."
+            )
+        else:
+            echo(
+                f"No worker runs in this process ({ConfigKeys.WORKER}=external):"
+                " run `mailtrack worker` with the same settings."
+            )
+    echo(f"The stats pages read {state.store.path}.")
     if state.demo:
         echo(f"Demo: open {root}/ in a browser.")
         if state.demo_root is None:
@@ -63,8 +68,8 @@ def serve(
     elif app.config.get(ConfigKeys.STATS_PASSWORD):
         echo(f"Statistics: {root}/stats (password: {ConfigKeys.STATS_PASSWORD}).")
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM (systemd, docker stop) stops as Ctrl-C does, so pending
-        # events are written and due webhooks flushed on the way out.
+        # SIGTERM (systemd, docker stop) stops as Ctrl-C does, so the
+        # pipeline is closed on the way out and nothing stays locked.
         signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         run_simple(host, port, app, threaded=True)

@@ -21,7 +21,7 @@ class ServerState:
         generated_secret: bool,
         demo_root: str | None = None,
     ) -> None:
-        #: The event store every event is recorded in.
+        #: The event store the stats pages read (the worker writes it).
         self.store = store
         #: Whether the demo pages are served (and the stats are open).
         self.demo = demo

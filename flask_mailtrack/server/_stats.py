@@ -28,6 +28,7 @@ from ..events._store_queries import check_filter_name
 from ..events._store_queries import CLICKED
 from ..events._store_queries import OPENED
 from ..events._store_queries import QUERY_PARAMETERS
+from ..extension import get_state
 from ._chart import chart
 from ._chart import CHART_WINDOWS
 from ._state import current_state
@@ -73,7 +74,9 @@ def add_stats_routes(app: Flask) -> None:
     @app.get("/stats.json")
     @_stats_access
     def stats_json() -> t.Any:
-        return jsonify(current_state().store.stats(**_query()))
+        stats = current_state().store.stats(**_query())
+        stats["pipeline"] = _pipeline_stats()
+        return jsonify(stats)
 
     @app.get("/stats/chart.svg")
     @_stats_access
@@ -105,6 +108,17 @@ def add_stats_routes(app: Flask) -> None:
         response = jsonify({"events": events})
         response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def _pipeline_stats() -> dict[str, t.Any] | None:
+    """This process's events pipeline: ``dropped`` (events lost to a full
+    disk), ``buffered`` (waiting for the disk), ``worker`` (the embedded
+    worker's figures, ``None`` when ``mailtrack worker`` runs apart)."""
+    pipeline = get_state(current_app._get_current_object()).pipeline  # type: ignore[attr-defined]
+    if pipeline is None:
+        return None
+    stats = pipeline.stats()
+    return {key: stats[key] for key in ("mode", "dropped", "buffered", "worker")}
 
 
 def _query(*page_args: str) -> dict[str, t.Any]:

@@ -48,6 +48,7 @@ logged on the ``flask_mailtrack`` logger and skipped.
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import logging
 import time
 import typing as t
@@ -69,6 +70,7 @@ from ._clientinfo import request_data_of
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
 
+    from .._urls import TokenURL
     from ..result import TrackingResult
     from ..tokens import Kind
     from ..tracker import Tracker
@@ -107,24 +109,32 @@ class HandledRequest(t.NamedTuple):
 class Routes:
     """The tracking paths of a tracker as a request sees them (percent
     escapes decoded): the paths of ``base_open_tracking_url`` and
-    ``base_click_tracking_url``.
+    ``base_click_tracking_url``, or the paths given.
 
     Computed once by their owner (the middleware holds one), longest first so
     that a base nested in the other is matched first.
 
-    :param tracker: Gives the base URLs.
+    :param paths: A tracker, whose base URLs give the paths; or the path of
+        each kind, such as ``{"open": "/mailtrack/o/"}``, for an adapter
+        that matches the path below its mount point (the standalone
+        server, as Flask's URL map does).
 
     .. versionadded:: 0.1
     """
 
     __slots__ = ("_routes",)
 
-    def __init__(self, tracker: Tracker) -> None:
-        found: list[tuple[str, Kind]] = []
-        if tracker.open_base is not None:
-            found.append((unquote(tracker.open_base.path), OPEN))
-        if tracker.click_base is not None:
-            found.append((unquote(tracker.click_base.path), CLICK))
+    def __init__(self, paths: Tracker | t.Mapping[Kind, str]) -> None:
+        if isinstance(paths, cabc.Mapping):
+            found = [(path, kind) for kind, path in paths.items()]
+        else:
+            bases: tuple[tuple[Kind, TokenURL | None], ...] = (
+                (OPEN, paths.open_base),
+                (CLICK, paths.click_base),
+            )
+            found = [
+                (unquote(base.path), kind) for kind, base in bases if base is not None
+            ]
         found.sort(key=lambda route: len(route[0]), reverse=True)
         self._routes = tuple(found)
 

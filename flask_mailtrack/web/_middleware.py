@@ -62,11 +62,9 @@ from werkzeug.wrappers import Request
 from ..configuration import Configuration
 from ..exceptions import MissingSettingError
 from ..tracker import Tracker
-from ._handler import decide
 from ._handler import Routes
 from ._wsgi import full_path
-from ._wsgi import send_signals
-from ._wsgi import WSGIHeaders
+from ._wsgi import serve_hit
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -127,18 +125,12 @@ class TrackingMiddleware:
         found = self.routes.match(path)
         if found is None:
             return self.app(environ, start_response)
-        kind, token = found
-        handled = decide(
+        return serve_hit(
             self.tracker,
-            environ.get("REQUEST_METHOD", "GET"),
-            path,
-            WSGIHeaders(environ),
-            environ.get("REMOTE_ADDR"),
-            kind=kind,
-            token=token,
+            environ,
+            start_response,
+            found,
+            path=path,
+            sender=self,
+            make_request=Request,
         )
-        environ["mailtrack.kind"] = kind
-        environ["mailtrack.result"] = handled.result
-        environ["mailtrack.error"] = handled.error
-        send_signals(handled, self, lambda: Request(environ))
-        return handled.answer(environ, start_response)

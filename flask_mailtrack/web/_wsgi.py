@@ -4,6 +4,8 @@
 - :class:`WSGIHeaders`, the headers of a WSGI environ for the handler;
 - :func:`send_signals`, the signal of an outcome, with the werkzeug request
   built only when a receiver is connected;
+- :func:`serve_hit`, the whole round for a WSGI environ, which the
+  middleware and the standalone server serve;
 - :func:`handle_request`, the whole round for a werkzeug request, which the
   Flask blueprint serves.
 """
@@ -22,6 +24,8 @@ from ..traffic import PREFETCH_HEADERS
 from ._handler import decide
 
 if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.wrappers import Request
 
     from ..tokens import Kind
@@ -92,13 +96,63 @@ def full_path(environ: t.Mapping[str, t.Any]) -> str:
     """``SCRIPT_NAME`` + ``PATH_INFO``: the full path of a request, as the
     base URLs name it, so that an app mounted below a prefix is matched
     the same as one at the root."""
-    path: str = environ.get("SCRIPT_NAME", "").rstrip("/")
-    path += environ.get("PATH_INFO", "")
+    return _decoded(environ.get("SCRIPT_NAME", "").rstrip("/")) + path_info(environ)
+
+
+def path_info(environ: t.Mapping[str, t.Any]) -> str:
+    """``PATH_INFO``: the path below the app's mount point, as a URL map
+    (Flask's) matches it."""
+    return _decoded(environ.get("PATH_INFO", ""))
+
+
+def _decoded(path: str) -> str:
     # WSGI gives the path as latin-1 decoded bytes; the base URLs name it in
     # UTF-8. Decoding only matters for non-ASCII paths.
     if not path.isascii():
         path = path.encode("latin-1", "replace").decode("utf-8", "replace")
     return path
+
+
+def serve_hit(
+    tracker: Tracker,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    found: tuple[Kind, str],
+    *,
+    path: str,
+    sender: object,
+    make_request: t.Callable[[WSGIEnvironment], object],
+) -> t.Iterable[bytes]:
+    """The WSGI round of a request to a tracking path: decide, leave the
+    outcome in the environ (``mailtrack.kind``, ``mailtrack.result``,
+    ``mailtrack.error``), send its signal, serve the answer. Shared by
+    :class:`~flask_mailtrack.TrackingMiddleware` and the standalone server,
+    which answers its tracking paths before Flask sees them.
+
+    :param tracker: Decodes the token.
+    :param found: The kind and token from the path (see
+        :class:`~flask_mailtrack.web.Routes`).
+    :param path: The full path of the request (:func:`full_path`).
+    :param sender: The sender of the signals.
+    :param make_request: Makes the request the receivers get from the
+        environ; called only when the signal has receivers for
+        ``sender``.
+    """
+    kind, token = found
+    handled = decide(
+        tracker,
+        environ.get("REQUEST_METHOD", "GET"),
+        path,
+        WSGIHeaders(environ),
+        environ.get("REMOTE_ADDR"),
+        kind=kind,
+        token=token,
+    )
+    environ["mailtrack.kind"] = kind
+    environ["mailtrack.result"] = handled.result
+    environ["mailtrack.error"] = handled.error
+    send_signals(handled, sender, lambda: make_request(environ))
+    return handled.answer(environ, start_response)
 
 
 def send_signals(
@@ -115,13 +169,15 @@ def send_signals(
         view class.
     :param request: Returns the request given to the receivers as
         ``request=`` (a werkzeug request; Django's from the Django views);
-        called only when the signal has receivers, so that an adapter
-        builds a werkzeug request only for them.
+        called only when the signal has receivers for ``sender``, so that
+        an adapter builds a werkzeug request only for them.
 
     .. versionadded:: 0.1
     """
+    # The request is built only for a receiver of this sender: other apps'
+    # receivers (connected for their own sender) cost a hit nothing.
     if handled.error is not None:
-        if tracking_failed.receivers:
+        if tracking_failed.has_receivers_for(sender):
             error = handled.error
             send_robust(
                 tracking_failed,
@@ -133,7 +189,7 @@ def send_signals(
             )
     elif handled.result is not None:
         signal = email_opened if handled.kind == OPEN else link_clicked
-        if signal.receivers:
+        if signal.has_receivers_for(sender):
             send_robust(signal, sender, result=handled.result, request=request())
 
 
