@@ -7,6 +7,7 @@ Standard library only, so that every layer can use it.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import time
 
@@ -16,23 +17,20 @@ def format_time(timestamp: float | None) -> str | None:
     ``Z``, such as ``2026-05-01T12:30:00Z``; ``None`` stays ``None``."""
     if timestamp is None:
         return None
-    # Every event formats its own time and its link's (hits come many to a
-    # second, links of one mailing were made in a few): a known second costs
-    # a lookup instead of a datetime.
-    text = _formatted.get(timestamp) if type(timestamp) is int else None
-    if text is None:
-        moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-        text = moment.isoformat().replace("+00:00", "Z")
-        if type(timestamp) is int:
-            if len(_formatted) >= _MAX_FORMATTED:
-                _formatted.clear()
-            _formatted[timestamp] = text
-    return text
+    if type(timestamp) is int:
+        # Every event formats its own time and its link's; hits come many to
+        # a second, and the links of one mailing were made within a few.
+        return _format_second(timestamp)
+    return _format(timestamp)
 
 
-# The text of recently formatted whole seconds, emptied when full.
-_formatted: dict[int, str] = {}
-_MAX_FORMATTED = 4096
+def _format(timestamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+#: Whole seconds, remembered: a known second costs a lookup, not a datetime.
+_format_second = functools.lru_cache(maxsize=4096)(_format)
 
 
 def parse_time(text: str) -> float:
