@@ -1,6 +1,6 @@
 """In-process WSGI requests for the serving benchmarks.
 
-``bench_wsgi.py`` and ``bench_events.py`` both time the pixel and the
+``bench_wsgi.py`` and ``bench_serving.py`` both time the pixel and the
 redirect as a WSGI server would call them, without a network or a server,
 from the environ of the same mail client.
 """
@@ -8,6 +8,10 @@ from the environ of the same mail client.
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+import time
+import timeit
 import typing as t
 from urllib.parse import urlsplit
 
@@ -67,3 +71,61 @@ def environ_for(url: str) -> dict[str, t.Any]:
         headers={"User-Agent": CHROME, "Accept": "image/avif,image/webp,*/*"},
         environ_base={"REMOTE_ADDR": CLIENT_IP},
     ).get_environ()
+
+
+# -- what the serving benchmarks share besides the requests ---------------------
+
+RECEIVER = """
+import http.server, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class Receiver:
+    """A loopback webhook endpoint answering 204, in its own process (a
+    webhook endpoint is another service: it must not share this process's
+    CPU time)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def not_found(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return []
+
+
+def best_cpu_seconds(func: t.Callable[[], object], *, repeat: int = 3) -> float:
+    """Like ``_common.best_seconds``, in CPU time of the whole process: the
+    time the machine's other load takes is not counted, the work of this
+    process's background threads is."""
+    timer = timeit.Timer(func, timer=time.process_time)
+    number, _ = timer.autorange()
+    return min(timer.repeat(repeat=repeat, number=max(1, number))) / max(1, number)

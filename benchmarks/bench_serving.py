@@ -42,12 +42,12 @@ import typing as t
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+from _wsgi import best_cpu_seconds  # noqa: E402
 from _wsgi import cycling_caller  # noqa: E402
 from _wsgi import environ_for  # noqa: E402
+from _wsgi import not_found  # noqa: E402
+from _wsgi import Receiver  # noqa: E402
 from _wsgi import WSGIApp  # noqa: E402
-from bench_events import best_cpu_seconds  # noqa: E402
-from bench_events import not_found  # noqa: E402
-from bench_events import Receiver  # noqa: E402
 from bench_wsgi import check  # noqa: E402
 from flask_mailtrack import Configuration  # noqa: E402
 from flask_mailtrack import Tracker  # noqa: E402
