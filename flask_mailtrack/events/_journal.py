@@ -270,7 +270,13 @@ class Journal:
         file = self._file
         opened = file is None
         if file is None:
-            fd, path = create_file(self._directory, self.name)
+            try:
+                fd, path = create_file(self._directory, self.name)
+            except FileNotFoundError:
+                # The folder was removed (a clean-up of /tmp): make it again,
+                # private, as check_directory would.
+                os.mkdir(self._directory, 0o700)
+                fd, path = create_file(self._directory, self.name)
             file = self._file = _File(fd, path, time.monotonic() + self.seal_after)
         written = 0
         try:

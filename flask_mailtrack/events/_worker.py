@@ -57,6 +57,10 @@ logger = logging.getLogger("flask_mailtrack.worker")
 #: Read buffer for journal files.
 _BUFFER_SIZE = 256 * 1024
 
+#: ``json.loads`` of text, without its look at the bytes' encoding (events
+#: are UTF-8): a tenth of the worker's time per event.
+_decode_json = json.JSONDecoder().decode
+
 
 class _SinkState:
     """How one sink is doing."""
@@ -128,6 +132,9 @@ class Worker:
     ) -> None:
         sinks = tuple(sinks)
         names = [sink.name for sink in sinks]
+        if not names:
+            # A worker without sinks would delete every journal file unread.
+            raise ValueError("A worker needs at least one sink.")
         if len(set(names)) != len(names):
             raise ValueError(f"The sinks of a worker need distinct names: {names}")
         if batch_size < 1 or poll_interval <= 0 or retry_base <= 0:
@@ -192,10 +199,11 @@ class Worker:
         :meth:`stop`.
 
         :return: ``self``.
+        :raise RuntimeError: the worker has been stopped.
         """
+        if self._halt.is_set():
+            raise RuntimeError("This worker has been stopped.")
         if self._thread is None:
-            if self._halt.is_set():
-                raise RuntimeError("This worker has been stopped.")
             self._thread = threading.Thread(
                 target=self.run,
                 args=(self._halt,),
@@ -253,7 +261,7 @@ class Worker:
                     if self._states[sink.name].retry_at <= now
                     and (progress is None or progress.lacks(sink))
                 ]
-                if self.sinks and not due:
+                if not due:
                     continue  # the sinks that lack it wait for a retry
                 claimed = claim(self._directory, key[0])
                 if claimed is None:
@@ -286,7 +294,7 @@ class Worker:
         stop: threading.Event,
     ) -> int:
         # Start where the sink that has least of the file stopped.
-        start = min((progress.offsets.get(sink.name, 0) for sink in due), default=0)
+        start = min(progress.offsets.get(sink.name, 0) for sink in due)
         os.lseek(claimed.fd, start, os.SEEK_SET)
         scanned = progress.scanned
 
@@ -327,7 +335,7 @@ class Worker:
 
     def _parse(self, body: bytes, source: str, *, count: bool) -> EventRecord | None:
         try:
-            data = json.loads(body)
+            data = _decode_json(body.decode("utf-8"))
         except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and isinstance(data.get("id"), str):

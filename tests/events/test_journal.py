@@ -241,7 +241,7 @@ def test_a_folder_open_to_others_is_refused(tmp_path: t.Any, mode: int) -> None:
     with pytest.raises(ConfigurationError, match="group or others"):
         Journal(path)
     with pytest.raises(ConfigurationError, match="group or others"):
-        Worker(path, [])
+        Worker(path, [ListSink()])
 
 
 def test_a_symlinked_folder_is_refused(tmp_path: t.Any) -> None:
@@ -335,3 +335,13 @@ def test_a_full_disk_parks_events_in_memory_then_writes_them(
     # The buffered events kept their order.
     assert [i for i in sink.ids if i != event_id(0)] == expected[1:]
     assert journal_files(directory) == []
+
+
+def test_a_removed_folder_is_made_again(
+    make_journal: t.Callable[..., Journal], directory: str
+) -> None:
+    journal = make_journal()
+    os.rmdir(directory)
+    assert journal.append(body(1))
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    assert records_of(directory) == [body(1)]
