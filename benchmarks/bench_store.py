@@ -32,6 +32,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _common  # noqa: E402
 from flask_mailtrack import EventStore  # noqa: E402
 from flask_mailtrack import TrackingResult  # noqa: E402
+from flask_mailtrack.events import _store  # noqa: E402
 from flask_mailtrack.events._encoding import encode_event  # noqa: E402
 from flask_mailtrack.events._sinks import EventRecord  # noqa: E402
 from flask_mailtrack.events._sqlite import ConnectionPool  # noqa: E402
@@ -47,29 +48,13 @@ SAFARI = (
 
 #: The store's table without ``UNIQUE`` on ``event_id``, and a progress
 #: table: the alternative way to one row per event after a crash.
-_PROGRESS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mailtrack_events (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    occurred_at INTEGER NOT NULL,
-    machine TEXT,
-    tracked_url TEXT,
-    identity TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS mailtrack_events_time
-    ON mailtrack_events (occurred_at);
-CREATE TABLE IF NOT EXISTS mailtrack_progress (
-    file TEXT PRIMARY KEY,
-    offset INTEGER NOT NULL
-);
-"""
-_PLAIN_INSERT = (
-    "INSERT INTO mailtrack_events (event_id, type, occurred_at, machine,"
-    " tracked_url, identity, metadata, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_PROGRESS_SCHEMA = _store._SCHEMA.replace(
+    "event_id TEXT NOT NULL UNIQUE", "event_id TEXT NOT NULL"
+) + (
+    "CREATE TABLE IF NOT EXISTS mailtrack_progress"
+    " (file TEXT PRIMARY KEY, offset INTEGER NOT NULL);"
 )
+_PLAIN_INSERT = _store._INSERT.replace("INSERT OR IGNORE", "INSERT")
 _PROGRESS = (
     "INSERT INTO mailtrack_progress (file, offset) VALUES (?, ?)"
     " ON CONFLICT (file) DO UPDATE SET offset = excluded.offset"
