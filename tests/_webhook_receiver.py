@@ -11,7 +11,10 @@ import threading
 import time
 import typing as t
 
+import standardwebhooks
 from flask_mailtrack import TrackingResult
+from flask_mailtrack.events._encoding import encode_event
+from flask_mailtrack.events._sinks import EventRecord
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -24,10 +27,29 @@ def event(n: int = 0, **kwargs: t.Any) -> TrackingResult:
     return TrackingResult(metadata={"n": n}, timestamp=int(time.time()), **kwargs)
 
 
+def record(n: int = 0, **kwargs: t.Any) -> EventRecord:
+    """:func:`event` as the worker hands it to a sink."""
+    body = encode_event(event(n, **kwargs).to_json_dict())
+    data = json.loads(body)
+    return EventRecord(data["id"], body, data)
+
+
 class Request(t.NamedTuple):
     headers: dict[str, str]
     body: bytes
     status: int
+    #: Whether the signature verified with the ``standardwebhooks`` package.
+    verified: bool = False
+
+
+def _verified(body: bytes, headers: t.Mapping[str, str]) -> bool:
+    try:
+        standardwebhooks.Webhook(SECRET).verify(
+            body, {k.lower(): v for k, v in headers.items()}
+        )
+    except standardwebhooks.webhooks.WebhookVerificationError:
+        return False
+    return True
 
 
 class Receiver:
@@ -44,6 +66,9 @@ class Receiver:
         #: ``release`` before answering.
         self.hold_after: int | None = None
         self.release = threading.Event()
+        #: Requests being answered now, and the most at once.
+        self.in_flight = 0
+        self.most_in_flight = 0
         #: The body of the answers, and its Content-Type.
         self.reply = b""
         self.reply_type = "text/plain"
@@ -57,18 +82,34 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                try:
+                    body = self.rfile.read(length)
+                except OSError:
+                    body = b""
+                if len(body) < length:  # the sender died while sending it
+                    self.close_connection = True
+                    return
                 with receiver.changed:
                     index = len(receiver.requests)
                     if index < receiver.fail_first:
                         status = 500
                     else:
                         status = receiver.status
-                    receiver.requests.append(Request(dict(self.headers), body, status))
+                    headers = dict(self.headers)
+                    receiver.requests.append(
+                        Request(headers, body, status, _verified(body, headers))
+                    )
                     receiver.changed.notify_all()
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(
+                        receiver.most_in_flight, receiver.in_flight
+                    )
                 hold = receiver.hold_after
                 if hold is not None and index >= hold:
                     receiver.release.wait(WAIT)
+                with receiver.changed:
+                    receiver.in_flight -= 1
                 self.send_response(status)
                 # No body by default: one write, so no Nagle/delayed-ACK
                 # stall per request.

@@ -3,30 +3,30 @@ SQLite file shared by the processes of one server.
 
 Table ``webhook_outbox`` holds the events to deliver, each with its next
 attempt time and, while a process delivers it, a lease (owner and end
-time); ``webhook_dead_letter`` holds the events given up; and
-``webhook_journals`` notes how far each journal file has been imported, in
-the same transaction as its events, so that a journal offered again queues
-each event once. Deciding when to retry and when to give up is the
-sender's; this module only keeps the rows.
+time), once per event and URL; ``webhook_dead_letter`` holds the events
+given up. Deciding when to retry and when to give up is the sender's; this
+module only keeps the rows.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
+import sqlite3
 import time
 import typing as t
 import uuid
 
 from ._sqlite import ConnectionPool
 
-logger = logging.getLogger("flask_mailtrack.webhooks")
-
+# An event offered again (the worker re-reads a journal from its start after
+# a restart) is queued once per URL, and not again once given up.
 _ENQUEUE = (
-    "INSERT INTO webhook_outbox (event_id, url, body, created_at, next_attempt_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO webhook_outbox"
+    " (event_id, url, body, created_at, next_attempt_at)"
+    " SELECT ?1, ?2, ?3, ?4, ?4 WHERE NOT EXISTS (SELECT 1 FROM webhook_dead_letter"
+    " WHERE event_id = ?1 AND url = ?2)"
 )
 
 _SCHEMA = """
@@ -57,11 +57,19 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letter (
     last_status INTEGER,
     last_error TEXT
 );
-CREATE TABLE IF NOT EXISTS webhook_journals (
-    name TEXT PRIMARY KEY,
-    imported INTEGER NOT NULL,
-    imported_at REAL NOT NULL
-) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_dead_letter_event
+    ON webhook_dead_letter (event_id, url);
+-- Journal imports of 0.1 (the worker reads journals now).
+DROP TABLE IF EXISTS webhook_journals;
+"""
+
+#: Makes (event id, URL) unique in an outbox of 0.1, which allowed
+#: duplicates: the oldest row of each pair is kept.
+_UNIQUE_INDEX = "webhook_outbox_event"
+_MIGRATE = f"""
+DELETE FROM webhook_outbox WHERE id NOT IN
+    (SELECT MIN(id) FROM webhook_outbox GROUP BY event_id, url);
+CREATE UNIQUE INDEX {_UNIQUE_INDEX} ON webhook_outbox (event_id, url);
 """
 
 
@@ -74,6 +82,16 @@ class Row(t.NamedTuple):
     body: bytes
     created_at: float
     attempts: int
+
+
+class Retry(t.NamedTuple):
+    """A failed attempt: when to try the row again, and why it failed."""
+
+    row_id: int
+    attempts: int
+    next_at: float
+    status: int | None
+    error: str | None
 
 
 #: Keys of :meth:`Outbox.dead_letters`, in the order of the query's columns.
@@ -101,6 +119,13 @@ class Outbox:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.db = ConnectionPool(path, _SCHEMA)
         self._claims = itertools.count()
+        with self.db.connection() as connection:
+            if not _has_unique_index(connection):
+                connection.execute("BEGIN IMMEDIATE")
+                if not _has_unique_index(connection):  # another process won
+                    for statement in _MIGRATE.split(";")[:-1]:
+                        connection.execute(statement)
+                connection.execute("COMMIT")
 
     @property
     def path(self) -> str:
@@ -109,9 +134,17 @@ class Outbox:
 
     # -- queueing ---------------------------------------------------------------
 
-    def insert(self, event_id: str, url: str, body: bytes, now: float) -> None:
-        """Queue one event, due at once."""
-        self.db.write(_ENQUEUE, (event_id, url, body, now, now))
+    def insert(self, rows: t.Iterable[tuple[str, str, bytes, float]]) -> int:
+        """Queue events, due at once, in one transaction: ``(event id, URL,
+        body, created at)`` each. A pair already queued, or given up, is
+        skipped.
+
+        :return: How many were queued.
+        """
+        with self.db.transaction() as connection:
+            before = connection.total_changes
+            connection.executemany(_ENQUEUE, rows)
+            return connection.total_changes - before
 
     # -- claims -----------------------------------------------------------------
 
@@ -186,22 +219,15 @@ class Outbox:
                 [(row_id, owner) for row_id in ids],
             )
 
-    def reschedule(
-        self,
-        owner: str,
-        row: Row,
-        attempts: int,
-        next_at: float,
-        status: int | None,
-        error: str | None,
-    ) -> None:
-        """Release a failed event, due again at ``next_at``."""
-        with self.db.connection() as connection:
-            connection.execute(
+    def reschedule(self, owner: str, retries: t.Sequence[Retry]) -> None:
+        """Release failed events, each due again at its ``next_at``, in one
+        transaction."""
+        with self.db.transaction() as connection:
+            connection.executemany(
                 "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?,"
                 " lease_owner = NULL, lease_until = 0, last_status = ?,"
                 " last_error = ? WHERE id = ? AND lease_owner = ?",
-                (attempts, next_at, status, error, row.id, owner),
+                [(*retry[1:], retry.row_id, owner) for retry in retries],
             )
 
     def dead_letter(
@@ -276,7 +302,7 @@ class Outbox:
         """Move every dead letter back, due at ``now`` and created then."""
         with self.db.transaction() as connection:
             count = connection.execute(
-                "INSERT INTO webhook_outbox"
+                "INSERT OR IGNORE INTO webhook_outbox"
                 " (event_id, url, body, created_at, next_attempt_at)"
                 " SELECT event_id, url, body, ?, ? FROM webhook_dead_letter"
                 " ORDER BY id",
@@ -284,3 +310,11 @@ class Outbox:
             ).rowcount
             connection.execute("DELETE FROM webhook_dead_letter")
         return int(count)
+
+
+def _has_unique_index(connection: sqlite3.Connection) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+        (_UNIQUE_INDEX,),
+    ).fetchone()
+    return row is not None

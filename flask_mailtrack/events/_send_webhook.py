@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.message
-import http.client
 import json
 import typing as t
 import urllib.parse
@@ -19,7 +18,8 @@ from ._encoding import encode_event
 from ._signatures import decode_secret
 from ._signatures import SecretInput
 from ._signatures import signature_headers
-from ._transport import SocketTransport
+from ._transport import Transport
+from ._transport import Unreachable
 
 #: Bytes of an answer's body that :func:`send_webhook` keeps.
 MAX_BODY_BYTES = 1024 * 1024
@@ -139,14 +139,13 @@ def send_webhook(
         headers = signature_headers(
             decode_secret(secret), tracking_result.event_id, body
         )
-    transport = SocketTransport(settings.webhook_timeout_seconds)
+    transport = Transport(settings.webhook_timeout_seconds)
     try:
-        status, answer_headers, content = transport.exchange(
-            url, body, headers, limit=MAX_BODY_BYTES
-        )
-    except (OSError, http.client.HTTPException) as e:
+        answer = transport.exchange(url, body, headers, limit=MAX_BODY_BYTES)
+    except Unreachable as e:
         raise WebhookDeliveryError(
-            f"The webhook on {_host(url)} could not be reached:"
-            f" {str(e) or type(e).__name__}"
-        ) from e
-    return WebhookResponse(status, Headers(answer_headers), content, url)
+            f"The webhook on {_host(url)} could not be reached: {e}"
+        ) from (e.__cause__ or e)
+    finally:
+        transport.close()
+    return WebhookResponse(answer.status, Headers(answer.headers), answer.body, url)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import typing as t
 
 import click
@@ -40,6 +39,7 @@ from flask_mailtrack.server import create_app
 from flask_mailtrack.server._run import serve
 
 from _webhook_receiver import Receiver
+from _webhook_receiver import record
 from _webhook_receiver import SECRET as WEBHOOK_SECRET
 from _webhook_receiver import WAIT
 
@@ -498,17 +498,12 @@ def queue_events(outbox: str, url: str, count: int) -> list[str]:
     """Events queued by a sender that does not deliver, as a server with
     ``MAILTRACK_WEBHOOK_DELIVER=false`` queues them."""
     sender = outbox_sender(outbox, url, deliver=False)
-    ids = []
+    events = [record(n) for n in range(count)]
     try:
-        for n in range(count):
-            event = TrackingResult(
-                is_open_tracking=True, timestamp=int(time.time()), metadata={"n": n}
-            )
-            assert sender.enqueue(event)
-            ids.append(event.event_id)
+        sender.write(events)
     finally:
         sender.close(0)
-    return ids
+    return [event.id for event in events]
 
 
 def pending(outbox: str) -> int:

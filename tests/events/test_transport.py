@@ -1,11 +1,16 @@
-"""The HTTP transport, against a raw endpoint that answers scripted bytes."""
+"""The urllib3 transport, against raw endpoints that answer scripted bytes,
+a TLS endpoint, and the private-address guard."""
 
 from __future__ import annotations
 
 import base64
+import datetime
 import http.client
+import http.server
+import ipaddress
 import re
 import socket
+import ssl
 import threading
 import typing as t
 
@@ -14,19 +19,30 @@ from flask_mailtrack import MailTrackError
 from flask_mailtrack import send_webhook
 from flask_mailtrack import WebhookDeliveryError
 from flask_mailtrack import WebhookSender
+from flask_mailtrack.events._transport import MAX_DISCARDED_BYTES
+from flask_mailtrack.events._transport import public_address
+from flask_mailtrack.events._transport import RefusedAddress
+from flask_mailtrack.events._transport import Transport
+from flask_mailtrack.events._transport import Unreachable
 
 from _webhook_receiver import event
+from _webhook_receiver import record
 from _webhook_receiver import SECRET
+from _webhook_receiver import WAIT
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
 class ScriptedServer:
     """A raw TCP endpoint on 127.0.0.1 that answers each request with the
-    next scripted bytes, then closes the connection if told to."""
+    next scripted bytes, then closes the connection if told to (or, told
+    ``"hold"``, keeps it open until the client closes it)."""
 
-    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+    def __init__(self, answers: list[tuple[bytes, bool | str]]) -> None:
         self.answers = list(answers)
         self.requests: list[bytes] = []
         self.connections = 0
+        self.held_until_closed = False
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
@@ -51,15 +67,32 @@ class ScriptedServer:
                         head += line
                     if not head:
                         break
-                    length = int(re.search(rb"Content-Length: (\d+)", head)[1])
+                    length = int(re.search(rb"(?i)Content-Length: (\d+)", head)[1])
                     self.requests.append(head + reader.read(length))
                     answer, close = self.answers.pop(0)
-                    conn.sendall(answer)
+                    try:
+                        conn.sendall(answer)
+                    except OSError:
+                        break
+                    if close == "hold":
+                        # Until the client closes the connection.
+                        conn.settimeout(WAIT)
+                        try:
+                            self.held_until_closed = conn.recv(1) == b""
+                        except OSError:
+                            self.held_until_closed = True
                     if close:
                         break
 
     def close(self) -> None:
         self.sock.close()
+
+
+@pytest.fixture
+def transport() -> t.Iterator[Transport]:
+    transport = Transport(timeout=WAIT)
+    yield transport
+    transport.close()
 
 
 @pytest.mark.parametrize(
@@ -90,16 +123,17 @@ class ScriptedServer:
             id="100-continue",
         ),
         pytest.param(
-            b"HTTP/1.1 500 Oops\r\nContent-Length: 999999\r\n\r\n" + b"x" * 10,
-            500,
-            b"x" * 10,  # all there was before the endpoint closed
-            id="huge-body-not-read",
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            302,
+            b"",
+            id="redirect-not-followed",
         ),
     ],
 )
-def test_http_answers(answer: bytes, status: int, body: bytes) -> None:
-    from flask_mailtrack.events._transport import SocketTransport
-
+def test_http_answers(
+    transport: Transport, answer: bytes, status: int, body: bytes
+) -> None:
     # send_webhook reads the whole answer...
     server = ScriptedServer([(answer, True)])
     try:
@@ -107,18 +141,32 @@ def test_http_answers(answer: bytes, status: int, body: bytes) -> None:
         assert (response.status_code, response.content) == (status, body)
         (request,) = server.requests
         assert request.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
-        assert b"\r\nHost: 127.0.0.1:" in request
-        assert b"\r\nConnection: close\r\n" in request
+        assert re.search(rb"(?i)\r\nHost: 127.0.0.1:", request)
     finally:
         server.close()
-    # ... the webhook worker's transport only its status.
+    # ... the sender's transport only its status.
     server = ScriptedServer([(answer, True)])
-    transport = SocketTransport(timeout=5)
     try:
         assert transport.post(server.url, b"{}", {}) == status
+        assert len(server.requests) == 1  # a redirect was not followed
     finally:
-        transport.close()
         server.close()
+
+
+def test_an_oversized_answer_is_not_read_whole(transport: Transport) -> None:
+    # A gigabyte announced, a mebibyte sent, and the connection held open:
+    # reading it all would wait for the timeout.
+    huge = b"HTTP/1.1 500 Oops\r\nContent-Length: 1000000000\r\n\r\n" + b"x" * 2**20
+    server = ScriptedServer([(huge, "hold"), (OK, True)])
+    try:
+        assert transport.post(server.url, b"{}", {}) == 500
+        # The connection was closed, not kept: the next post opens another.
+        assert transport.post(server.url, b"{}", {}) == 200
+        assert server.connections == 2
+        assert server.held_until_closed
+    finally:
+        server.close()
+    assert MAX_DISCARDED_BYTES < 2**20
 
 
 def test_send_webhook_keeps_at_most_a_mebibyte() -> None:
@@ -155,6 +203,9 @@ def test_send_webhook_keeps_at_most_a_mebibyte() -> None:
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             id="bad-chunk",
         ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nshort", id="cut-short"
+        ),
     ],
 )
 def test_bad_http_answers_are_failures(answer: bytes) -> None:
@@ -167,32 +218,40 @@ def test_bad_http_answers_are_failures(answer: bytes) -> None:
         server.close()
 
 
-def test_keep_alive_and_reconnect() -> None:
-    from flask_mailtrack.events._transport import SocketTransport
+def test_no_answer_is_unreachable(transport: Transport) -> None:
+    server = ScriptedServer([(b"", True)])
+    try:
+        with pytest.raises(Unreachable):
+            transport.post(server.url, b"{}", {})
+    finally:
+        server.close()
 
-    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+def test_keep_alive_and_reconnect(transport: Transport) -> None:
     # Two answers on one connection; then the endpoint closes it, as idle
     # keep-alive connections get closed, and the next request reconnects.
-    server = ScriptedServer([(ok, False), (ok, True), (ok, True)])
-    transport = SocketTransport(timeout=5)
+    server = ScriptedServer([(OK, False), (OK, True), (OK, True)])
     try:
         for _ in range(3):
             assert transport.post(server.url, b"{}", {}) == 200
         assert len(server.requests) == 3
         assert server.connections == 2
     finally:
-        transport.close()
         server.close()
 
 
 def test_credentials_in_url_become_basic_auth() -> None:
-    server = ScriptedServer([(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", True)])
+    server = ScriptedServer([(OK, True)])
     try:
         url = server.url.replace("http://", "http://hook%40user:p%3Ass@")
         send_webhook(event(webhook_url=url))
         token = base64.b64encode(b"hook@user:p:ss").decode()
-        assert f"\r\nAuthorization: Basic {token}\r\n".encode() in server.requests[0]
-        assert b"\r\nHost: 127.0.0.1:" in server.requests[0]
+        assert re.search(
+            rb"(?i)\r\nAuthorization: Basic " + token.encode() + rb"\r\n",
+            server.requests[0],
+        )
+        head = server.requests[0].partition(b"\r\n\r\n")[0]
+        assert b"hook%40user" not in head
     finally:
         server.close()
 
@@ -204,27 +263,107 @@ def test_credentials_in_url_become_basic_auth() -> None:
         pytest.param("evt_\x00", id="nul"),
     ],
 )
-def test_header_injection_is_refused(event_id: str) -> None:
+def test_header_injection_is_refused(event_id: str, transport: Transport) -> None:
     result = event(webhook_url="http://127.0.0.1:9/")
     result.event_id = event_id
     with pytest.raises(MailTrackError):
         send_webhook(result, secret=SECRET)
-    sender = WebhookSender(None, secret=SECRET, outbox_path=":memory:")
+    with pytest.raises(MailTrackError):
+        transport.post("http://127.0.0.1:9/", b"{}", {"webhook-id": event_id})
+
+
+# -- TLS ------------------------------------------------------------------------
+
+
+def _certificate(tmp_path: t.Any, name: str) -> tuple[str, str]:
+    """A self-signed certificate for ``name`` and 127.0.0.1: its PEM file
+    and its key's."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture
+def tls_hook(tmp_path: t.Any) -> t.Iterator[tuple[str, str]]:
+    """An HTTPS endpoint on localhost; its URL and its certificate."""
+    cert_file, key_file = _certificate(tmp_path, "localhost")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: t.Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
-        assert not sender.enqueue(result)
-        assert sender.pending() == 0
+        yield f"https://localhost:{server.server_address[1]}/hook", cert_file
     finally:
-        sender.close(0)
+        server.shutdown()
+        server.server_close()
 
 
-def test_socket_transport_is_the_transport() -> None:
-    from flask_mailtrack.events._transport import SocketTransport
-    from flask_mailtrack.events._transport import Transport
-
-    assert isinstance(SocketTransport(timeout=1), Transport)
-    with pytest.raises(NotImplementedError):
-        Transport().post("http://127.0.0.1:9/", b"{}", {})
-    Transport().close()  # nothing to close
+def test_tls_certificates_are_verified(
+    tls_hook: tuple[str, str], tmp_path: t.Any
+) -> None:
+    url, cert_file = tls_hook
+    untrusting = Transport(timeout=WAIT)
+    trusting = Transport(
+        timeout=WAIT, ssl_context=ssl.create_default_context(cafile=cert_file)
+    )
+    other_cert, _ = _certificate(tmp_path, "other.example")
+    wrong = Transport(
+        timeout=WAIT, ssl_context=ssl.create_default_context(cafile=other_cert)
+    )
+    try:
+        with pytest.raises(Unreachable) as info:
+            untrusting.post(url, b"{}", {})
+        assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+        with pytest.raises(Unreachable):
+            wrong.post(url, b"{}", {})
+        assert trusting.post(url, b"{}", {}) == 204
+    finally:
+        for transport in (untrusting, trusting, wrong):
+            transport.close()
 
 
 # -- webhook URLs from tokens and private addresses ----------------------------
@@ -234,9 +373,6 @@ class _Hook:
     """A loopback endpoint that counts POSTs."""
 
     def __init__(self) -> None:
-        import http.server
-        import threading
-
         hits = self.hits = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -250,7 +386,9 @@ class _Hook:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.02,), daemon=True
+        ).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
@@ -265,20 +403,10 @@ def hook() -> t.Iterator[_Hook]:
     server.close()
 
 
-def _event(webhook_url: str | None = None) -> t.Any:
-    import time
-
-    from flask_mailtrack import TrackingResult
-
-    return TrackingResult(
-        is_open_tracking=True, timestamp=int(time.time()), webhook_url=webhook_url
-    )
-
-
 def _wait(condition: t.Callable[[], bool]) -> None:
     import time
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
@@ -299,8 +427,6 @@ def _wait(condition: t.Callable[[], bool]) -> None:
 def test_private_token_webhook_url_is_refused(
     hook: _Hook, tmp_path: t.Any, host: str
 ) -> None:
-    from flask_mailtrack import WebhookSender
-
     port = hook.url.rsplit(":", 1)[1]
     sender = WebhookSender(
         hook.url + "/configured",
@@ -310,13 +436,13 @@ def test_private_token_webhook_url_is_refused(
         timeout=1,
     )
     try:
-        assert sender.enqueue(_event(f"http://{host}:{port}/from-token"))
+        sender.write([record(webhook_url=f"http://{host}:{port}/from-token")])
         _wait(lambda: bool(sender.dead_letters()))
         (letter,) = sender.dead_letters()
         assert letter["reason"] == "refused"
         assert "no public address" in letter["last_error"]
         # The sender's own URL, though on loopback, is still served.
-        assert sender.enqueue(_event())
+        sender.write([record()])
         _wait(lambda: hook.hits == ["/configured"])
     finally:
         sender.close()
@@ -326,23 +452,55 @@ def test_private_token_webhook_url_is_refused(
 def test_private_token_webhook_url_is_allowed_by_default(
     hook: _Hook, tmp_path: t.Any
 ) -> None:
-    from flask_mailtrack import WebhookSender
-
     sender = WebhookSender(
         None, secret=b"k" * 32, outbox_path=tmp_path / "outbox.sqlite3", timeout=1
     )
     try:
-        assert sender.enqueue(_event(hook.url + "/from-token"))
+        sender.write([record(webhook_url=hook.url + "/from-token")])
         _wait(lambda: hook.hits == ["/from-token"])
     finally:
         sender.close()
 
 
 def test_public_address_check() -> None:
-    from flask_mailtrack.events._transport import public_address
-    from flask_mailtrack.events._transport import RefusedAddress
-
     assert public_address("93.184.215.14", 443) == ("93.184.215.14", 443)
     for host in ("127.0.0.1", "::1", "192.168.1.1", "100.64.0.1", "224.0.0.1"):
         with pytest.raises(RefusedAddress):
             public_address(host, 80)
+
+
+def test_the_address_checked_is_the_address_connected(
+    hook: _Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that resolves to a public address, then (rebinding) to the
+    loopback: the connection goes to the address checked, never to a
+    second lookup's."""
+    port = int(hook.url.rsplit(":", 1)[1])
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding_dns(host: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host != "rebind.test":
+            return real_getaddrinfo(host, *args, **kwargs)
+        lookups.append(host)
+        # TEST-NET addresses are not global; this one is (and unroutable
+        # from the test machine, as far as it matters).
+        address = "93.184.215.14" if len(lookups) == 1 else "127.0.0.1"
+        return real_getaddrinfo(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    transport = Transport(timeout=0.5)
+    try:
+        with pytest.raises(Unreachable):
+            transport.post(
+                f"http://rebind.test:{port}/hook", b"{}", {}, public_only=True
+            )
+        # Resolved to loopback at the first lookup: refused.
+        with pytest.raises(RefusedAddress):
+            transport.post(
+                f"http://rebind.test:{port}/hook", b"{}", {}, public_only=True
+            )
+    finally:
+        transport.close()
+    assert lookups == ["rebind.test", "rebind.test"]  # one per post
+    assert hook.hits == []
