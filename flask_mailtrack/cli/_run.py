@@ -16,6 +16,7 @@ import click
 from ..configuration import ConfigKeys
 from ..events import EventStore
 from ..events import WebhookSender
+from ..events._journal_files import SUFFIX
 from ..events._pipeline import EMBEDDED
 from ..events._sinks import Sink
 from ..events._worker import Worker
@@ -164,7 +165,9 @@ def run_worker(
         # Only the main thread receives signals: nothing could stop it.
         raise click.ClickException("worker must run in the main thread.")
     directory = settings.journal_directory()
-    if settings.get_app() is not None and settings.worker_mode() == EMBEDDED:
+    # Read (and checked) here too: a typo would stop the servers, and a
+    # worker that runs on would hide it.
+    if settings.worker_mode() == EMBEDDED and settings.get_app() is not None:
         click.echo(
             f"Note: {ConfigKeys.WORKER} is embedded, so the app's processes"
             " feed the sinks too; set it to external.",
@@ -235,7 +238,7 @@ def _close_all(sinks: t.Iterable[Sink]) -> None:
 
 
 def _what_is_left(directory: str, webhooks: t.Sequence[WebhookSender]) -> str:
-    files = len(glob.glob(os.path.join(glob.escape(directory), "*.journal")))
+    files = len(glob.glob(os.path.join(glob.escape(directory), "*" + SUFFIX)))
     left = [f"{files} journal files left" if files else "the journal is empty"]
     for sender in webhooks:
         pending = sender.pending()

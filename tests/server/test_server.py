@@ -764,3 +764,25 @@ def test_unusable_database_is_a_configuration_error(tmp_path: t.Any) -> None:
             create_app(
                 {"MAILTRACK_SECRET_KEY": KEY, "MAILTRACK_DATABASE": path}, environ={}
             )
+
+
+@pytest.mark.parametrize("mode", ["embedded", "external"])
+def test_stats_json_reports_the_pipeline(
+    make_app: t.Callable[..., Flask], mode: str
+) -> None:
+    app = make_app(demo=True, MAILTRACK_WORKER=mode)
+    client = app.test_client()
+    with app.test_request_context():
+        pixel = get_state(app).link_tracker(app).open_url({"recipient": "fay"})
+    assert client.get(pixel).status_code == 200
+    if mode == "embedded":
+        drain(app)
+    pipeline = client.get("/stats.json").json["pipeline"]
+    assert pipeline["mode"] == mode
+    assert (pipeline["dropped"], pipeline["buffered"]) == (0, 0)
+    if mode == "embedded":
+        assert pipeline["worker"]["events_read"] == 1
+        assert pipeline["worker"]["sinks"]["store"]["written"] == 1
+    else:
+        assert pipeline["worker"] is None
+    assert client.get("/healthz").get_data() == b"ok\n"
