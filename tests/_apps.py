@@ -45,3 +45,13 @@ def mt_middleware(**extra: t.Any) -> tuple[Tracker, Client]:
         **extra,
     )
     return tracker, Client(TrackingMiddleware(not_found, tracker=tracker))
+
+
+def drain(app: t.Any, timeout: float = 20.0) -> None:
+    """Wait until the embedded worker of a Flask ``app`` (``MailTrack``) has
+    written every event journaled so far to its sinks."""
+    from flask_mailtrack.extension import get_state
+
+    pipeline = get_state(app).pipeline
+    assert pipeline is not None, "the app has no events pipeline"
+    assert pipeline.drain(timeout), "the worker did not empty the journal"

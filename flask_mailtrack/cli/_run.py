@@ -16,6 +16,7 @@ import click
 from ..configuration import ConfigKeys
 from ..events import EventStore
 from ..events import WebhookSender
+from ..events._journal_files import SUFFIX
 from ..events._pipeline import EMBEDDED
 from ..events._sinks import Sink
 from ..events._worker import Worker
@@ -164,7 +165,9 @@ def run_worker(
         # Only the main thread receives signals: nothing could stop it.
         raise click.ClickException("worker must run in the main thread.")
     directory = settings.journal_directory()
-    if settings.get_app() is not None and settings.worker_mode() == EMBEDDED:
+    # Read (and checked) here too: a typo would stop the servers, and a
+    # worker that runs on would hide it.
+    if settings.worker_mode() == EMBEDDED and settings.get_app() is not None:
         click.echo(
             f"Note: {ConfigKeys.WORKER} is embedded, so the app's processes"
             " feed the sinks too; set it to external.",
@@ -196,22 +199,29 @@ def run_worker(
         number: signal.signal(number, on_signal)
         for number in (signal.SIGINT, signal.SIGTERM)
     }
+    webhooks = [sink for sink in sinks if isinstance(sink, WebhookSender)]
     try:
         try:
+            for sender in webhooks:
+                sender.start()  # what the outbox already holds is due too
             worker.run(stop)
             click.echo(
                 f"Stopping: delivering due webhooks for at most {flush_timeout:g} s."
             )
-            for sink in sinks:
-                if isinstance(sink, WebhookSender):
-                    sink.flush(flush_timeout)
+            for sender in webhooks:
+                sender.flush(flush_timeout)
+            left = _what_is_left(directory, webhooks)
         finally:
-            # Releases every journal file and outbox lease this process holds.
+            # Gives back the outbox claims not delivered (due at once for
+            # the next worker) and closes the store; run() has released
+            # every journal file already.
+            for sender in webhooks:
+                sender.close(timeout=0)
             worker.close(timeout=0)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    click.echo(f"Stopped; {_what_is_left(directory, sinks)}.")
+    click.echo(f"Stopped; {left}.")
 
 
 def _describe(sink: Sink) -> str:
@@ -227,17 +237,16 @@ def _close_all(sinks: t.Iterable[Sink]) -> None:
         sink.close()
 
 
-def _what_is_left(directory: str, sinks: t.Sequence[Sink]) -> str:
-    files = len(glob.glob(os.path.join(glob.escape(directory), "*.journal")))
-    left = [f"{files} journal files" if files else "the journal is empty"]
-    for sink in sinks:
-        if isinstance(sink, WebhookSender):
-            pending = sink.pending()
-            left.append(
-                f"{pending} webhook events in the outbox"
-                if pending
-                else "the outbox is empty"
-            )
+def _what_is_left(directory: str, webhooks: t.Sequence[WebhookSender]) -> str:
+    files = len(glob.glob(os.path.join(glob.escape(directory), "*" + SUFFIX)))
+    left = [f"{files} journal files left" if files else "the journal is empty"]
+    for sender in webhooks:
+        pending = sender.pending()
+        left.append(
+            f"{pending} webhook events left in the outbox"
+            if pending
+            else "the outbox is empty"
+        )
     return "; ".join(left)
 
 

@@ -34,6 +34,7 @@ from blinker import ANY
 
 from ..exceptions import ConfigurationError
 from ._journal import Journal
+from ._journal_files import SUFFIX
 from ._sinks import Sink
 from ._worker import Worker
 
@@ -187,7 +188,7 @@ class Pipeline:
         :return: Whether the folder is empty.
         """
         self.journal.seal()
-        return self._wait_for_files(os.path.join(self.directory, "*.journal"), timeout)
+        return self._wait_for_files(os.path.join(self.directory, "*" + SUFFIX), timeout)
 
     def _wait_for_files(self, pattern: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -217,7 +218,7 @@ class Pipeline:
             self.journal.disconnect()
             self.journal.close()
             if self.worker is not None and self._started:
-                own_files = f"{_JOURNAL_NAME}-{os.getpid()}-*.journal"
+                own_files = f"{_JOURNAL_NAME}-{os.getpid()}-*{SUFFIX}"
                 self._wait_for_files(os.path.join(self.directory, own_files), timeout)
                 self.worker.stop(max(0.0, deadline - time.monotonic()))
         finally:

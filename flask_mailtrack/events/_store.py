@@ -215,7 +215,7 @@ class EventStore:
     def connect(self, sender: t.Any = ANY) -> EventStore:
         """Record every :data:`~flask_mailtrack.email_opened` and
         :data:`~flask_mailtrack.link_clicked` event, through a journal and
-        worker of this store's own (``<path>-journal``).
+        worker of this store's own (``<path>-store-events``).
 
         :param sender: Only events from this sender; all by default.
         :return: ``self``.

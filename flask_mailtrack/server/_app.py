@@ -64,7 +64,6 @@ from ..extension import get_state
 from ..extension import MailTrack
 from ._demo import add_demo_routes
 from ._fast_path import TrackingDispatcher
-from ._state import get_server_state
 from ._state import ServerState
 from ._stats import add_stats_routes
 
@@ -155,4 +154,7 @@ def close_app(app: Flask, timeout: float = 5.0) -> None:
         if pipeline is not None:
             pipeline.close(timeout)
     finally:
-        get_server_state(app).store.close()
+        # Also called on apps with MailTrack alone, which have no server state.
+        server = app.extensions.get("mailtrack_server")
+        if server is not None:
+            server.store.close()
