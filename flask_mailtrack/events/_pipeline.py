@@ -58,6 +58,10 @@ JOURNAL_SUFFIX = "-events"
 #: The name of a pipeline's journal files, ``events-<pid>-<random>.journal``.
 _JOURNAL_NAME = "events"
 
+#: Seconds :meth:`Pipeline.close` waits at least for the worker's sink call
+#: in progress.
+_STOP_GRACE = 5.0
+
 #: How often :meth:`Pipeline.drain` looks at the journal folder.
 _DRAIN_POLL = 0.01
 
@@ -203,8 +207,10 @@ class Pipeline:
     def close(self, timeout: float = 5.0) -> None:
         """Stop journaling, seal and close the journal and, in embedded mode,
         give the worker up to ``timeout`` seconds to take this process's
-        last file, then stop it (it finishes or releases the batch in hand)
-        and close the sinks. Calling it again does nothing.
+        last file, then stop it (it finishes or releases the batch in hand:
+        a sink call in progress is waited for, up to 5 seconds even when
+        ``timeout`` is shorter) and close the sinks. Calling it again does
+        nothing.
 
         What the worker did not take stays in the journal folder: the next
         worker on it takes it over.
@@ -220,7 +226,10 @@ class Pipeline:
             if self.worker is not None and self._started:
                 own_files = f"{_JOURNAL_NAME}-{os.getpid()}-*{SUFFIX}"
                 self._wait_for_files(os.path.join(self.directory, own_files), timeout)
-                self.worker.stop(max(0.0, deadline - time.monotonic()))
+                # The sink call in progress is waited for even past the
+                # deadline (within reason): closing a sink under it would
+                # fail the batch, and leave the worker retrying a closed sink.
+                self.worker.stop(max(_STOP_GRACE, deadline - time.monotonic()))
         finally:
             try:
                 if self._own_sinks:
