@@ -158,7 +158,7 @@ def run_worker(
     poll_interval: float,
     flush_timeout: float,
 ) -> None:
-    """Run a :class:`~flask_mailtrack.events._worker.Worker` on the
+    """Run a :class:`~flask_mailtrack.events.Worker` on the
     servers' journal folder, in this (the main) thread, until SIGINT or
     SIGTERM; then deliver due webhooks and close the sinks."""
     if threading.current_thread() is not threading.main_thread():

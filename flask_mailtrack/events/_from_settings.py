@@ -39,7 +39,7 @@ def pipeline_from_settings(
     sender: t.Any = ANY,
     default_outbox: str | None = None,
 ) -> Pipeline | None:
-    """The connected :class:`~flask_mailtrack.events._pipeline.Pipeline`
+    """The connected :class:`~flask_mailtrack.events.Pipeline`
     that ``settings`` configure; ``None`` when they configure no sink.
 
     In ``external`` mode the pipeline only journals: no sink that writes is

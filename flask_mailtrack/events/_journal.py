@@ -117,7 +117,8 @@ class Journal:
     :param directory: The folder of the journal files, shared by the
         processes of one machine and their worker. Created with mode
         ``0700``; an existing one must be this user's and closed to others
-        (see :func:`check_directory`).
+        (no group or other permission bits), and not a symbolic link: a
+        :exc:`~flask_mailtrack.ConfigurationError` says what to fix.
     :param name: Starts this journal's file names (letters, digits, ``_``).
     :param seal_after: Seconds after its first event a file is handed to
         the worker.

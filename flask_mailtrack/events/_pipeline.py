@@ -1,9 +1,9 @@
 """One serving process's part of the events path: :class:`Pipeline`.
 
-A pipeline owns the process's :class:`~flask_mailtrack.events._journal.Journal`
+A pipeline owns the process's :class:`~flask_mailtrack.events.Journal`
 (connected to the event signals: each event is one append), the sinks the
 events go to, and, with ``worker="embedded"``, a
-:class:`~flask_mailtrack.events._worker.Worker` thread that feeds them from
+:class:`~flask_mailtrack.events.Worker` thread that feeds them from
 the journal folder. With ``worker="external"`` the process only journals;
 ``mailtrack worker`` does the rest. Several processes of one server (gunicorn
 workers) may each run an embedded worker on one folder: a journal file
@@ -70,7 +70,8 @@ class Pipeline:
     """A journal, the sinks its events go to, and who feeds them.
 
     :param journal_directory: The journal folder (created with mode 0700;
-        see :func:`~flask_mailtrack.events._journal.check_directory`).
+        an existing one must be this user's and closed to others, as for
+        :class:`Journal`).
         ``None`` makes a private temporary folder, removed by :meth:`close`:
         for sinks that live in memory.
     :param sinks: Where the worker writes events (:class:`Sink`).
@@ -80,7 +81,7 @@ class Pipeline:
     :param own_sinks: Close the sinks in :meth:`close`. ``False`` for sinks
         their user closes.
     :param worker_options: Arguments of
-        :class:`~flask_mailtrack.events._worker.Worker` (``batch_size``,
+        :class:`~flask_mailtrack.events.Worker` (``batch_size``,
         ``poll_interval``, ...).
     :raise ConfigurationError: ``worker`` is neither mode, or the journal
         folder is not safe.
@@ -168,7 +169,7 @@ class Pipeline:
         folder), ``dropped`` (events lost to a full in-memory buffer while
         the disk refused them), ``buffered`` (events waiting for the disk)
         and ``worker`` (the embedded worker's
-        :meth:`~flask_mailtrack.events._worker.Worker.stats`, ``None`` in
+        :meth:`~flask_mailtrack.events.Worker.stats`, ``None`` in
         external mode)."""
         return {
             "mode": self.mode,
