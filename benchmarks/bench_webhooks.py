@@ -32,11 +32,13 @@ import tempfile
 import time
 import typing as t
 
-from flask_mailtrack import TrackingResult
-from flask_mailtrack import WebhookSender
-from flask_mailtrack.events import generate_secret
-
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _wsgi import Receiver  # noqa: E402
+from flask_mailtrack import TrackingResult  # noqa: E402
+from flask_mailtrack import WebhookSender  # noqa: E402
+from flask_mailtrack.events import generate_secret  # noqa: E402
 
 
 def receiver(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
@@ -44,26 +46,6 @@ def receiver(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     start_response("204 No Content", [])
     return []
-
-
-THREADING_RECEIVER = """
-import http.server, sys
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-server.daemon_threads = True
-server.serve_forever()
-"""
 
 
 def _free_port() -> int:
@@ -74,30 +56,34 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_receiver(kind: str, workers: int) -> t.Iterator[str]:
+    if kind != "gunicorn":
+        threading_receiver = Receiver()
+        try:
+            yield threading_receiver.url
+        finally:
+            threading_receiver.stop()
+        return
     port = _free_port()
-    if kind == "gunicorn":
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--chdir",
-            str(HERE),
-            "--worker-class",
-            "gthread",
-            "--workers",
-            str(workers),
-            "--threads",
-            "16",
-            "--keep-alive",
-            "30",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "bench_webhooks:receiver",
-        ]
-    else:
-        command = [sys.executable, "-c", THREADING_RECEIVER, str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(HERE),
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers),
+        "--threads",
+        "16",
+        "--keep-alive",
+        "30",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "bench_webhooks:receiver",
+    ]
     process = subprocess.Popen(command)
     try:
         deadline = time.monotonic() + 30
