@@ -49,7 +49,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import random
 import ssl
 import time
 import typing as t
@@ -58,6 +57,7 @@ from blinker import ANY
 
 from ..exceptions import ConfigurationError
 from ..exceptions import MailTrackError
+from ._backoff import backoff as backoff_delay
 from ._delivery import DeliveryLoop
 from ._outbox import Outbox
 from ._signatures import decode_secret
@@ -283,8 +283,7 @@ class WebhookSender:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
-        delay = min(self.retry_base * 2 ** min(attempts - 1, 62), self.retry_max)
-        return float(delay * random.uniform(0.5, 1.0))
+        return backoff_delay(attempts, self.retry_base, self.retry_max)
 
     # -- inspection and shutdown ----------------------------------------------
 
