@@ -4,8 +4,6 @@ sinks; ``deliver`` is its old name) and ``serve`` (the standalone server,
 
 from __future__ import annotations
 
-import glob
-import os
 import signal
 import threading
 import time
@@ -16,7 +14,7 @@ import click
 from ..configuration import ConfigKeys
 from ..events import EventStore
 from ..events import WebhookSender
-from ..events._journal_files import SUFFIX
+from ..events._journal_files import journal_names
 from ..events._pipeline import EMBEDDED
 from ..events._sinks import Sink
 from ..events._worker import Worker
@@ -238,7 +236,7 @@ def _close_all(sinks: t.Iterable[Sink]) -> None:
 
 
 def _what_is_left(directory: str, webhooks: t.Sequence[WebhookSender]) -> str:
-    files = len(glob.glob(os.path.join(glob.escape(directory), "*" + SUFFIX)))
+    files = len(journal_names(directory))
     left = [f"{files} journal files left" if files else "the journal is empty"]
     for sender in webhooks:
         pending = sender.pending()
