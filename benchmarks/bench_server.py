@@ -33,22 +33,24 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import http.client
 import json
 import os
 import pathlib
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import typing as t
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _gunicorn import free_port  # noqa: E402
+from _gunicorn import get  # noqa: E402
+from _gunicorn import gunicorn  # noqa: E402
+
 SECRET = "benchmark-secret-key-0123456789abcdef"
 WEBHOOK_SECRET = (
     "whsec_" + base64.b64encode(b"benchmark-webhook-key-0123456789").decode()
@@ -67,51 +69,6 @@ function request()
   return wrk.format("GET", paths[i])
 end
 """
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-@contextlib.contextmanager
-def gunicorn(
-    app: str, env: dict[str, str], *, ready: str, extra: t.Sequence[str] = ()
-) -> t.Iterator[int]:
-    """Run ``app`` under gunicorn until the block ends; yield its port."""
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}"]
-    command += ["--log-level", "warning", *extra, app]
-    process = subprocess.Popen(
-        command, cwd=HERE, env={**os.environ, **env}, stdout=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"gunicorn {app} exited with {process.returncode}")
-            try:
-                if get(port, ready)[0] == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def wrk(

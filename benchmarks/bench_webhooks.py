@@ -25,8 +25,6 @@ import contextlib
 import json
 import os
 import pathlib
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ import typing as t
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _gunicorn import gunicorn  # noqa: E402
 from _wsgi import Receiver  # noqa: E402
 from flask_mailtrack import TrackingResult  # noqa: E402
 from flask_mailtrack import WebhookSender  # noqa: E402
@@ -48,12 +47,6 @@ def receiver(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
     return []
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_receiver(kind: str, workers: int) -> t.Iterator[str]:
     if kind != "gunicorn":
@@ -63,41 +56,10 @@ def running_receiver(kind: str, workers: int) -> t.Iterator[str]:
         finally:
             threading_receiver.stop()
         return
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--chdir",
-        str(HERE),
-        "--worker-class",
-        "gthread",
-        "--workers",
-        str(workers),
-        "--threads",
-        "16",
-        "--keep-alive",
-        "30",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "bench_webhooks:receiver",
-    ]
-    process = subprocess.Popen(command)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the receiver did not start"
-                time.sleep(0.05)
+    options = ["--worker-class", "gthread", "--workers", str(workers)]
+    options += ["--threads", "16", "--keep-alive", "30"]
+    with gunicorn("bench_webhooks:receiver", extra=options) as port:
         yield f"http://127.0.0.1:{port}/hook"
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def _fill(sender: WebhookSender, count: int) -> None:
