@@ -19,7 +19,6 @@ kept on the sink object itself.
 from __future__ import annotations
 
 import atexit
-import functools
 import glob
 import logging
 import os
@@ -124,12 +123,7 @@ class Pipeline:
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
-        reference = weakref.ref(self)
-        atexit.register(_close_at_exit, reference)
-        if worker == EMBEDDED and hasattr(os, "register_at_fork"):
-            os.register_at_fork(
-                after_in_child=functools.partial(_restart_after_fork, reference)
-            )
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.mode} {self.journal.directory!r}>"
@@ -220,6 +214,7 @@ class Pipeline:
             if self._closed:
                 return
             self._closed = True
+        _live.discard(self)
         deadline = time.monotonic() + timeout
         try:
             self.journal.disconnect()
@@ -263,19 +258,29 @@ def _close_sinks(sinks: t.Iterable[Sink]) -> None:
             logger.exception("Closing the %s sink failed.", sink.name)
 
 
-def _close_at_exit(reference: weakref.ref[Pipeline]) -> None:
-    pipeline = reference()
-    if pipeline is not None:
+#: Open pipelines, for the exit and fork hooks (as the journals have theirs).
+_live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    for pipeline in list(_live):
         try:
             pipeline.close()
         except Exception:
             logger.exception("Closing the events pipeline at exit failed.")
 
 
-def _restart_after_fork(reference: weakref.ref[Pipeline]) -> None:
-    pipeline = reference()
-    if pipeline is not None:
+def _restart_after_fork() -> None:
+    for pipeline in list(_live):
         pipeline._after_fork_in_child()
+
+
+# Registered after the journal's hooks (this module imports it): at exit,
+# pipelines close before the journals are sealed; in a child, the journals
+# drop the parent's files before the workers start.
+atexit.register(_close_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 # -- the direct API: EventStore(...).connect(), WebhookSender(...).connect() ----

@@ -162,3 +162,30 @@ def test_two_sinks_on_one_file_have_their_own_journals(tmp_path: pathlib.Path) -
         store.disconnect()
         assert store.count() == 1
     assert len(other.events) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_its_own_worker(tmp_path: pathlib.Path) -> None:
+    # A preforking server (gunicorn --preload) makes the app, then forks:
+    # the parent's worker thread does not exist in the child, which starts
+    # its own on the same folder.
+    sink = ListSink()
+    sender = Sender()
+    pipeline = Pipeline(tmp_path / "journal", [sink]).connect(sender)
+    try:
+        # Any worker on the folder may take the child's file: with the
+        # parent's stopped, only the child's own worker can feed its sink.
+        assert pipeline.worker is not None
+        pipeline.worker.stop()
+        pid = os.fork()
+        if pid == 0:  # the child: only os._exit leaves it
+            code = 1
+            try:
+                sent = send(sender, 1).event_id
+                code = 0 if pipeline.drain(WAIT) and sink.events[-1].id == sent else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        pipeline.close()
