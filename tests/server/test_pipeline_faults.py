@@ -204,8 +204,10 @@ class Load:
                 return
             try:
                 status = _get(self.port, path)
-            except OSError:
-                status = 0  # a SIGKILLed worker: the hit was not answered
+            except (OSError, http.client.HTTPException):
+                # A SIGKILLed worker: no answer, or one cut off before its
+                # body (IncompleteRead); either way the hit was not answered.
+                status = 0
             with self._lock:
                 if status == 200:
                     self.answered.add(n)
