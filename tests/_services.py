@@ -20,16 +20,20 @@ POSTGRES_VARIABLE = "MAILTRACK_TEST_POSTGRES_URL"
 REDIS_VARIABLE = "MAILTRACK_TEST_REDIS_URL"
 
 
-def service_url(variable: str) -> str:
-    """The URL in ``variable``; skips the test (fails it under
-    ``MAILTRACK_REQUIRE_SERVICES=1``) when it is not set."""
-    url = os.environ.get(variable)
-    if url:
-        return url
-    message = f"{variable} is not set (start the servers with .ci/services)"
+def unavailable(message: str) -> t.NoReturn:
+    """Skip the test for want of a server; fail it under
+    ``MAILTRACK_REQUIRE_SERVICES=1``."""
     if os.environ.get("MAILTRACK_REQUIRE_SERVICES") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def service_url(variable: str) -> str:
+    """The URL in ``variable``; :func:`unavailable` when it is not set."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    unavailable(f"{variable} is not set (start the servers with .ci/services)")
 
 
 def with_search_path(url: str, schema: str) -> str:
