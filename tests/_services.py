@@ -1,9 +1,9 @@
 """The real PostgreSQL and Redis servers some tests need.
 
 ``.ci/services start DIR`` starts both on loopback ports and prints their
-URLs as ``MAILTRACK_TEST_POSTGRES_URL`` and ``MAILTRACK_TEST_REDIS_URL``.
+URLs as ``TEST_MAILTRACK_POSTGRES_URL`` and ``TEST_MAILTRACK_REDIS_URL``.
 Without them the tests that need a server are skipped, unless
-``MAILTRACK_REQUIRE_SERVICES=1`` (set by CI), under which a missing server
+``TEST_MAILTRACK_REQUIRE_SERVICES=1`` (set by CI), under which a missing server
 fails the run. No test mocks either server.
 """
 
@@ -16,14 +16,14 @@ import uuid
 
 import pytest
 
-POSTGRES_VARIABLE = "MAILTRACK_TEST_POSTGRES_URL"
-REDIS_VARIABLE = "MAILTRACK_TEST_REDIS_URL"
+POSTGRES_VARIABLE = "TEST_MAILTRACK_POSTGRES_URL"
+REDIS_VARIABLE = "TEST_MAILTRACK_REDIS_URL"
 
 
 def unavailable(message: str) -> t.NoReturn:
     """Skip the test for want of a server; fail it under
-    ``MAILTRACK_REQUIRE_SERVICES=1``."""
-    if os.environ.get("MAILTRACK_REQUIRE_SERVICES") == "1":
+    ``TEST_MAILTRACK_REQUIRE_SERVICES=1``."""
+    if os.environ.get("TEST_MAILTRACK_REQUIRE_SERVICES") == "1":
         pytest.fail(message)
     pytest.skip(message)
 
