@@ -1,11 +1,13 @@
-"""The embedded event store: :class:`EventStore`.
+"""The event store: :class:`EventStore`.
 
-Every open and click, kept in a SQLite file, with the statistics a sender
-wants: opens and clicks, unique per recipient, per link, click-through, and
-each split between people and machines (mail privacy proxies, link
-scanners)::
+Every open and click, kept in a SQLite file (the embedded default) or a
+PostgreSQL database (shared by several machines), with the statistics a
+sender wants: opens and clicks, unique per recipient, per link,
+click-through, and each split between people and machines (mail privacy
+proxies, link scanners)::
 
     store = EventStore("mailtrack.sqlite3")
+    # or EventStore("postgresql://mailtrack:secret@db.internal/mailtrack")
     ...
     store.stats(campaign="spring-sale", since=datetime(2026, 3, 1))
 
@@ -13,14 +15,15 @@ The store is a :class:`~flask_mailtrack.events._sinks.Sink`: the worker
 (``mailtrack worker``, or a thread of the serving process) writes it in
 batches from the journal, so a tracking request never touches it. Reading it
 (statistics, timelines, exports) never writes: a stats page waits for a
-database lock at worst, a tracking hit never. It suits one server (or
-several processes of one server sharing the file).
+database lock at worst, a tracking hit never. An SQLite file suits one
+server (or several processes of one server sharing it); PostgreSQL, any
+number.
 
 One row per event id
 --------------------
 
-The event id is unique in the table and every write is ``INSERT OR
-IGNORE``: a batch offered twice (a worker killed after committing it, before
+The event id is unique in the table and a write skips the ids already
+stored: a batch offered twice (a worker killed after committing it, before
 noting so) adds nothing the second time. An event the store can never take
 (no id, type or timestamp, a value of the wrong type) is logged and kept in
 the table ``mailtrack_rejected`` with its raw body and the reason, so one bad
@@ -38,6 +41,32 @@ them together. When none is present, the whole metadata identifies the
 recipient. Put a per-recipient value in the metadata to get meaningful
 unique counts. The identity is computed when an event is recorded, so
 changing ``identity_keys`` affects new events only.
+
+Rollups: which reads scan the events
+------------------------------------
+
+Each batch also updates, in its transaction and for the events it newly
+inserted only, counts per hour (type, link, machine label) and, per
+recipient, the last time they opened or clicked (each link), for every
+event and per value of each of the store's ``dimensions`` (by default
+``campaign``). These answer, without reading the events:
+
+- :meth:`~EventStore.stats` with no ``since`` or ``until`` and at most one
+  filter, on a dimension, with a str value;
+- :meth:`~EventStore.timeline` with the same filters, buckets of whole
+  hours, and ``since`` and ``until`` on whole hours (or unset).
+
+Anything else (a time range, another metadata key, several filters, a value
+that is not a str) reads the matching events, as exact, slower on a large
+store. A dimension's rollups count the events whose value for it is a str,
+or an integer (not a bool, within 64 bits) counted as its decimal text: the
+filter ``campaign="42"`` finds ``42`` and ``"42"``, whichever way it is
+read. Dimensions added later are rolled up from the stored events when a
+store declaring them opens the database (or by ``mailtrack db upgrade``).
+
+The schema has a version; a store brings it up to date when it opens the
+database, unless made with ``migrate=False`` (for operators who migrate by
+hand with ``mailtrack db upgrade``).
 """
 
 from __future__ import annotations
@@ -106,12 +135,13 @@ def _text(data: Mapping[str, t.Any], key: str, *, required: bool = False) -> t.A
 
 
 class EventStore:
-    """Keeps tracking events in SQLite and answers statistics about them.
+    """Keeps tracking events in SQLite or PostgreSQL and answers statistics
+    about them.
 
     A :class:`~flask_mailtrack.events._sinks.Sink` named ``"store"``: the
     worker writes it with :meth:`write`. Safe to share between threads, and
-    between processes using the same file (WAL mode; writers wait for each
-    other, readers wait for no one).
+    between processes using the same database (SQLite in WAL mode: writers
+    wait for each other, readers wait for no one).
 
     :param database: The SQLite file, created (with its schema) when
         missing, ``":memory:"`` for a store that lives as long as the object,
@@ -255,8 +285,9 @@ class EventStore:
         ``mailtrack_rejected`` and skipped; the others are written.
 
         :param events: Journaled events, as the worker reads them.
-        :raise sqlite3.Error: the database failed (locked beyond the busy
-            timeout, disk full): nothing of the batch was written.
+        :raise Exception: the database failed (:exc:`sqlite3.Error`: locked
+            beyond the busy timeout, disk full; :exc:`psycopg.Error`: the
+            server is down): nothing of the batch was written.
 
         .. versionadded:: 0.2
         """
