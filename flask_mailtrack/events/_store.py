@@ -74,7 +74,6 @@ from __future__ import annotations
 import datetime
 import importlib
 import logging
-import math
 import os
 import time
 import typing as t
@@ -97,19 +96,13 @@ from ._store_backend import StoreBackend
 from ._store_backend import StoredEvent
 from ._store_export import write_csv
 from ._store_export import write_jsonl
+from ._store_rows import DEFAULT_IDENTITY_KEYS
+from ._store_rows import event_row
+from ._store_rows import identity
+from ._store_rows import record_row
+from ._store_rows import RejectedEvent
 from ._store_stats import assemble_stats
 from ._store_stats import assemble_timeline
-
-#: Metadata keys that identify a recipient, for unique counts.
-DEFAULT_IDENTITY_KEYS = (
-    "message_id",
-    "recipient",
-    "email",
-    "user_id",
-    "customer_id",
-    "subscriber_id",
-    "contact_id",
-)
 
 _DEPRECATED_OPTIONS = ("buffered", "max_buffer", "flush_interval")
 
@@ -119,19 +112,6 @@ Event = t.Union[TrackingResult, Mapping[str, t.Any]]
 
 #: Metadata keys rolled up by default (see :class:`EventStore`).
 DEFAULT_DIMENSIONS = ("campaign",)
-
-
-class RejectedEvent(ValueError):
-    """An event the store can never take; the message says why."""
-
-
-def _text(data: Mapping[str, t.Any], key: str, *, required: bool = False) -> t.Any:
-    value = data.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise RejectedEvent(f"{key!r} is not a non-empty string")
-    return value
 
 
 class EventStore:
@@ -323,10 +303,7 @@ class EventStore:
 
     def identity(self, metadata: Mapping[str, t.Any]) -> str:
         """The recipient identity of ``metadata``, for unique counts."""
-        present = [
-            [key, metadata[key]] for key in self.identity_keys if key in metadata
-        ]
-        return dumps(present if present else metadata, sort_keys=True)
+        return identity(metadata, self.identity_keys)
 
     def record(self, event: Event) -> bool:
         """Store one event at once: a :class:`TrackingResult`, or an event
@@ -345,44 +322,10 @@ class EventStore:
         return result.inserted == 1
 
     def _record_row(self, event: EventRecord) -> StoredEvent:
-        if event.data.get("id") != event.id:
-            raise RejectedEvent("its id is not the id of its record")
-        try:
-            body = event.body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RejectedEvent("its body is not UTF-8") from None
-        return self._row(event.data, body)
+        return record_row(event, self.identity_keys)
 
     def _row(self, data: Mapping[str, t.Any], body: str) -> StoredEvent:
-        """The table row of the event ``data`` whose JSON is ``body``.
-
-        :raise RejectedEvent: ``data`` lacks what the table needs.
-        """
-        if not isinstance(data, Mapping):
-            raise RejectedEvent("not a JSON object")
-        timestamp = data.get("timestamp")
-        if (
-            not isinstance(timestamp, (int, float))
-            or isinstance(timestamp, bool)
-            or not math.isfinite(timestamp)
-        ):
-            raise RejectedEvent("'timestamp' is not a number of seconds")
-        metadata = data.get("metadata")
-        if metadata is None:
-            metadata = {}
-        elif not isinstance(metadata, Mapping):
-            raise RejectedEvent("'metadata' is not an object")
-        return StoredEvent(
-            _text(data, "id", required=True),
-            _text(data, "type", required=True),
-            int(timestamp),
-            _text(data, "machine"),
-            _text(data, "tracked_url"),
-            self.identity(metadata),
-            dumps(metadata),
-            body,
-            metadata,
-        )
+        return event_row(data, body, self.identity_keys)
 
     # -- reading ----------------------------------------------------------------
 
