@@ -17,6 +17,8 @@ from flask_mailtrack import EventStore
 from flask_mailtrack.events._encoding import encode_event
 from flask_mailtrack.events._sinks import EventRecord
 
+from _store_v1 import version_1_file
+
 #: 2024-01-31T18:00:00Z: the random events cross a month boundary.
 T0 = 1_706_724_000
 HOUR = 3600
@@ -206,35 +208,6 @@ def test_a_new_dimension_is_backfilled(database: str) -> None:
 
 
 # -- migrations (SQLite: PostgreSQL never had version 1) -------------------------
-
-V1_SCHEMA = """
-CREATE TABLE mailtrack_events (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    occurred_at INTEGER NOT NULL,
-    machine TEXT,
-    tracked_url TEXT,
-    identity TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX mailtrack_events_time ON mailtrack_events (occurred_at);
-"""
-
-
-def version_1_file(path: t.Any, events: list[EventRecord]) -> None:
-    """An event store as flask-mailtrack 0.2 left it: the events alone."""
-    with EventStore(":memory:") as rows:
-        values = [rows._record_row(event)[:8] for event in events]
-    with sqlite3.connect(path) as db:
-        db.executescript(V1_SCHEMA)
-        db.executemany(
-            "INSERT INTO mailtrack_events (event_id, type, occurred_at, machine,"
-            " tracked_url, identity, metadata, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
-    db.close()
 
 
 def test_a_version_1_file_is_migrated_with_its_rollups(tmp_path: t.Any) -> None:
