@@ -147,11 +147,8 @@ class EventStore:
 
     .. versionchanged:: 0.2
         A sink written by the worker (:meth:`write`); reads never write.
-        Added ``busy_timeout``.
-
-    .. versionchanged:: 0.3
-        ``database`` may be a URL, PostgreSQL's among them. Added
-        ``dimensions`` and ``migrate``.
+        Added ``busy_timeout``. ``database`` (was ``path``) may be a URL,
+        PostgreSQL's among them. Added ``dimensions`` and ``migrate``.
 
     .. deprecated:: 0.2
         ``buffered``, ``max_buffer`` and ``flush_interval``: no process
@@ -213,14 +210,14 @@ class EventStore:
     def kind(self) -> str:
         """The database: ``"sqlite"`` or ``"postgresql"``.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         return self._backend.kind
 
     def schema_version(self) -> int:
         """The version of the database's schema.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         return self._backend.schema_version()
 
@@ -230,7 +227,7 @@ class EventStore:
 
         :return: The schema version.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         return self._backend.upgrade()
 
