@@ -17,8 +17,8 @@ import click
 from .._isotime import parse_time
 from ..configuration import ConfigKeys
 from ..events import EventStore
-from ..events._store_queries import check_filter_name
-from ..events._store_queries import QUERY_PARAMETERS
+from ..events._store_backend import check_filter_name
+from ..events._store_backend import QUERY_PARAMETERS
 from ..server import DEFAULT_DATABASE
 from ._groups import shared_command
 from ._settings import CommandSettings
