@@ -29,7 +29,6 @@ import calendar
 import time
 import typing as t
 
-
 if t.TYPE_CHECKING:  # pragma: no cover
     import psycopg
 
