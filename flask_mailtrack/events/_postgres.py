@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import typing as t
 import urllib.parse
 
@@ -108,7 +109,10 @@ class PostgresPool:
 
     Connections are opened when needed and up to ``max_idle`` are kept for
     reuse. One that failed (the server restarted, the network broke) is
-    closed rather than reused, so the next use opens a fresh one. A pool
+    closed rather than reused, so the next use opens a fresh one; one idle
+    for longer than ``check_after`` seconds is checked with an empty query
+    before it is handed out, as the server may have closed it meanwhile
+    (a restart, ``idle_session_timeout``, a proxy). A pool
     inherited by a forked child starts afresh, leaving the parent's
     connections alone.
 
@@ -119,6 +123,8 @@ class PostgresPool:
         forever.
     :param connect_timeout: Seconds to wait for the server when connecting.
     :param max_idle: Idle connections kept open.
+    :param check_after: Seconds of idleness after which a connection is
+        checked before use.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class PostgresPool:
         lock_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_idle: int = 4,
+        check_after: float = 5.0,
     ) -> None:
         #: The psycopg module.
         self.psycopg = import_psycopg()
@@ -137,8 +144,12 @@ class PostgresPool:
         self._lock_timeout_ms = max(0, round(lock_timeout * 1000))
         self._connect_timeout = max(1, round(connect_timeout))
         self._max_idle = max_idle
+        #: Seconds of idleness after which a connection is checked.
+        self.check_after = check_after
         self._lock = threading.Lock()
-        self._idle: list[psycopg.Connection[t.Any]] = []
+        #: Idle connections, each with the ``time.monotonic()`` it was
+        #: given back at; the most recent last.
+        self._idle: list[tuple[psycopg.Connection[t.Any], float]] = []
         self._pid = os.getpid()
         self._closed = False
 
@@ -147,8 +158,11 @@ class PostgresPool:
 
     def _open(self) -> psycopg.Connection[t.Any]:
         try:
+            # Autocommit: a statement outside a transaction() block is a
+            # transaction of its own, and transaction() is BEGIN ... COMMIT
+            # (not a savepoint of a transaction begun by a read before it).
             connection = self.psycopg.connect(
-                self._url, connect_timeout=self._connect_timeout
+                self._url, connect_timeout=self._connect_timeout, autocommit=True
             )
         except self.psycopg.ProgrammingError as e:
             # libpq refused the URL itself: a setting to fix, not an outage.
@@ -165,7 +179,6 @@ class PostgresPool:
             # A per-session setting rather than a connection option: options
             # given to connect() would replace those of the URL.
             connection.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
-            connection.commit()
         except BaseException:
             connection.close()
             raise
@@ -181,8 +194,8 @@ class PostgresPool:
 
     @contextlib.contextmanager
     def connection(self) -> t.Iterator[psycopg.Connection[t.Any]]:
-        """A connection for the ``with`` block, outside any transaction when
-        given and when taken back (what the block left open is rolled back).
+        """A connection for the ``with`` block, in autocommit mode: use its
+        ``transaction()`` for a transaction.
 
         psycopg's errors leave the block with the URL's password removed
         from their message.
@@ -190,10 +203,7 @@ class PostgresPool:
         if self._closed:
             raise RuntimeError(f"The database {self.display_url!r} has been closed.")
         self._check_fork()
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        if connection is None:
-            connection = self._open()
+        connection = self._take()
         try:
             yield connection
         except self.psycopg.Error as e:
@@ -204,19 +214,32 @@ class PostgresPool:
         finally:
             self._put_back(connection)
 
-    def _put_back(self, connection: psycopg.Connection[t.Any]) -> None:
-        keep = False
-        if not connection.closed and not connection.broken:
+    def _take(self) -> psycopg.Connection[t.Any]:
+        """An idle connection that works, or a new one."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                connection, since = self._idle.pop()
+            if time.monotonic() - since < self.check_after:
+                return connection
             try:
-                connection.rollback()  # nothing when idle
-                keep = True
+                connection.execute("")
             except self.psycopg.Error:
-                pass
+                connection.close()
+                continue
+            return connection
+        return self._open()
+
+    def _put_back(self, connection: psycopg.Connection[t.Any]) -> None:
+        idle = self.psycopg.pq.TransactionStatus.IDLE
+        keep = not connection.closed and not connection.broken
+        keep = keep and connection.info.transaction_status == idle
         with self._lock:
             keep = keep and not self._closed and self._pid == os.getpid()
             keep = keep and len(self._idle) < self._max_idle
             if keep:
-                self._idle.append(connection)
+                self._idle.append((connection, time.monotonic()))
         if not keep:
             connection.close()
 
@@ -236,5 +259,5 @@ class PostgresPool:
         if self._pid != os.getpid():
             _INHERITED.extend(idle)
             return
-        for connection in idle:
+        for connection, _ in idle:
             connection.close()

@@ -4,35 +4,20 @@ workers and servers of every machine.
 ``EventStore("postgresql://user:password@host/db")`` (or
 ``MAILTRACK_DATABASE``) uses it; psycopg 3 (the ``postgres`` extra) is
 imported then and only then. ``_store_backend`` says what each method does,
-``_postgres_schema`` what the tables look like, ``_postgres_queries`` how
-they are read.
+``_postgres_schema`` what the tables look like, ``_postgres_write`` and
+``_postgres_queries`` how they are written and read.
 
-Writing a batch
----------------
-
-One transaction per batch, in the fastest idempotent way measured
-(``benchmarks/bench_postgres.py``): ``COPY`` into a temporary staging
-table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING
-event_id`` into the events, so that only the events this transaction
-inserted are rolled up; then the rollup changes of those, computed in
-Python (``_store_rollups``), staged by ``COPY`` and upserted. A writer
-offering an event that another writer has inserted but not committed waits
-for that transaction: it skips the event if the other commits, stores it if
-the other rolls back, so two workers offering the same batch at once count
-it once. Keys are inserted in sorted order, so two writers cannot deadlock.
-
-Each month's partition of ``mailtrack_events`` is created by the first
-writer that needs it, under an advisory lock. An event PostgreSQL cannot
+A batch is one transaction (``_postgres_write`` says how). Each month's
+partition of ``mailtrack_events`` is created by the first writer that needs
+it, under an advisory lock. An event PostgreSQL cannot
 take (a NUL character, a lone surrogate, a ``\\u0000`` in its metadata, a
 time outside the years 1 to 9999) is set aside in ``mailtrack_rejected``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 import typing as t
 import weakref
 
@@ -47,6 +32,13 @@ from ._postgres_queries import snapshot
 from ._postgres_queries import stats_from_events
 from ._postgres_queries import stats_from_rollups
 from ._postgres_queries import whole_seconds
+from ._postgres_write import apply_rollup
+from ._postgres_write import LINK_TIMES
+from ._postgres_write import RECIPIENT_TIMES
+from ._postgres_write import SELECT
+from ._postgres_write import stored_event
+from ._postgres_write import unstorable
+from ._postgres_write import write_batch
 from ._store_backend import HOUR
 from ._store_backend import POSTGRESQL
 from ._store_backend import Query
@@ -64,93 +56,8 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("flask_mailtrack.store")
 
-_COLUMNS = "event_id, type, occurred_at, machine, tracked_url, identity, metadata, data"
-
-#: The columns of :func:`stored_event`.
-_SELECT = (
-    "event_id, type, occurred_at, machine, tracked_url, identity, metadata::text, data"
-)
-
-_INSERT_EVENTS = (
-    f"INSERT INTO mailtrack_events (id, {_COLUMNS})"
-    " SELECT id, event_id, type, occurred_at, machine, tracked_url, identity,"
-    " metadata::jsonb, data FROM mailtrack_staged_events ORDER BY event_id"
-    " ON CONFLICT DO NOTHING RETURNING event_id"
-)
-
-_HOURLY_KEY = "dimension, value, hour, type, url, machine"
-_RECIPIENT_TIMES = (
-    "opened_human",
-    "opened_machine",
-    "clicked_human",
-    "clicked_machine",
-)
-_LINK_TIMES = ("human", "machine")
-
-
-def _upsert_latest(table: str, key: str, times: tuple[str, ...]) -> str:
-    """Insert the staged rows of ``table``, or keep the later of each time;
-    rows that would not change are left alone (no new row version)."""
-    sets = ", ".join(f"{c} = GREATEST(t.{c}, excluded.{c})" for c in times)
-    later = " OR ".join(f"excluded.{c} > t.{c}" for c in times)
-    return (
-        f"INSERT INTO {table} AS t SELECT * FROM mailtrack_staged_{table[10:]}"
-        f" ORDER BY {key} ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {later}"
-    )
-
-
-_UPSERTS = (
-    (
-        "mailtrack_staged_hourly",
-        "hourly_rows",
-        "INSERT INTO mailtrack_hourly AS t SELECT * FROM mailtrack_staged_hourly"
-        f" ORDER BY {_HOURLY_KEY} ON CONFLICT ({_HOURLY_KEY})"
-        " DO UPDATE SET n = t.n + excluded.n",
-    ),
-    (
-        "mailtrack_staged_recipients",
-        "recipient_rows",
-        _upsert_latest(
-            "mailtrack_recipients", "dimension, value, identity", _RECIPIENT_TIMES
-        ),
-    ),
-    (
-        "mailtrack_staged_link_recipients",
-        "link_recipient_rows",
-        _upsert_latest(
-            "mailtrack_link_recipients", "dimension, value, url, identity", _LINK_TIMES
-        ),
-    ),
-)
-
-_REJECT = (
-    "INSERT INTO mailtrack_rejected (event_id, body, reason, rejected_at)"
-    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-)
-
-#: Events read per page while backfilling or recomputing rollups.
+#: Events read per page while backfilling rollups.
 _BACKFILL_PAGE = 5000
-
-
-def stored_event(row: t.Sequence[t.Any]) -> StoredEvent:
-    """A :class:`StoredEvent` from a row of ``SELECT {_SELECT}``.
-
-    The values come from the event as received (``data``), not from
-    ``jsonb``, which writes numbers its own way (``1e+16`` as
-    ``10000000000000000``, an integer to Python): rollups recomputed from
-    stored events see what the write saw.
-    """
-    event_id, kind, occurred_at, machine, url, identity, metadata, data = row
-    values = json.loads(data).get("metadata") or {}
-    return StoredEvent(
-        event_id, kind, occurred_at, machine, url, identity, metadata, data, values
-    )
-
-
-def _clean_text(text: str) -> str:
-    """``text`` as PostgreSQL can store it: no NUL, no lone surrogate."""
-    text = text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class PostgresBackend:
@@ -235,6 +142,9 @@ class PostgresBackend:
 
     def upgrade(self) -> int:
         with self.db.connection() as connection:
+            staged = schema.version(connection) == SCHEMA_VERSION
+            if staged:  # staging tables are made after the tables they copy
+                self._ensure_staging(connection)
             with connection.transaction():
                 schema.lock_schema(connection)
                 # Looked at under the lock: another process may have migrated.
@@ -252,6 +162,8 @@ class PostgresBackend:
                 recorded = schema.recorded_dimensions(connection)
                 missing = [d for d in self.dimensions if d not in recorded]
                 if missing:
+                    if not staged:
+                        connection.execute(schema.STAGING)
                     self._backfill(connection, missing)
                     connection.cursor().executemany(
                         "INSERT INTO mailtrack_dimensions VALUES (%s)",
@@ -263,23 +175,27 @@ class PostgresBackend:
         self, connection: psycopg.Connection[t.Any], dimensions: list[str]
     ) -> None:
         """Roll up every stored event for ``dimensions``, a page at a time."""
-        self._ensure_staging(connection)
         after = (-(2**63), -(2**63))
         while True:
             rows = connection.execute(
-                f"SELECT occurred_at, id, {_SELECT} FROM mailtrack_events"
+                f"SELECT occurred_at, id, {SELECT} FROM mailtrack_events"
                 " WHERE (occurred_at, id) > (%s, %s) ORDER BY occurred_at, id LIMIT %s",
                 (*after, _BACKFILL_PAGE),
             ).fetchall()
             if not rows:
                 return
             events = [stored_event(row[2:]) for row in rows]
-            self._apply(connection, rollup(events, dimensions, everything=False))
+            changes = rollup(events, dimensions, everything=False)
+            apply_rollup(connection, changes, again=True)
             after = (rows[-1][0], rows[-1][1])
 
     def _ensure_staging(self, connection: psycopg.Connection[t.Any]) -> None:
+        """Create the connection's staging tables, committed, so that a
+        transaction rolled back later does not take them away; the
+        connection must be outside a transaction."""
         if connection not in self._staged:
-            connection.execute(schema.STAGING)
+            with connection.transaction():
+                connection.execute(schema.STAGING)
             self._staged.add(connection)
 
     # -- writing ----------------------------------------------------------------
@@ -302,8 +218,9 @@ class PostgresBackend:
         with self.db.connection() as connection:
             for _ in range(3):
                 self._ensure_partitions(connection, batch)
+                self._ensure_staging(connection)
                 try:
-                    result.inserted = self._write(
+                    result.inserted = write_batch(
                         connection, batch, [*rejected, *result.rejected]
                     )
                     return result
@@ -332,57 +249,6 @@ class PostgresBackend:
             with self._lock:
                 self._months |= missing
 
-    def _write(
-        self,
-        connection: psycopg.Connection[t.Any],
-        events: list[StoredEvent],
-        rejected: t.Sequence[Rejection],
-    ) -> int:
-        """Write ``events`` and ``rejected`` in one transaction; return how
-        many events were inserted."""
-        inserted: list[StoredEvent] = []
-        with connection.transaction():
-            self._ensure_staging(connection)
-            schema.lock_schema(connection, shared=True)
-            if events:
-                cursor = connection.cursor()
-                with cursor.copy(
-                    f"COPY mailtrack_staged_events ({_COLUMNS}) FROM STDIN"
-                ) as copy:
-                    for event in events:
-                        copy.write_row(event[:8])
-                new = {row[0] for row in cursor.execute(_INSERT_EVENTS).fetchall()}
-                if len(new) == len(events):
-                    inserted = events
-                else:
-                    inserted = [event for event in events if event.event_id in new]
-            if inserted:
-                dimensions = schema.recorded_dimensions(connection)
-                self._apply(connection, rollup(inserted, dimensions))
-            if rejected:
-                now = time.time()
-                connection.cursor().executemany(
-                    _REJECT,
-                    [
-                        (_clean_text(r.event_id), r.body, _clean_text(r.reason), now)
-                        for r in rejected
-                    ],
-                )
-        return len(inserted)
-
-    def _apply(self, connection: psycopg.Connection[t.Any], changes: Rollup) -> None:
-        """Add ``changes`` to the rollup tables, in the current transaction."""
-        cursor = connection.cursor()
-        for staging, rows_of, upsert in _UPSERTS:
-            rows = getattr(changes, rows_of)()
-            if not rows:
-                continue
-            with cursor.copy(f"COPY {staging} FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(upsert)
-            cursor.execute(f"TRUNCATE {staging}")
-
     def _sort_out(
         self,
         connection: psycopg.Connection[t.Any],
@@ -393,31 +259,12 @@ class PostgresBackend:
         aside in ``result``; looked at one by one, after a batch failed."""
         storable = []
         for event in events:
-            reason = self._unstorable(connection, event)
+            reason = unstorable(connection, event)
             if reason is None:
                 storable.append(event)
             else:
                 self._set_aside(result, event, reason)
         return storable
-
-    def _unstorable(
-        self, connection: psycopg.Connection[t.Any], event: StoredEvent
-    ) -> str | None:
-        for value in event[:8]:
-            if not isinstance(value, str):
-                continue
-            if "\x00" in value:
-                return "a NUL character, which PostgreSQL cannot store"
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as e:
-                return f"a value PostgreSQL cannot store ({e})"
-        try:
-            with connection.transaction():
-                connection.execute("SELECT %s::jsonb", (event.metadata,))
-        except self._errors.DataError as e:
-            return f"metadata PostgreSQL cannot store ({e.diag.message_primary})"
-        return None
 
     # -- reading ----------------------------------------------------------------
 
@@ -457,6 +304,7 @@ class PostgresBackend:
         before = whole_seconds(cutoff)
         deleted = 0
         with self.db.connection() as connection:
+            self._ensure_staging(connection)
             with connection.transaction():
                 schema.lock_partitions(connection)
                 for month, name in sorted(schema.partitions(connection).items()):
@@ -486,17 +334,16 @@ class PostgresBackend:
             # The hour the cutoff splits: counted again from what is left.
             connection.execute("DELETE FROM mailtrack_hourly WHERE hour = %s", (hour,))
             rows = connection.execute(
-                f"SELECT {_SELECT} FROM mailtrack_events"
+                f"SELECT {SELECT} FROM mailtrack_events"
                 " WHERE occurred_at >= %s AND occurred_at < %s",
                 (hour, hour + HOUR),
             ).fetchall()
             recorded = schema.recorded_dimensions(connection)
             changes = rollup(map(stored_event, rows), recorded)
-            self._ensure_staging(connection)
-            self._apply(connection, Rollup(hourly=changes.hourly))
+            apply_rollup(connection, Rollup(hourly=changes.hourly))
         for table, names in (
-            ("mailtrack_recipients", _RECIPIENT_TIMES),
-            ("mailtrack_link_recipients", _LINK_TIMES),
+            ("mailtrack_recipients", RECIPIENT_TIMES),
+            ("mailtrack_link_recipients", LINK_TIMES),
         ):
             older = " OR ".join(f"({c} > 0 AND {c} < %(cutoff)s)" for c in names)
             sets = ", ".join(
