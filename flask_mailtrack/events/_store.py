@@ -1,11 +1,13 @@
-"""The embedded event store: :class:`EventStore`.
+"""The event store: :class:`EventStore`.
 
-Every open and click, kept in a SQLite file, with the statistics a sender
-wants: opens and clicks, unique per recipient, per link, click-through, and
-each split between people and machines (mail privacy proxies, link
-scanners)::
+Every open and click, kept in a SQLite file (the embedded default) or a
+PostgreSQL database (shared by several machines), with the statistics a
+sender wants: opens and clicks, unique per recipient, per link,
+click-through, and each split between people and machines (mail privacy
+proxies, link scanners)::
 
     store = EventStore("mailtrack.sqlite3")
+    # or EventStore("postgresql://mailtrack:secret@db.internal/mailtrack")
     ...
     store.stats(campaign="spring-sale", since=datetime(2026, 3, 1))
 
@@ -13,14 +15,15 @@ The store is a :class:`~flask_mailtrack.events._sinks.Sink`: the worker
 (``mailtrack worker``, or a thread of the serving process) writes it in
 batches from the journal, so a tracking request never touches it. Reading it
 (statistics, timelines, exports) never writes: a stats page waits for a
-database lock at worst, a tracking hit never. It suits one server (or
-several processes of one server sharing the file).
+database lock at worst, a tracking hit never. An SQLite file suits one
+server (or several processes of one server sharing it); PostgreSQL, any
+number.
 
 One row per event id
 --------------------
 
-The event id is unique in the table and every write is ``INSERT OR
-IGNORE``: a batch offered twice (a worker killed after committing it, before
+The event id is unique in the table and a write skips the ids already
+stored: a batch offered twice (a worker killed after committing it, before
 noting so) adds nothing the second time. An event the store can never take
 (no id, type or timestamp, a value of the wrong type) is logged and kept in
 the table ``mailtrack_rejected`` with its raw body and the reason, so one bad
@@ -38,6 +41,32 @@ them together. When none is present, the whole metadata identifies the
 recipient. Put a per-recipient value in the metadata to get meaningful
 unique counts. The identity is computed when an event is recorded, so
 changing ``identity_keys`` affects new events only.
+
+Rollups: which reads scan the events
+------------------------------------
+
+Each batch also updates, in its transaction and for the events it newly
+inserted only, counts per hour (type, link, machine label) and, per
+recipient, the last time they opened or clicked (each link), for every
+event and per value of each of the store's ``dimensions`` (by default
+``campaign``). These answer, without reading the events:
+
+- :meth:`~EventStore.stats` with no ``since`` or ``until`` and at most one
+  filter, on a dimension, with a str value;
+- :meth:`~EventStore.timeline` with the same filters, buckets of whole
+  hours, and ``since`` and ``until`` on whole hours (or unset).
+
+Anything else (a time range, another metadata key, several filters, a value
+that is not a str) reads the matching events, as exact, slower on a large
+store. A dimension's rollups count the events whose value for it is a str,
+or an integer (not a bool, within 64 bits) counted as its decimal text: the
+filter ``campaign="42"`` finds ``42`` and ``"42"``, whichever way it is
+read. Dimensions added later are rolled up from the stored events when a
+store declaring them opens the database (or by ``mailtrack db upgrade``).
+
+The schema has a version; a store brings it up to date when it opens the
+database, unless made with ``migrate=False`` (for operators who migrate by
+hand with ``mailtrack db upgrade``).
 """
 
 from __future__ import annotations
@@ -45,7 +74,6 @@ from __future__ import annotations
 import datetime
 import importlib
 import logging
-import math
 import os
 import time
 import typing as t
@@ -68,19 +96,13 @@ from ._store_backend import StoreBackend
 from ._store_backend import StoredEvent
 from ._store_export import write_csv
 from ._store_export import write_jsonl
+from ._store_rows import DEFAULT_IDENTITY_KEYS
+from ._store_rows import event_row
+from ._store_rows import identity
+from ._store_rows import record_row
+from ._store_rows import RejectedEvent
 from ._store_stats import assemble_stats
 from ._store_stats import assemble_timeline
-
-#: Metadata keys that identify a recipient, for unique counts.
-DEFAULT_IDENTITY_KEYS = (
-    "message_id",
-    "recipient",
-    "email",
-    "user_id",
-    "customer_id",
-    "subscriber_id",
-    "contact_id",
-)
 
 _DEPRECATED_OPTIONS = ("buffered", "max_buffer", "flush_interval")
 
@@ -92,26 +114,14 @@ Event = t.Union[TrackingResult, Mapping[str, t.Any]]
 DEFAULT_DIMENSIONS = ("campaign",)
 
 
-class RejectedEvent(ValueError):
-    """An event the store can never take; the message says why."""
-
-
-def _text(data: Mapping[str, t.Any], key: str, *, required: bool = False) -> t.Any:
-    value = data.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise RejectedEvent(f"{key!r} is not a non-empty string")
-    return value
-
-
 class EventStore:
-    """Keeps tracking events in SQLite and answers statistics about them.
+    """Keeps tracking events in SQLite or PostgreSQL and answers statistics
+    about them.
 
     A :class:`~flask_mailtrack.events._sinks.Sink` named ``"store"``: the
     worker writes it with :meth:`write`. Safe to share between threads, and
-    between processes using the same file (WAL mode; writers wait for each
-    other, readers wait for no one).
+    between processes using the same database (SQLite in WAL mode: writers
+    wait for each other, readers wait for no one).
 
     :param database: The SQLite file, created (with its schema) when
         missing, ``":memory:"`` for a store that lives as long as the object,
@@ -255,8 +265,9 @@ class EventStore:
         ``mailtrack_rejected`` and skipped; the others are written.
 
         :param events: Journaled events, as the worker reads them.
-        :raise sqlite3.Error: the database failed (locked beyond the busy
-            timeout, disk full): nothing of the batch was written.
+        :raise Exception: the database failed (:exc:`sqlite3.Error`: locked
+            beyond the busy timeout, disk full; :exc:`psycopg.Error`: the
+            server is down): nothing of the batch was written.
 
         .. versionadded:: 0.2
         """
@@ -292,10 +303,7 @@ class EventStore:
 
     def identity(self, metadata: Mapping[str, t.Any]) -> str:
         """The recipient identity of ``metadata``, for unique counts."""
-        present = [
-            [key, metadata[key]] for key in self.identity_keys if key in metadata
-        ]
-        return dumps(present if present else metadata, sort_keys=True)
+        return identity(metadata, self.identity_keys)
 
     def record(self, event: Event) -> bool:
         """Store one event at once: a :class:`TrackingResult`, or an event
@@ -314,44 +322,10 @@ class EventStore:
         return result.inserted == 1
 
     def _record_row(self, event: EventRecord) -> StoredEvent:
-        if event.data.get("id") != event.id:
-            raise RejectedEvent("its id is not the id of its record")
-        try:
-            body = event.body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RejectedEvent("its body is not UTF-8") from None
-        return self._row(event.data, body)
+        return record_row(event, self.identity_keys)
 
     def _row(self, data: Mapping[str, t.Any], body: str) -> StoredEvent:
-        """The table row of the event ``data`` whose JSON is ``body``.
-
-        :raise RejectedEvent: ``data`` lacks what the table needs.
-        """
-        if not isinstance(data, Mapping):
-            raise RejectedEvent("not a JSON object")
-        timestamp = data.get("timestamp")
-        if (
-            not isinstance(timestamp, (int, float))
-            or isinstance(timestamp, bool)
-            or not math.isfinite(timestamp)
-        ):
-            raise RejectedEvent("'timestamp' is not a number of seconds")
-        metadata = data.get("metadata")
-        if metadata is None:
-            metadata = {}
-        elif not isinstance(metadata, Mapping):
-            raise RejectedEvent("'metadata' is not an object")
-        return StoredEvent(
-            _text(data, "id", required=True),
-            _text(data, "type", required=True),
-            int(timestamp),
-            _text(data, "machine"),
-            _text(data, "tracked_url"),
-            self.identity(metadata),
-            dumps(metadata),
-            body,
-            metadata,
-        )
+        return event_row(data, body, self.identity_keys)
 
     # -- reading ----------------------------------------------------------------
 
