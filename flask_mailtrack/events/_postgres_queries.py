@@ -12,7 +12,7 @@ Where the two databases could differ, the SQL here follows SQLite:
   fractional ``since`` or ``until``, the same events), so the time index and
   partition pruning apply;
 - a ``str`` filter matches a JSON string, or a JSON number written as an
-  integer; ``jsonb`` keeps a number's digits as written, except that it
+  integer within 64 bits; ``jsonb`` keeps a number's digits as written, except that it
   writes exponents out, so a float stored in exponent form that equals an
   integer of 17 digits or more (``1e+16``) matches the integer's digits
   here and not on SQLite;
@@ -84,7 +84,7 @@ class Where:
             elif isinstance(value, str):
                 clause = "metadata -> %s = to_jsonb(%s::text)"
                 params = [key, value]
-                if _INTEGER.match(value):
+                if _INTEGER.match(value) and _BIGINT[0] <= int(value) <= _BIGINT[1]:
                     # Text matches integers too, as filters from a query
                     # string or the command line are text: "42" finds 42.
                     clause = (

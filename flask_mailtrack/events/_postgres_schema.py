@@ -133,14 +133,20 @@ def lock_schema(connection: psycopg.Connection[t.Any], *, shared: bool = False) 
 
 def version(connection: psycopg.Connection[t.Any]) -> int:
     """The schema version: 0 for a database without the store's tables, 1
-    for ``mailtrack_events`` without ``mailtrack_schema``."""
-    row = connection.execute(
-        "SELECT to_regclass('mailtrack_schema') IS NOT NULL,"
-        " to_regclass('mailtrack_events') IS NOT NULL"
-    ).fetchone()
-    assert row is not None
-    if not row[0]:
-        return 1 if row[1] else 0
+    for ``mailtrack_events`` without ``mailtrack_schema``.
+
+    The tables are looked for in the schema they are created in (the first
+    of the ``search_path`` that exists), in one statement: one snapshot,
+    whatever another process is creating meanwhile.
+    """
+    rows = connection.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = ("
+        " SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+        " AND relname IN ('mailtrack_schema', 'mailtrack_events')"
+    ).fetchall()
+    tables = {row[0] for row in rows}
+    if "mailtrack_schema" not in tables:
+        return 1 if "mailtrack_events" in tables else 0
     row = connection.execute("SELECT max(version) FROM mailtrack_schema").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
