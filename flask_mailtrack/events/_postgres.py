@@ -157,6 +157,7 @@ class PostgresPool:
         return f"<{type(self).__name__} {self.display_url!r}>"
 
     def _open(self) -> psycopg.Connection[t.Any]:
+        failure: Exception | None = None
         try:
             # Autocommit: a statement outside a transaction() block is a
             # transaction of its own, and transaction() is BEGIN ... COMMIT
@@ -166,15 +167,18 @@ class PostgresPool:
             )
         except self.psycopg.ProgrammingError as e:
             # libpq refused the URL itself: a setting to fix, not an outage.
-            raise ConfigurationError(
+            failure = ConfigurationError(
                 f"Cannot use {self.display_url!r} as a PostgreSQL URL"
                 f" ({scrub(str(e).strip(), self._url)}): check MAILTRACK_DATABASE."
-            ) from None
+            )
         except self.psycopg.Error as e:
-            clean = scrubbed(e, self._url)
-            if clean is e:
+            failure = scrubbed(e, self._url)
+            if failure is e:
                 raise
-            raise clean from None
+        if failure is not None:
+            # Raised out of the except clause: the original error, with the
+            # password in its message, is not even its __context__.
+            raise failure
         try:
             # A per-session setting rather than a connection option: options
             # given to connect() would replace those of the URL.
@@ -204,15 +208,17 @@ class PostgresPool:
             raise RuntimeError(f"The database {self.display_url!r} has been closed.")
         self._check_fork()
         connection = self._take()
+        clean: Exception | None = None
         try:
             yield connection
         except self.psycopg.Error as e:
             clean = scrubbed(e, self._url)
             if clean is e:
                 raise
-            raise clean from None
         finally:
             self._put_back(connection)
+        if clean is not None:
+            raise clean
 
     def _take(self) -> psycopg.Connection[t.Any]:
         """An idle connection that works, or a new one."""
