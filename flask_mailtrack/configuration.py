@@ -307,12 +307,21 @@ class ConfigKeys:
     URL_PREFIX = "MAILTRACK_URL_PREFIX"
     #: AEAD key (or JSON list of keys, oldest first) to encrypt tokens.
     ENCRYPTION_KEY = "MAILTRACK_ENCRYPTION_KEY"
-    #: SQLite file of the event store. Default ``./mailtrack.sqlite3``
-    #: (the standalone server); unset in Flask: no store.
+    #: The event store: an SQLite file path, ``sqlite:///path``, or
+    #: ``postgresql://user:password@host:port/dbname``. Default
+    #: ``./mailtrack.sqlite3`` (the standalone server); unset in Flask: no
+    #: store.
     DATABASE = "MAILTRACK_DATABASE"
+    #: Metadata keys whose statistics the event store keeps rollups of:
+    #: a list, or text with commas. Default ``campaign``.
+    DIMENSIONS = "MAILTRACK_DIMENSIONS"
+    #: Bring the event store's schema up to date when opening it. Default
+    #: true; false for operators who run ``mailtrack db upgrade`` themselves.
+    DATABASE_MIGRATE = "MAILTRACK_DATABASE_MIGRATE"
     #: Webhook secret in Standard Webhooks form, ``whsec_<base64 key>``.
     WEBHOOK_SECRET = "MAILTRACK_WEBHOOK_SECRET"
-    #: SQLite file of the webhook outbox.
+    #: SQLite file of the webhook outbox. Default ``MAILTRACK_DATABASE``'s
+    #: file; required with a PostgreSQL database.
     WEBHOOK_OUTBOX = "MAILTRACK_WEBHOOK_OUTBOX"
     #: Deprecated alias of :attr:`WORKER`: ``False`` is ``external``,
     #: ``True`` is ``embedded``. Setting it issues a
@@ -327,7 +336,8 @@ class ConfigKeys:
     #: The journal folder, where serving processes append events for the
     #: worker. Default ``<MAILTRACK_DATABASE>-events``, else
     #: ``<MAILTRACK_WEBHOOK_OUTBOX>-events``; no journal when neither a
-    #: database nor a webhook is configured.
+    #: database nor a webhook is configured. Required with a PostgreSQL
+    #: database.
     JOURNAL = "MAILTRACK_JOURNAL"
     #: Post to webhook URLs written in tokens (``include_webhook_url``) only
     #: when their host resolves to a public address (see
@@ -345,6 +355,8 @@ class ConfigKeys:
             "BASE_URL",
             "URL_PREFIX",
             "DATABASE",
+            "DIMENSIONS",
+            "DATABASE_MIGRATE",
             "WEBHOOK_SECRET",
             "WEBHOOK_OUTBOX",
             "WEBHOOK_DELIVER",

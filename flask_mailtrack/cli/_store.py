@@ -17,9 +17,13 @@ import click
 from .._isotime import parse_time
 from ..configuration import ConfigKeys
 from ..events import EventStore
-from ..events._store_queries import check_filter_name
-from ..events._store_queries import QUERY_PARAMETERS
+from ..events._from_settings import event_store
+from ..events._store_backend import check_filter_name
+from ..events._store_backend import parse_database
+from ..events._store_backend import QUERY_PARAMETERS
+from ..events._store_backend import SQLITE
 from ..server import DEFAULT_DATABASE
+from ._groups import add_command
 from ._groups import shared_command
 from ._settings import CommandSettings
 from ._settings import pass_settings
@@ -92,20 +96,55 @@ _QUERY_OPTIONS = (
 )
 
 
-def open_event_store(settings: CommandSettings) -> EventStore:
-    """The existing event store of ``MAILTRACK_DATABASE`` (the standalone
-    server's default file for ``mailtrack``); a
-    :class:`click.ClickException` when there is none."""
+def open_event_store(
+    settings: CommandSettings, *, must_exist: bool = True, **options: t.Any
+) -> EventStore:
+    """The event store of ``MAILTRACK_DATABASE`` (the standalone server's
+    default file for ``mailtrack``), with ``MAILTRACK_DIMENSIONS`` and
+    ``MAILTRACK_DATABASE_MIGRATE``; a :class:`click.ClickException` when
+    none is set, or when its SQLite file is missing and ``must_exist``.
+
+    :param options: Arguments of :class:`~flask_mailtrack.EventStore` that
+        win over the settings."""
     database = settings.get(ConfigKeys.DATABASE)
     if database is None and settings.get_app() is not None:
         raise click.ClickException(f"{ConfigKeys.DATABASE} is not set for this app.")
-    path = database or DEFAULT_DATABASE
-    if path != ":memory:" and not os.path.exists(path):
-        # Opening would create an empty store: say where none was found.
-        raise click.ClickException(
-            f"No event database at {path!r} (set {ConfigKeys.DATABASE})."
-        )
-    return EventStore(path)
+    database = database or DEFAULT_DATABASE
+    kind, path = parse_database(database)
+    if must_exist and kind == SQLITE and path != ":memory:":
+        if not os.path.exists(path):
+            # Opening would create an empty store: say where none was found.
+            raise click.ClickException(
+                f"No event database at {path!r} (set {ConfigKeys.DATABASE})."
+            )
+    store = event_store(settings.events_settings()[0], database=database, **options)
+    assert store is not None
+    return store
+
+
+@click.group("db")
+def db_group() -> None:
+    """The event store's database (MAILTRACK_DATABASE)."""
+
+
+add_command(db_group)
+
+
+@db_group.command("upgrade")
+@pass_settings
+def db_upgrade_command(settings: CommandSettings) -> None:
+    """Create or migrate the event store's schema to the latest version,
+    rolling up the dimensions (MAILTRACK_DIMENSIONS) not rolled up yet.
+
+    Servers and workers do this themselves when they open the database,
+    unless MAILTRACK_DATABASE_MIGRATE is false: then run this command
+    after each upgrade of flask-mailtrack. Safe to run while they write,
+    and from several machines at once.
+    """
+    # Opening migrates, whatever MAILTRACK_DATABASE_MIGRATE says.
+    with open_event_store(settings, must_exist=False, migrate=True) as store:
+        version = store.upgrade()
+        click.echo(f"The event store {store.path} is at schema version {version}.")
 
 
 @shared_command("stats")

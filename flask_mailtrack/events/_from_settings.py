@@ -1,7 +1,8 @@
 """The events pipeline that ``MAILTRACK_*`` settings ask for.
 
 The Flask extension, the standalone server and ``mailtrack worker`` read
-the same keys: ``MAILTRACK_DATABASE`` makes an
+the same keys: ``MAILTRACK_DATABASE`` (a path or a URL, with
+``MAILTRACK_DIMENSIONS`` and ``MAILTRACK_DATABASE_MIGRATE``) makes an
 :class:`~flask_mailtrack.EventStore` sink, ``MAILTRACK_WEBHOOK_URL`` (with
 ``MAILTRACK_WEBHOOK_SECRET``) a :class:`~flask_mailtrack.WebhookSender`
 sink, ``MAILTRACK_JOURNAL`` is the folder between the serving processes and
@@ -26,7 +27,10 @@ from ._pipeline import JOURNAL_SUFFIX
 from ._pipeline import Pipeline
 from ._pipeline import WORKER_MODES
 from ._sinks import Sink
+from ._store import DEFAULT_DIMENSIONS
 from ._store import EventStore
+from ._store_backend import parse_database
+from ._store_backend import POSTGRESQL
 from ._webhooks import WebhookSender
 
 _IN_MEMORY = ":memory:"
@@ -130,16 +134,21 @@ def journal_directory(
     :param default_outbox: As for :func:`webhook_sender`.
     """
     webhook = _webhook_settings(settings, configuration, default_outbox)
-    database = settings.get(ConfigKeys.DATABASE)
-    if database:
-        base = str(database)
+    explicit = settings.get(ConfigKeys.JOURNAL)
+    if settings.get(ConfigKeys.DATABASE):
+        base = database_file(settings)
     elif webhook is not None:
         base = webhook.outbox
     else:
         return None
-    explicit = settings.get(ConfigKeys.JOURNAL)
     if explicit:
         return str(explicit)
+    if base is None:
+        raise ConfigurationError(
+            f"{ConfigKeys.DATABASE} is a PostgreSQL URL: set {ConfigKeys.JOURNAL}"
+            " to a local folder for the journal (there is no database file to"
+            " put it beside)."
+        )
     if base == _IN_MEMORY:
         return _IN_MEMORY
     return base + JOURNAL_SUFFIX
@@ -160,12 +169,67 @@ def sinks_from_settings(
     """
     sinks: list[Sink] = []
     webhooks = webhook_sender(settings, configuration, default_outbox=default_outbox)
-    database = settings.get(ConfigKeys.DATABASE)
-    if database:
-        sinks.append(EventStore(database))
+    store = event_store(settings)
+    if store is not None:
+        sinks.append(store)
     if webhooks is not None:
         sinks.append(webhooks)
     return sinks
+
+
+def database_file(settings: t.Mapping[str, t.Any]) -> str | None:
+    """The SQLite file (or ``":memory:"``) of ``MAILTRACK_DATABASE``;
+    ``None`` when it is unset or a PostgreSQL URL.
+
+    :raise ConfigurationError: a URL of another database.
+    """
+    database = settings.get(ConfigKeys.DATABASE)
+    if not database:
+        return None
+    kind, location = parse_database(database)
+    return None if kind == POSTGRESQL else location
+
+
+def event_store(
+    settings: t.Mapping[str, t.Any], *, database: t.Any = None, **options: t.Any
+) -> EventStore | None:
+    """The :class:`~flask_mailtrack.EventStore` of ``MAILTRACK_DATABASE``
+    (or ``database``), with ``MAILTRACK_DIMENSIONS`` and
+    ``MAILTRACK_DATABASE_MIGRATE``; ``None`` when no database is set.
+
+    :param options: Other arguments of the store, winning over the settings.
+    :raise ConfigurationError: a setting cannot be used.
+    """
+    database = database or settings.get(ConfigKeys.DATABASE)
+    if not database:
+        return None
+    options.setdefault("dimensions", dimensions(settings))
+    options.setdefault(
+        "migrate",
+        parse_bool(
+            settings.get(ConfigKeys.DATABASE_MIGRATE),
+            name=ConfigKeys.DATABASE_MIGRATE,
+            default=True,
+        ),
+    )
+    return EventStore(database, **options)
+
+
+def dimensions(settings: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    """``MAILTRACK_DIMENSIONS``: a list of names, or text with commas;
+    ``("campaign",)`` when unset; ``()`` for empty text."""
+    value = settings.get(ConfigKeys.DIMENSIONS)
+    if value is None:
+        return DEFAULT_DIMENSIONS
+    if isinstance(value, str):
+        names = [name.strip() for name in value.split(",")]
+        return tuple(name for name in names if name)
+    if isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
+        return tuple(value)
+    raise ConfigurationError(
+        f"{ConfigKeys.DIMENSIONS} must be a list of metadata keys or text with"
+        f" commas, not {value!r}."
+    )
 
 
 def webhook_sender(
@@ -225,11 +289,17 @@ def _webhook_settings(
             " not: webhooks are always signed. `mailtrack keygen --webhook`"
             " prints a secret (whsec_...)."
         )
-    outbox = (
-        settings.get(ConfigKeys.WEBHOOK_OUTBOX)
-        or settings.get(ConfigKeys.DATABASE)
-        or default_outbox
-    )
+    outbox = settings.get(ConfigKeys.WEBHOOK_OUTBOX)
+    if not outbox and settings.get(ConfigKeys.DATABASE):
+        outbox = database_file(settings)
+        if outbox is None:
+            raise ConfigurationError(
+                f"{ConfigKeys.DATABASE} is a PostgreSQL URL: set"
+                f" {ConfigKeys.WEBHOOK_OUTBOX} to the SQLite file that keeps"
+                " webhook events until they are delivered (there is no"
+                " database file to keep them in)."
+            )
+    outbox = outbox or default_outbox
     if not outbox:
         raise MissingSettingError(
             f"Set {ConfigKeys.WEBHOOK_OUTBOX} (or {ConfigKeys.DATABASE}) to the"

@@ -333,6 +333,7 @@ def _sink_journal(sink: Sink) -> str | None:
             f"{sink!r} has no file (no 'path' nor 'outbox_path') to journal"
             " its events beside; make a Pipeline for it instead."
         )
-    if path == ":memory:":
+    if path == ":memory:" or "://" in path:
+        # In memory, or a database server: no file to journal beside.
         return None
     return f"{path}-{sink.name}{JOURNAL_SUFFIX}"

@@ -1,11 +1,13 @@
-"""The embedded event store: :class:`EventStore`.
+"""The event store: :class:`EventStore`.
 
-Every open and click, kept in a SQLite file, with the statistics a sender
-wants: opens and clicks, unique per recipient, per link, click-through, and
-each split between people and machines (mail privacy proxies, link
-scanners)::
+Every open and click, kept in a SQLite file (the embedded default) or a
+PostgreSQL database (shared by several machines), with the statistics a
+sender wants: opens and clicks, unique per recipient, per link,
+click-through, and each split between people and machines (mail privacy
+proxies, link scanners)::
 
     store = EventStore("mailtrack.sqlite3")
+    # or EventStore("postgresql://mailtrack:secret@db.internal/mailtrack")
     ...
     store.stats(campaign="spring-sale", since=datetime(2026, 3, 1))
 
@@ -13,14 +15,15 @@ The store is a :class:`~flask_mailtrack.events._sinks.Sink`: the worker
 (``mailtrack worker``, or a thread of the serving process) writes it in
 batches from the journal, so a tracking request never touches it. Reading it
 (statistics, timelines, exports) never writes: a stats page waits for a
-database lock at worst, a tracking hit never. It suits one server (or
-several processes of one server sharing the file).
+database lock at worst, a tracking hit never. An SQLite file suits one
+server (or several processes of one server sharing it); PostgreSQL, any
+number.
 
 One row per event id
 --------------------
 
-The event id is unique in the table and every write is ``INSERT OR
-IGNORE``: a batch offered twice (a worker killed after committing it, before
+The event id is unique in the table and a write skips the ids already
+stored: a batch offered twice (a worker killed after committing it, before
 noting so) adds nothing the second time. An event the store can never take
 (no id, type or timestamp, a value of the wrong type) is logged and kept in
 the table ``mailtrack_rejected`` with its raw body and the reason, so one bad
@@ -38,15 +41,40 @@ them together. When none is present, the whole metadata identifies the
 recipient. Put a per-recipient value in the metadata to get meaningful
 unique counts. The identity is computed when an event is recorded, so
 changing ``identity_keys`` affects new events only.
+
+Rollups: which reads scan the events
+------------------------------------
+
+Each batch also updates, in its transaction and for the events it newly
+inserted only, counts per hour (type, link, machine label) and, per
+recipient, the last time they opened or clicked (each link), for every
+event and per value of each of the store's ``dimensions`` (by default
+``campaign``). These answer, without reading the events:
+
+- :meth:`~EventStore.stats` with no ``since`` or ``until`` and at most one
+  filter, on a dimension, with a str value;
+- :meth:`~EventStore.timeline` with the same filters, buckets of whole
+  hours, and ``since`` and ``until`` on whole hours (or unset).
+
+Anything else (a time range, another metadata key, several filters, a value
+that is not a str) reads the matching events, as exact, slower on a large
+store. A dimension's rollups count the events whose value for it is a str,
+or an integer (not a bool, within 64 bits) counted as its decimal text: the
+filter ``campaign="42"`` finds ``42`` and ``"42"``, whichever way it is
+read. Dimensions added later are rolled up from the stored events when a
+store declaring them opens the database (or by ``mailtrack db upgrade``).
+
+The schema has a version; a store brings it up to date when it opens the
+database, unless made with ``migrate=False`` (for operators who migrate by
+hand with ``mailtrack db upgrade``).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import logging
-import math
 import os
-import sqlite3
 import time
 import typing as t
 import warnings
@@ -57,108 +85,60 @@ from blinker import ANY
 from ..result import TrackingResult
 from ._encoding import dumps
 from ._sinks import EventRecord
-from ._sqlite import ConnectionPool
 from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
+from ._store_backend import check_filter_name
+from ._store_backend import make_query
+from ._store_backend import parse_database
+from ._store_backend import POSTGRESQL
+from ._store_backend import Rejection
+from ._store_backend import StoreBackend
+from ._store_backend import StoredEvent
 from ._store_export import write_csv
 from ._store_export import write_jsonl
-from ._store_queries import count_events
-from ._store_queries import iter_events
-from ._store_queries import read_events
-from ._store_queries import read_stats
-from ._store_queries import read_timeline
-from ._store_queries import Where
-
-#: Metadata keys that identify a recipient, for unique counts.
-DEFAULT_IDENTITY_KEYS = (
-    "message_id",
-    "recipient",
-    "email",
-    "user_id",
-    "customer_id",
-    "subscriber_id",
-    "contact_id",
-)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mailtrack_events (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    occurred_at INTEGER NOT NULL,
-    machine TEXT,
-    tracked_url TEXT,
-    identity TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS mailtrack_events_time
-    ON mailtrack_events (occurred_at);
-"""
-
-_INSERT = (
-    "INSERT OR IGNORE INTO mailtrack_events (event_id, type, occurred_at,"
-    " machine, tracked_url, identity, metadata, data)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-# Created by the first batch with a rejected event, not with the store: a
-# database that never saw one keeps its schema, and opening it writes nothing.
-_REJECTED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mailtrack_rejected (
-    event_id TEXT PRIMARY KEY,
-    body BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    rejected_at REAL NOT NULL
-)
-"""
-
-_REJECT = (
-    "INSERT OR IGNORE INTO mailtrack_rejected (event_id, body, reason,"
-    " rejected_at) VALUES (?, ?, ?, ?)"
-)
-
-#: What SQLite cannot bind: a string with a lone surrogate (valid JSON,
-#: ``"\ud800"``), an integer beyond 64 bits. Faults of one event, not of the
-#: database.
-_UNBINDABLE = (UnicodeEncodeError, OverflowError)
+from ._store_rows import DEFAULT_IDENTITY_KEYS
+from ._store_rows import event_row
+from ._store_rows import identity
+from ._store_rows import record_row
+from ._store_rows import RejectedEvent
+from ._store_stats import assemble_stats
+from ._store_stats import assemble_timeline
 
 _DEPRECATED_OPTIONS = ("buffered", "max_buffer", "flush_interval")
 
 logger = logging.getLogger("flask_mailtrack.store")
 
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
-Row = tuple[t.Any, ...]
 
-
-class RejectedEvent(ValueError):
-    """An event the store can never take; the message says why."""
-
-
-def _text(data: Mapping[str, t.Any], key: str, *, required: bool = False) -> t.Any:
-    value = data.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise RejectedEvent(f"{key!r} is not a non-empty string")
-    return value
+#: Metadata keys rolled up by default (see :class:`EventStore`).
+DEFAULT_DIMENSIONS = ("campaign",)
 
 
 class EventStore:
-    """Keeps tracking events in SQLite and answers statistics about them.
+    """Keeps tracking events in SQLite or PostgreSQL and answers statistics
+    about them.
 
     A :class:`~flask_mailtrack.events._sinks.Sink` named ``"store"``: the
     worker writes it with :meth:`write`. Safe to share between threads, and
-    between processes using the same file (WAL mode; writers wait for each
-    other, readers wait for no one).
+    between processes using the same database (SQLite in WAL mode: writers
+    wait for each other, readers wait for no one).
 
-    :param path: The SQLite file, created (with its schema) when missing.
-        ``":memory:"`` for a store that lives as long as the object.
+    :param database: The SQLite file, created (with its schema) when
+        missing, ``":memory:"`` for a store that lives as long as the object,
+        or a URL: ``sqlite:///relative/path``, ``sqlite:////absolute/path``,
+        ``postgresql://user:password@host:port/dbname`` (needs the
+        ``postgres`` extra).
     :param identity_keys: Metadata keys that identify a recipient, for unique
         counts (see the module documentation).
-    :param busy_timeout: Seconds a write waits for another writer's lock
-        before raising :exc:`sqlite3.OperationalError` (the worker then offers
-        the batch again later).
+    :param dimensions: Metadata keys whose statistics come from rollups
+        (see the module documentation).
+    :param busy_timeout: SQLite: seconds a write waits for another writer's
+        lock before raising :exc:`sqlite3.OperationalError` (the worker then
+        offers the batch again later).
+    :param migrate: Bring the database's schema up to date when opening it
+        (and roll up new ``dimensions``). When false, a database that is
+        behind raises :exc:`~flask_mailtrack.ConfigurationError`: run
+        ``mailtrack db upgrade``.
     :param buffered: Ignored.
     :param max_buffer: Ignored.
     :param flush_interval: Ignored.
@@ -167,7 +147,8 @@ class EventStore:
 
     .. versionchanged:: 0.2
         A sink written by the worker (:meth:`write`); reads never write.
-        Added ``busy_timeout``.
+        Added ``busy_timeout``. ``database`` (was ``path``) may be a URL,
+        PostgreSQL's among them. Added ``dimensions`` and ``migrate``.
 
     .. deprecated:: 0.2
         ``buffered``, ``max_buffer`` and ``flush_interval``: no process
@@ -180,10 +161,12 @@ class EventStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        database: str | os.PathLike[str],
         *,
         identity_keys: t.Sequence[str] = DEFAULT_IDENTITY_KEYS,
+        dimensions: t.Sequence[str] = DEFAULT_DIMENSIONS,
         busy_timeout: float = 30.0,
+        migrate: bool = True,
         buffered: bool | None = None,
         max_buffer: int | None = None,
         flush_interval: float | None = None,
@@ -200,15 +183,53 @@ class EventStore:
                     DeprecationWarning,
                     stacklevel=2,
                 )
-        self._db = ConnectionPool(path, _SCHEMA, busy_timeout=busy_timeout)
+        for dimension in dimensions:
+            check_filter_name(dimension)
         #: Metadata keys that identify a recipient.
         self.identity_keys = tuple(identity_keys)
+        #: Metadata keys rolled up.
+        self.dimensions = tuple(dict.fromkeys(dimensions))
+        self._backend = open_backend(
+            database,
+            dimensions=self.dimensions,
+            migrate=migrate,
+            busy_timeout=busy_timeout,
+        )
+        # Statistics and timelines read rollups when they can; tests turn
+        # this off to compare with a scan of the events.
+        self._read_rollups = True
         self._connected = False
 
     @property
     def path(self) -> str:
-        """The database file (or ``":memory:"``)."""
-        return self._db.path
+        """The database file (or ``":memory:"``); for PostgreSQL its URL
+        without the password."""
+        return self._backend.location
+
+    @property
+    def kind(self) -> str:
+        """The database: ``"sqlite"`` or ``"postgresql"``.
+
+        .. versionadded:: 0.2
+        """
+        return self._backend.kind
+
+    def schema_version(self) -> int:
+        """The version of the database's schema.
+
+        .. versionadded:: 0.2
+        """
+        return self._backend.schema_version()
+
+    def upgrade(self) -> int:
+        """Migrate the database's schema to the latest version and roll up
+        the ``dimensions`` not rolled up yet (``mailtrack db upgrade``).
+
+        :return: The schema version.
+
+        .. versionadded:: 0.2
+        """
+        return self._backend.upgrade()
 
     # -- recording --------------------------------------------------------------
 
@@ -241,43 +262,24 @@ class EventStore:
         ``mailtrack_rejected`` and skipped; the others are written.
 
         :param events: Journaled events, as the worker reads them.
-        :raise sqlite3.Error: the database failed (locked beyond the busy
-            timeout, disk full): nothing of the batch was written.
+        :raise Exception: the database failed (:exc:`sqlite3.Error`: locked
+            beyond the busy timeout, disk full; :exc:`psycopg.Error`: the
+            server is down): nothing of the batch was written.
 
         .. versionadded:: 0.2
         """
-        accepted: list[tuple[EventRecord, Row]] = []
-        rejected: list[tuple[EventRecord, str]] = []
+        accepted: list[StoredEvent] = []
+        rejected: list[Rejection] = []
         for event in events:
             try:
-                accepted.append((event, self._record_row(event)))
+                accepted.append(self._record_row(event))
             except RejectedEvent as e:
-                rejected.append((event, str(e)))
-        with self._db.transaction() as connection:
-            try:
-                connection.executemany(_INSERT, [row for _, row in accepted])
-            except _UNBINDABLE:
-                # The rows before the bad one are in; INSERT OR IGNORE makes
-                # going through them all again one at a time harmless.
-                for event, row in accepted:
-                    try:
-                        connection.execute(_INSERT, row)
-                    except _UNBINDABLE as e:
-                        rejected.append((event, f"a value SQLite cannot store ({e})"))
-            if rejected:
-                connection.execute(_REJECTED_SCHEMA)
-                now = time.time()
-                connection.executemany(
-                    _REJECT,
-                    [(event.id, event.body, reason, now) for event, reason in rejected],
-                )
-        for event, reason in rejected:
-            logger.warning("Event %r not stored: %s.", event.id, reason)
-        try:
-            self._db.checkpoint()
-        except sqlite3.Error:
-            # The batch is committed; the next write checkpoints.
-            logger.debug("WAL checkpoint failed", exc_info=True)
+                rejected.append(Rejection(event.id, event.body, str(e)))
+        result = self._backend.write(accepted, rejected)
+        for rejection in [*rejected, *result.rejected]:
+            logger.warning(
+                "Event %r not stored: %s.", rejection.event_id, rejection.reason
+            )
 
     def flush(self) -> int:
         """Do nothing: events reach the store through the journal and the
@@ -298,10 +300,7 @@ class EventStore:
 
     def identity(self, metadata: Mapping[str, t.Any]) -> str:
         """The recipient identity of ``metadata``, for unique counts."""
-        present = [
-            [key, metadata[key]] for key in self.identity_keys if key in metadata
-        ]
-        return dumps(present if present else metadata, sort_keys=True)
+        return identity(metadata, self.identity_keys)
 
     def record(self, event: Event) -> bool:
         """Store one event at once: a :class:`TrackingResult`, or an event
@@ -313,46 +312,17 @@ class EventStore:
             timestamp, a value of the wrong type).
         """
         data = event.to_json_dict() if isinstance(event, TrackingResult) else event
-        return self._db.write(_INSERT, self._row(data, dumps(data))) == 1
+        row = self._row(data, dumps(data))
+        result = self._backend.write([row], [])
+        if result.rejected:
+            raise RejectedEvent(result.rejected[0].reason)
+        return result.inserted == 1
 
-    def _record_row(self, event: EventRecord) -> Row:
-        if event.data.get("id") != event.id:
-            raise RejectedEvent("its id is not the id of its record")
-        try:
-            body = event.body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RejectedEvent("its body is not UTF-8") from None
-        return self._row(event.data, body)
+    def _record_row(self, event: EventRecord) -> StoredEvent:
+        return record_row(event, self.identity_keys)
 
-    def _row(self, data: Mapping[str, t.Any], body: str) -> Row:
-        """The table row of the event ``data`` whose JSON is ``body``.
-
-        :raise RejectedEvent: ``data`` lacks what the table needs.
-        """
-        if not isinstance(data, Mapping):
-            raise RejectedEvent("not a JSON object")
-        timestamp = data.get("timestamp")
-        if (
-            not isinstance(timestamp, (int, float))
-            or isinstance(timestamp, bool)
-            or not math.isfinite(timestamp)
-        ):
-            raise RejectedEvent("'timestamp' is not a number of seconds")
-        metadata = data.get("metadata")
-        if metadata is None:
-            metadata = {}
-        elif not isinstance(metadata, Mapping):
-            raise RejectedEvent("'metadata' is not an object")
-        return (
-            _text(data, "id", required=True),
-            _text(data, "type", required=True),
-            int(timestamp),
-            _text(data, "machine"),
-            _text(data, "tracked_url"),
-            self.identity(metadata),
-            dumps(metadata),
-            body,
-        )
+    def _row(self, data: Mapping[str, t.Any], body: str) -> StoredEvent:
+        return event_row(data, body, self.identity_keys)
 
     # -- reading ----------------------------------------------------------------
 
@@ -393,8 +363,9 @@ class EventStore:
             or the open counted as a machine's). The store does not know how
             many emails were sent, so these are not rates per email sent.
         """
-        where = Where(since, until, metadata_filters)
-        return read_stats(self._db, where, since, until, metadata_filters)
+        query = make_query(since, until, metadata_filters)
+        figures = self._backend.stats_figures(query, rollups=self._read_rollups)
+        return assemble_stats(figures, query)
 
     def timeline(
         self,
@@ -414,8 +385,11 @@ class EventStore:
         """
         if bucket_seconds < 1:
             raise ValueError("bucket_seconds must be at least 1.")
-        where = Where(since, until, metadata_filters)
-        return read_timeline(self._db, where, bucket_seconds, since, until, max_buckets)
+        query = make_query(since, until, metadata_filters)
+        counts = self._backend.timeline_counts(
+            query, bucket_seconds, rollups=self._read_rollups
+        )
+        return assemble_timeline(counts, query, bucket_seconds, max_buckets)
 
     def events(
         self,
@@ -431,18 +405,18 @@ class EventStore:
         :param type: ``"email.opened"`` or ``"link.clicked"``; both by default.
         :param limit: At most this many; ``None`` for all.
         """
-        where = Where(since, until, metadata_filters, type)
-        return read_events(self._db, where, limit)
+        return self._backend.events(
+            make_query(since, until, metadata_filters, type), limit
+        )
 
     def count(self) -> int:
         """The number of stored events."""
-        return count_events(self._db)
+        return self._backend.count()
 
     def _iter_events(
         self, since: TimeInput, until: TimeInput, metadata: Mapping[str, t.Any]
     ) -> t.Iterator[dict[str, t.Any]]:
-        where = Where(since, until, metadata)
-        yield from iter_events(self._db, where)
+        yield from self._backend.iter_events(make_query(since, until, metadata))
 
     def export_jsonl(
         self,
@@ -492,20 +466,41 @@ class EventStore:
             cutoff = t.cast(float, to_timestamp(older_than))
         else:
             cutoff = time.time() - float(older_than)
-        with self._db.connection() as connection:
-            cursor = connection.execute(
-                "DELETE FROM mailtrack_events WHERE occurred_at < ?", (cutoff,)
-            )
-        return int(cursor.rowcount)
+        return self._backend.purge(cutoff)
 
     def close(self) -> None:
         """Stop recording (see :meth:`connect`), close the database."""
         if self._connected:
             self.disconnect()
-        self._db.close()
+        self._backend.close()
 
     def __enter__(self) -> EventStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def open_backend(
+    database: str | os.PathLike[str],
+    *,
+    dimensions: t.Sequence[str],
+    migrate: bool = True,
+    busy_timeout: float = 30.0,
+) -> StoreBackend:
+    """The backend of ``database`` (see :func:`~flask_mailtrack.events.
+    _store_backend.parse_database`)."""
+    kind, location = parse_database(database)
+    if kind == POSTGRESQL:
+        # Imported here, by name: psycopg, and the module that uses it, load
+        # only for a PostgreSQL URL.
+        module = importlib.import_module("._store_postgres", __package__)
+        backend = module.PostgresBackend(
+            location, dimensions=dimensions, migrate=migrate
+        )
+        return t.cast(StoreBackend, backend)
+    from ._store_sqlite import SQLiteBackend
+
+    return SQLiteBackend(
+        location, dimensions=dimensions, migrate=migrate, busy_timeout=busy_timeout
+    )

@@ -1,94 +1,70 @@
-"""Reading the event store: filters, statistics, timelines, events.
+"""Reading the SQLite event store: filters, statistics (from the rollups or
+from the events), timelines, events.
 
-Functions of a :class:`~flask_mailtrack.events._sqlite.ConnectionPool` and a
-:class:`Where` clause; they only read. :class:`~flask_mailtrack.EventStore`
-documents what each one returns.
+Functions of a connection or a :class:`~flask_mailtrack.events._sqlite.
+ConnectionPool` and a :class:`~flask_mailtrack.events._store_backend.Query`;
+they only read. :class:`~flask_mailtrack.EventStore` documents what each
+answer means, ``_store_backend`` how filters match.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import typing as t
-from collections.abc import Mapping
 
 from ._sqlite import ConnectionPool
-from ._sqlite import TimeInput
-from ._sqlite import to_timestamp
-
-OPENED = "email.opened"
-CLICKED = "link.clicked"
+from ._store_backend import check_filter_name as check_filter_name
+from ._store_backend import CLICKED
+from ._store_backend import OPENED
+from ._store_backend import Query
+from ._store_backend import QUERY_PARAMETERS as QUERY_PARAMETERS
+from ._store_stats import StatsFigures
 
 #: Events read per query while paging through the store.
 _PAGE = 500
 
-#: Keyword parameters of the store's queries (:meth:`EventStore.stats
-#: <flask_mailtrack.EventStore.stats>`, ``timeline``, ``events``, the
-#: exports). Filters taken from a query string or a command line cannot use
-#: these names: they would collide with the parameter, not filter metadata.
-QUERY_PARAMETERS = frozenset(
-    ("since", "until", "type", "limit", "bucket_seconds", "max_buckets")
-)
-
-#: Longest metadata filter name.
-MAX_FILTER_NAME = 200
-
-
-def check_filter_name(name: str) -> None:
-    """Refuse a metadata key that cannot be a filter.
-
-    The key goes into an SQLite JSON path (``$."key"``): a quote or a
-    backslash would escape it, and a NUL byte or another control character
-    makes SQLite fail or never match.
-
-    :param name: The metadata key.
-    :raise ValueError: with a message that says what is allowed.
-    """
-    if not name or len(name) > MAX_FILTER_NAME:
-        raise ValueError(
-            f"A metadata filter name has 1 to {MAX_FILTER_NAME} characters."
-        )
-    if not name.isprintable() or '"' in name or "\\" in name:
-        raise ValueError(
-            f"Unsupported metadata filter name {name!r}: no quotes, backslashes"
-            " or control characters."
-        )
+_SIDE = ("human", "machine")
 
 
 class Where:
-    """A ``WHERE`` clause built from the common filters."""
+    """A ``WHERE`` clause of ``mailtrack_events`` for a :class:`Query`."""
 
-    def __init__(
-        self,
-        since: TimeInput,
-        until: TimeInput,
-        metadata: Mapping[str, t.Any],
-        type: str | None = None,
-    ) -> None:
+    def __init__(self, query: Query) -> None:
         self.parts: list[str] = []
         self.params: list[t.Any] = []
-        start, end = to_timestamp(since), to_timestamp(until)
-        if start is not None:
-            self.add("occurred_at >= ?", start)
-        if end is not None:
-            self.add("occurred_at < ?", end)
-        if type is not None:
-            self.add("type = ?", type)
-        for key, value in metadata.items():
-            check_filter_name(key)
-            if isinstance(value, (dict, list, tuple)):
-                raise TypeError(f"Filter {key!r} must be a string, number or bool.")
+        if query.since is not None:
+            self.add("occurred_at >= ?", query.since)
+        if query.until is not None:
+            self.add("occurred_at < ?", query.until)
+        if query.type is not None:
+            self.add("type = ?", query.type)
+        for key, value in query.filters:
+            path = f'$."{key}"'
             if value is None:
-                self.add("json_extract(metadata, ?) IS NULL", f'$."{key}"')
+                self.add("json_extract(metadata, ?) IS NULL", path)
             elif isinstance(value, str):
-                # Text matches numbers too, as filters from a query string or
-                # the command line are text: "42" finds 42 and "42".
+                # Text matches integers too, as filters from a query string
+                # or the command line are text: "42" finds 42 and "42".
                 self.add(
-                    "CAST(json_extract(metadata, ?) AS TEXT) = ?", f'$."{key}"', value
+                    "json_type(metadata, ?) IN ('text', 'integer')"
+                    " AND CAST(json_extract(metadata, ?) AS TEXT) = ?",
+                    path,
+                    path,
+                    value,
                 )
+            elif isinstance(value, bool):
+                # json_extract() makes true 1: ask for the JSON type instead.
+                kind = "true" if value else "false"
+                self.add("json_type(metadata, ?) = ?", path, kind)
             else:
-                # JSON true/false come back from json_extract as 1/0.
-                param = int(value) if isinstance(value, bool) else value
-                self.add("json_extract(metadata, ?) = ?", f'$."{key}"', param)
+                self.add(
+                    "json_type(metadata, ?) IN ('integer', 'real')"
+                    " AND json_extract(metadata, ?) = ?",
+                    path,
+                    path,
+                    value,
+                )
 
     def add(self, clause: str, *params: t.Any) -> None:
         self.parts.append(clause)
@@ -99,165 +75,179 @@ class Where:
         return " WHERE " + " AND ".join(parts) if parts else ""
 
 
-def _counts() -> dict[str, t.Any]:
-    return {
-        "total": 0,
-        "unique": 0,
-        "human": {"total": 0, "unique": 0},
-        "machine": {"total": 0, "unique": 0},
-    }
+def stats_from_events(connection: sqlite3.Connection, query: Query) -> StatsFigures:
+    """The figures of the events matching ``query``, by a scan of them."""
+    where = Where(query)
+    figures = StatsFigures()
+    kinds = where.sql("type IN (?, ?)")
+    kinds_params = [*where.params, OPENED, CLICKED]
+    clicks = where.sql("type = ?")
+    clicks_params = [*where.params, CLICKED]
 
+    def run(sql: str, params: list[t.Any]) -> list[t.Any]:
+        return connection.execute(sql, params).fetchall()
 
-def _rate(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
-def read_stats(
-    db: ConnectionPool,
-    where: Where,
-    since: TimeInput,
-    until: TimeInput,
-    metadata_filters: Mapping[str, t.Any],
-) -> dict[str, t.Any]:
-    """See :meth:`~flask_mailtrack.EventStore.stats`."""
-    result: dict[str, t.Any] = {
-        "since": to_timestamp(since),
-        "until": to_timestamp(until),
-        "filters": dict(metadata_filters),
-        "opens": _counts(),
-        "clicks": _counts(),
-    }
-    groups = {OPENED: result["opens"], CLICKED: result["clicks"]}
-    links: dict[str, dict[str, t.Any]] = {}
-    labels: dict[str, int] = {}
-    select = "SELECT {}, COUNT(*), COUNT(DISTINCT identity) FROM mailtrack_events"
-    clicks_only = where.sql("type = ?")
-    with db.connection() as connection:
-        # One read transaction: every figure comes from the same snapshot.
-        connection.execute("BEGIN")
-        try:
-            rows = connection.execute(
-                select.format("type") + where.sql() + " GROUP BY 1", where.params
-            ).fetchall()
-            for kind, total, unique in rows:
-                if kind in groups:
-                    groups[kind].update(total=total, unique=unique)
-            rows = connection.execute(
-                select.format("type, machine IS NOT NULL")
-                + where.sql()
-                + " GROUP BY 1, 2",
-                where.params,
-            ).fetchall()
-            for kind, machine, total, unique in rows:
-                if kind in groups:
-                    split = groups[kind]["machine" if machine else "human"]
-                    split.update(total=total, unique=unique)
-            rows = connection.execute(
-                select.format("tracked_url") + clicks_only + " GROUP BY 1",
-                [*where.params, CLICKED],
-            ).fetchall()
-            for url, total, unique in rows:
-                links[url] = {"url": url, **_counts(), "total": total}
-                links[url]["unique"] = unique
-            rows = connection.execute(
-                select.format("tracked_url, machine IS NOT NULL")
-                + clicks_only
-                + " GROUP BY 1, 2",
-                [*where.params, CLICKED],
-            ).fetchall()
-            for url, machine, total, unique in rows:
-                split = links[url]["machine" if machine else "human"]
-                split.update(total=total, unique=unique)
-            rows = connection.execute(
-                "SELECT machine, COUNT(*) FROM mailtrack_events"
-                + where.sql("machine IS NOT NULL")
-                + " GROUP BY 1 ORDER BY 2 DESC, 1",
-                where.params,
-            ).fetchall()
-            labels = {label: count for label, count in rows}
-            # The recipients who opened or clicked, people and machines
-            # apart: the denominator of the rates, so that clicks without
-            # a recorded open (images blocked) cannot push a rate past 1.
-            rows = connection.execute(
-                "SELECT machine IS NOT NULL, COUNT(DISTINCT identity)"
-                " FROM mailtrack_events" + where.sql("type IN (?, ?)") + " GROUP BY 1",
-                [*where.params, OPENED, CLICKED],
-            ).fetchall()
-            engaged = {"human": 0, "machine": 0}
-            for machine, unique in rows:
-                engaged["machine" if machine else "human"] = unique
-            row = connection.execute(
-                "SELECT COUNT(DISTINCT identity) FROM mailtrack_events"
-                + where.sql("type IN (?, ?)"),
-                [*where.params, OPENED, CLICKED],
-            ).fetchone()
-            engaged_total = row[0]
-        finally:
-            connection.execute("COMMIT")
-    opens, clicks = result["opens"], result["clicks"]
-    result["links"] = sorted(
-        links.values(), key=lambda link: (-link["total"], link["url"] or "")
+    for kind, machine, total, unique in run(
+        "SELECT type, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
+        " FROM mailtrack_events" + where.sql() + " GROUP BY 1, 2",
+        where.params,
+    ):
+        figures.totals[kind, _SIDE[machine]] = total
+        if kind in (OPENED, CLICKED):
+            figures.uniques[kind, _SIDE[machine]] = unique
+    for kind, unique in run(
+        "SELECT type, COUNT(DISTINCT identity) FROM mailtrack_events"
+        + kinds
+        + " GROUP BY 1",
+        kinds_params,
+    ):
+        figures.uniques[kind, "all"] = unique
+    for url, machine, total, unique in run(
+        "SELECT tracked_url, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
+        " FROM mailtrack_events" + clicks + " GROUP BY 1, 2",
+        clicks_params,
+    ):
+        figures.link_totals[url, _SIDE[machine]] = total
+        figures.link_uniques[url, _SIDE[machine]] = unique
+    for url, unique in run(
+        "SELECT tracked_url, COUNT(DISTINCT identity) FROM mailtrack_events"
+        + clicks
+        + " GROUP BY 1",
+        clicks_params,
+    ):
+        figures.link_uniques[url, "all"] = unique
+    for label, total in run(
+        "SELECT machine, COUNT(*) FROM mailtrack_events"
+        + where.sql("machine IS NOT NULL")
+        + " GROUP BY 1",
+        where.params,
+    ):
+        figures.labels[label] = total
+    # The recipients who opened or clicked, people and machines apart: the
+    # denominator of the rates, so that clicks without a recorded open
+    # (images blocked) cannot push a rate past 1.
+    for machine, unique in run(
+        "SELECT machine IS NOT NULL, COUNT(DISTINCT identity) FROM mailtrack_events"
+        + kinds
+        + " GROUP BY 1",
+        kinds_params,
+    ):
+        figures.engaged[_SIDE[machine]] = unique
+    (row,) = run(
+        "SELECT COUNT(DISTINCT identity) FROM mailtrack_events" + kinds, kinds_params
     )
-    result["engaged"] = {"total": engaged_total, **engaged}
-    result["click_through_rate"] = {
-        "total": _rate(clicks["unique"], engaged_total),
-        **{k: _rate(clicks[k]["unique"], engaged[k]) for k in engaged},
-    }
-    result["open_rate"] = {
-        "total": _rate(opens["unique"], engaged_total),
-        **{k: _rate(opens[k]["unique"], engaged[k]) for k in engaged},
-    }
-    result["machine_labels"] = labels
-    return result
+    figures.engaged["all"] = row[0]
+    return figures
 
 
-def read_timeline(
-    db: ConnectionPool,
-    where: Where,
+_RECIPIENTS = """
+SELECT
+    SUM(opened_human > 0 OR opened_machine > 0),
+    SUM(opened_human > 0),
+    SUM(opened_machine > 0),
+    SUM(clicked_human > 0 OR clicked_machine > 0),
+    SUM(clicked_human > 0),
+    SUM(clicked_machine > 0),
+    SUM(opened_human > 0 OR opened_machine > 0 OR clicked_human > 0
+        OR clicked_machine > 0),
+    SUM(opened_human > 0 OR clicked_human > 0),
+    SUM(opened_machine > 0 OR clicked_machine > 0)
+FROM mailtrack_recipients WHERE dimension = ? AND value = ?
+"""
+
+
+def stats_from_rollups(
+    connection: sqlite3.Connection, dimension: str, value: str
+) -> StatsFigures:
+    """The figures of the events of ``dimension`` = ``value`` (``""``,
+    ``""``: every event), from the rollup tables alone."""
+    figures = StatsFigures()
+    key = (dimension, value)
+    for kind, machine, total in connection.execute(
+        "SELECT type, machine <> '', SUM(n) FROM mailtrack_hourly"
+        " WHERE dimension = ? AND value = ? GROUP BY 1, 2",
+        key,
+    ):
+        figures.totals[kind, _SIDE[machine]] = total
+    for url, machine, total in connection.execute(
+        "SELECT url, machine <> '', SUM(n) FROM mailtrack_hourly"
+        " WHERE dimension = ? AND value = ? AND type = ? GROUP BY 1, 2",
+        (*key, CLICKED),
+    ):
+        figures.link_totals[url or None, _SIDE[machine]] = total
+    for label, total in connection.execute(
+        "SELECT machine, SUM(n) FROM mailtrack_hourly"
+        " WHERE dimension = ? AND value = ? AND machine <> '' GROUP BY 1",
+        key,
+    ):
+        figures.labels[label] = total
+    row = [n or 0 for n in connection.execute(_RECIPIENTS, key).fetchone()]
+    for i, kind in enumerate((OPENED, CLICKED)):
+        for j, side in enumerate(("all", "human", "machine")):
+            figures.uniques[kind, side] = row[3 * i + j]
+    figures.engaged.update(all=row[6], human=row[7], machine=row[8])
+    for url, unique, human, machine in connection.execute(
+        "SELECT url, SUM(human > 0 OR machine > 0), SUM(human > 0),"
+        " SUM(machine > 0) FROM mailtrack_link_recipients"
+        " WHERE dimension = ? AND value = ? GROUP BY 1",
+        key,
+    ):
+        url = url or None
+        figures.link_uniques[url, "all"] = unique
+        figures.link_uniques[url, "human"] = human
+        figures.link_uniques[url, "machine"] = machine
+    return figures
+
+
+def read_timeline_counts(
+    connection: sqlite3.Connection,
+    query: Query,
     bucket_seconds: int,
-    since: TimeInput,
-    until: TimeInput,
-    max_buckets: int,
-) -> list[dict[str, int]]:
-    """See :meth:`~flask_mailtrack.EventStore.timeline`."""
-    with db.connection() as connection:
-        # Opens and clicks only: the store keeps whatever the journal holds.
-        rows = connection.execute(
-            "SELECT occurred_at / ? * ? AS bucket, type, machine IS NOT NULL,"
-            " COUNT(*) FROM mailtrack_events"
-            + where.sql("type IN (?, ?)")
-            + " GROUP BY 1, 2, 3 ORDER BY 1",
-            [bucket_seconds, bucket_seconds, *where.params, OPENED, CLICKED],
-        ).fetchall()
-    counts: dict[int, dict[str, int]] = {}
-    for bucket, kind, machine, count in rows:
-        item = counts.setdefault(
-            bucket, {"start": bucket, "opens": 0, "clicks": 0, "machine": 0}
+    target: tuple[str, str] | None,
+) -> list[tuple[int, str, bool, int]]:
+    """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
+    timeline_counts`; from ``mailtrack_hourly`` for a ``target``."""
+    if target is not None:
+        sql = (
+            "SELECT hour, type, machine <> '', SUM(n) FROM mailtrack_hourly"
+            " WHERE dimension = ? AND value = ? AND type IN (?, ?)"
         )
-        item["opens" if kind == OPENED else "clicks"] += count
-        if machine:
-            item["machine"] += count
-    start, end = to_timestamp(since), to_timestamp(until)
-    first = min(counts) if start is None and counts else start
-    last = max(counts) if end is None and counts else end
-    if first is None or last is None:
-        return list(counts.values())
-    first_bucket = int(first) // bucket_seconds * bucket_seconds
-    last_bucket = int(last) // bucket_seconds * bucket_seconds
-    if end is not None and int(end) % bucket_seconds == 0:
-        last_bucket -= bucket_seconds  # ``until`` is exclusive
-    first_bucket = max(first_bucket, last_bucket - (max_buckets - 1) * bucket_seconds)
-    return [
-        counts.get(b, {"start": b, "opens": 0, "clicks": 0, "machine": 0})
-        for b in range(first_bucket, last_bucket + 1, bucket_seconds)
-    ]
+        params: list[t.Any] = [*target, OPENED, CLICKED]
+        if query.since is not None:
+            sql += " AND hour >= ?"
+            params.append(query.since)
+        if query.until is not None:
+            sql += " AND hour < ?"
+            params.append(query.until)
+        rows = connection.execute(sql + " GROUP BY 1, 2, 3", params).fetchall()
+        return [
+            (hour // bucket_seconds * bucket_seconds, kind, bool(machine), n)
+            for hour, kind, machine, n in rows
+        ]
+    where = Where(query)
+    # Opens and clicks only: the store keeps whatever the journal holds.
+    # Buckets start at multiples of bucket_seconds, also before 1970 (SQLite
+    # divides towards zero).
+    rows = connection.execute(
+        "SELECT occurred_at - ((occurred_at % ?) + ?) % ?, type,"
+        " machine IS NOT NULL, COUNT(*) FROM mailtrack_events"
+        + where.sql("type IN (?, ?)")
+        + " GROUP BY 1, 2, 3",
+        [bucket_seconds] * 3 + [*where.params, OPENED, CLICKED],
+    ).fetchall()
+    return [(bucket, kind, bool(machine), n) for bucket, kind, machine, n in rows]
 
 
 def read_events(
-    db: ConnectionPool, where: Where, limit: int | None
+    db: ConnectionPool, query: Query, limit: int | None
 ) -> list[dict[str, t.Any]]:
-    """See :meth:`~flask_mailtrack.EventStore.events`."""
-    sql = "SELECT data FROM mailtrack_events" + where.sql() + " ORDER BY id DESC"
+    """The events of ``query``, newest first, at most ``limit``."""
+    where = Where(query)
+    sql = (
+        "SELECT data FROM mailtrack_events"
+        + where.sql()
+        + " ORDER BY occurred_at DESC, id DESC"
+    )
     params = list(where.params)
     if limit is not None:
         sql += " LIMIT ?"
@@ -274,20 +264,21 @@ def count_events(db: ConnectionPool) -> int:
     return int(row[0])
 
 
-def iter_events(db: ConnectionPool, where: Where) -> t.Iterator[dict[str, t.Any]]:
-    """The events matching ``where``, oldest first, read a page at a time, so
+def iter_events(db: ConnectionPool, query: Query) -> t.Iterator[dict[str, t.Any]]:
+    """The events of ``query``, oldest first, read a page at a time, so
     memory stays flat whatever the size of the store."""
-    last_id = 0
+    where = Where(query)
+    after = (-(2**63), 0)
     while True:
         with db.connection() as connection:
             rows = connection.execute(
-                "SELECT id, data FROM mailtrack_events"
-                + where.sql("id > ?")
-                + " ORDER BY id LIMIT ?",
-                [*where.params, last_id, _PAGE],
+                "SELECT occurred_at, id, data FROM mailtrack_events"
+                + where.sql("(occurred_at, id) > (?, ?)")
+                + " ORDER BY occurred_at, id LIMIT ?",
+                [*where.params, *after, _PAGE],
             ).fetchall()
-        for _, data in rows:
-            yield json.loads(data)
+        for row in rows:
+            yield json.loads(row[2])
         if len(rows) < _PAGE:
             return
-        last_id = rows[-1][0]
+        after = (rows[-1][0], rows[-1][1])

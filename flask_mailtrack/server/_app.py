@@ -14,8 +14,9 @@ environment variables, the names of the Flask config keys:
     articles link to it (default: the address ``mailtrack serve`` listens
     on), never to the request's host.
 ``MAILTRACK_DATABASE``
-    SQLite file of the events (and the webhook outbox); default
-    ``./mailtrack.sqlite3``.
+    SQLite file of the events (and the webhook outbox), or a
+    ``postgresql://`` URL (then set ``MAILTRACK_JOURNAL``, and with webhooks
+    ``MAILTRACK_WEBHOOK_OUTBOX``); default ``./mailtrack.sqlite3``.
 ``MAILTRACK_WEBHOOK_URL``, ``MAILTRACK_WEBHOOK_SECRET``
     Post every event to this URL, signed with this ``whsec_...`` secret.
 ``MAILTRACK_WORKER``
@@ -23,7 +24,8 @@ environment variables, the names of the Flask config keys:
     event store and the webhooks from the journal; ``external``: the server
     only journals events, for one ``mailtrack worker`` process per machine.
 ``MAILTRACK_JOURNAL``
-    The journal folder; default ``<MAILTRACK_DATABASE>-events``.
+    The journal folder; default ``<MAILTRACK_DATABASE>-events`` (a file
+    path only).
 ``MAILTRACK_TRUSTED_PROXIES``
     Number of reverse proxies whose ``X-Forwarded-For`` is trusted.
 ``MAILTRACK_PROXY_HEADER``
@@ -59,6 +61,7 @@ from ..configuration import ConfigKeys
 from ..configuration import environ_settings
 from ..configuration import parse_bool
 from ..events import EventStore
+from ..events._from_settings import event_store
 from ..exceptions import MissingSettingError
 from ..extension import get_state
 from ..extension import MailTrack
@@ -143,7 +146,9 @@ def _reading_store(app: Flask) -> EventStore:
     for sink in pipeline.sinks if pipeline is not None else ():
         if isinstance(sink, EventStore):
             return sink
-    return EventStore(app.config[ConfigKeys.DATABASE])
+    store = event_store(app.config)
+    assert store is not None  # MAILTRACK_DATABASE has a default here
+    return store
 
 
 def close_app(app: Flask, timeout: float = 5.0) -> None:

@@ -24,10 +24,10 @@ from werkzeug.wrappers import Response
 
 from .._isotime import parse_time
 from ..configuration import ConfigKeys
-from ..events._store_queries import check_filter_name
-from ..events._store_queries import CLICKED
-from ..events._store_queries import OPENED
-from ..events._store_queries import QUERY_PARAMETERS
+from ..events._store_backend import check_filter_name
+from ..events._store_backend import CLICKED
+from ..events._store_backend import OPENED
+from ..events._store_backend import QUERY_PARAMETERS
 from ..extension import get_state
 from ._chart import chart
 from ._chart import CHART_WINDOWS

@@ -12,6 +12,7 @@ from flask_mailtrack import Configuration
 from flask_mailtrack import ConfigurationError
 from flask_mailtrack import EventStore
 from flask_mailtrack import WebhookSender
+from flask_mailtrack.events._from_settings import event_store
 from flask_mailtrack.events._from_settings import journal_directory
 from flask_mailtrack.events._from_settings import pipeline_from_settings
 from flask_mailtrack.events._from_settings import worker_mode
@@ -20,6 +21,7 @@ from flask_mailtrack.exceptions import MissingSettingError
 SECRET = "review-secret-key-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 HOOK = "https://hooks.example.com/in"
+PG = "postgresql://mailtrack:secret@db.internal:5432/mailtrack"
 
 
 @pytest.mark.parametrize(
@@ -127,6 +129,24 @@ def test_webhook_deliver_typo_is_an_error() -> None:
         pytest.param(
             {"MAILTRACK_DATABASE": ":memory:"}, ":memory:", id="in-memory-database"
         ),
+        pytest.param(
+            {"MAILTRACK_DATABASE": "sqlite:///var/d.sqlite3"},
+            "var/d.sqlite3-events",
+            id="sqlite-url",
+        ),
+        pytest.param(
+            {"MAILTRACK_DATABASE": "sqlite:////srv/d.sqlite3"},
+            "/srv/d.sqlite3-events",
+            id="sqlite-url-absolute",
+        ),
+        pytest.param(
+            {"MAILTRACK_DATABASE": "sqlite://"}, ":memory:", id="sqlite-url-memory"
+        ),
+        pytest.param(
+            {"MAILTRACK_DATABASE": PG, "MAILTRACK_JOURNAL": "/srv/j"},
+            "/srv/j",
+            id="postgresql-explicit",
+        ),
     ],
 )
 def test_journal_directory(settings: dict[str, str], expected: str | None) -> None:
@@ -190,3 +210,94 @@ def test_external_mode_needs_a_shared_journal() -> None:
     settings = {"MAILTRACK_DATABASE": ":memory:", "MAILTRACK_WORKER": "external"}
     with pytest.raises(ConfigurationError, match="MAILTRACK_JOURNAL"):
         pipeline_from_settings(settings, Configuration())
+
+
+@pytest.mark.parametrize("url", [PG, PG.replace("postgresql:", "postgres:")])
+def test_a_postgresql_database_needs_a_journal_setting(url: str) -> None:
+    # No file to put the journal beside: said before anything connects.
+    settings = {"MAILTRACK_DATABASE": url}
+    with pytest.raises(ConfigurationError, match="MAILTRACK_JOURNAL"):
+        pipeline_from_settings(settings, Configuration())
+
+
+def test_a_postgresql_database_needs_a_webhook_outbox_setting() -> None:
+    settings = {
+        "MAILTRACK_DATABASE": PG,
+        "MAILTRACK_JOURNAL": "/srv/j",
+        "MAILTRACK_WEBHOOK_URL": HOOK,
+        "MAILTRACK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    configuration = Configuration.from_mapping(settings)
+    with pytest.raises(ConfigurationError, match="MAILTRACK_WEBHOOK_OUTBOX"):
+        journal_directory(settings, configuration, default_outbox="x.sqlite3")
+    settings["MAILTRACK_WEBHOOK_OUTBOX"] = "o.sqlite3"
+    assert journal_directory(settings, configuration) == "/srv/j"
+
+
+def test_an_unknown_database_url_is_refused() -> None:
+    settings = {"MAILTRACK_DATABASE": "mysql://db/mail"}
+    with pytest.raises(ConfigurationError, match="mysql"):
+        pipeline_from_settings(settings, Configuration())
+
+
+def test_a_sqlite_url_is_the_store_and_the_outbox(tmp_path: pathlib.Path) -> None:
+    database = str(tmp_path / "d.sqlite3")
+    settings = {
+        "MAILTRACK_DATABASE": "sqlite:///" + database,
+        "MAILTRACK_WEBHOOK_URL": HOOK,
+        "MAILTRACK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    pipeline = pipeline_from_settings(settings, Configuration.from_mapping(settings))
+    assert pipeline is not None
+    try:
+        store, sender = pipeline.sinks
+        assert isinstance(store, EventStore) and store.path == database
+        assert isinstance(sender, WebhookSender) and sender.outbox_path == database
+        assert pipeline.directory == database + "-events"
+    finally:
+        pipeline.close(0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(None, ("campaign",), id="default"),
+        pytest.param("campaign, list_id", ("campaign", "list_id"), id="text"),
+        pytest.param(["a", "b"], ("a", "b"), id="list"),
+        pytest.param("", (), id="none"),
+    ],
+)
+def test_dimensions_setting(
+    tmp_path: pathlib.Path, value: t.Any, expected: tuple[str, ...]
+) -> None:
+    settings = {"MAILTRACK_DATABASE": str(tmp_path / "d.sqlite3")}
+    if value is not None:
+        settings["MAILTRACK_DIMENSIONS"] = value
+    store = event_store(settings)
+    assert store is not None
+    with store:
+        assert store.dimensions == expected
+
+
+@pytest.mark.parametrize("value", [7, 'bad"name'])
+def test_dimensions_setting_refuses(tmp_path: pathlib.Path, value: t.Any) -> None:
+    settings = {
+        "MAILTRACK_DATABASE": str(tmp_path / "d.sqlite3"),
+        "MAILTRACK_DIMENSIONS": value,
+    }
+    with pytest.raises((ConfigurationError, ValueError), match="DIMENSIONS|name"):
+        event_store(settings)
+
+
+def test_database_migrate_setting(tmp_path: pathlib.Path) -> None:
+    settings = {
+        "MAILTRACK_DATABASE": str(tmp_path / "d.sqlite3"),
+        "MAILTRACK_DATABASE_MIGRATE": "false",
+    }
+    with pytest.raises(ConfigurationError, match="mailtrack db upgrade"):
+        event_store(settings)
+    settings["MAILTRACK_DATABASE_MIGRATE"] = "true"
+    store = event_store(settings)
+    assert store is not None
+    with store:
+        assert store.schema_version() == 2

@@ -143,6 +143,22 @@ def test_in_memory_store_journals_in_a_temporary_folder() -> None:
     store.close()
 
 
+def test_a_postgresql_store_journals_in_a_temporary_folder(postgres_url: str) -> None:
+    # No file to journal beside: not a folder named after the URL.
+    sender = Sender()
+    with EventStore(postgres_url) as store:
+        store.connect(sender)
+        pipeline = sink_pipeline(store)
+        assert pipeline is not None
+        folder = pipeline.directory
+        assert "://" not in folder
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+        send(sender, 1)
+        store.disconnect()
+        assert store.count() == 1
+        assert not os.path.exists(folder)
+
+
 def test_two_sinks_on_one_file_have_their_own_journals(tmp_path: pathlib.Path) -> None:
     """A store and another sink on the same file: each worker takes only its
     own sink's journal, so neither loses the other's events."""

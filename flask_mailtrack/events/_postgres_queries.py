@@ -1,0 +1,336 @@
+"""Reading the PostgreSQL event store: filters, statistics (from the
+rollups or from the events), timelines, events.
+
+The same questions as ``_store_queries`` asks SQLite, in PostgreSQL's
+dialect, with the same answers: ``_store_backend`` says how filters match.
+Functions of a connection (or a pool) and a
+:class:`~flask_mailtrack.events._store_backend.Query`; they only read.
+
+Where the two databases could differ, the SQL here follows SQLite:
+
+- ``occurred_at`` is compared with whole seconds (the ceiling of a
+  fractional ``since`` or ``until``, the same events), so the time index and
+  partition pruning apply;
+- a ``str`` filter matches a JSON string, or a JSON number written as an
+  integer within 64 bits; ``jsonb`` keeps a number's digits as written, except that it
+  writes exponents out, so a float stored in exponent form that equals an
+  integer of 17 digits or more (``1e+16``) matches the integer's digits
+  here and not on SQLite;
+- numbers compare as decimals of their shortest form, which is how Python
+  writes them, so ``0.1`` finds ``0.1``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import typing as t
+
+from ._store_backend import CLICKED
+from ._store_backend import OPENED
+from ._store_backend import Query
+from ._store_stats import StatsFigures
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    import psycopg
+
+    from ._postgres import PostgresPool
+
+#: Events read per query while paging through the store.
+_PAGE = 1000
+
+_SIDE = ("human", "machine")
+
+_BIGINT = (-(2**63), 2**63 - 1)
+
+#: How Python writes an integer: what a ``str`` filter may match a number by.
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+
+
+def whole_seconds(value: float) -> int:
+    """The least integer at or after ``value``, within ``bigint``: an
+    integer ``occurred_at`` is ``>=`` (or ``<``) ``value`` exactly when it is
+    ``>=`` (``<``) this."""
+    if math.isnan(value):
+        raise ValueError("A time cannot be NaN.")
+    if value <= _BIGINT[0]:
+        return _BIGINT[0]
+    if value >= _BIGINT[1]:
+        return _BIGINT[1]
+    return math.ceil(value)
+
+
+def _number(value: int | float) -> str:
+    """A filter number as ``numeric`` text: Python's shortest form."""
+    return str(value) if isinstance(value, int) else repr(value)
+
+
+class Where:
+    """A ``WHERE`` clause of ``mailtrack_events`` for a :class:`Query`."""
+
+    def __init__(self, query: Query) -> None:
+        self.parts: list[str] = []
+        self.params: list[t.Any] = []
+        if query.since is not None:
+            self.add("occurred_at >= %s", whole_seconds(query.since))
+        if query.until is not None:
+            self.add("occurred_at < %s", whole_seconds(query.until))
+        if query.type is not None:
+            self.add("type = %s", query.type)
+        for key, value in query.filters:
+            if value is None:
+                self.add("metadata ->> %s IS NULL", key)
+            elif isinstance(value, str):
+                clause = "metadata -> %s = to_jsonb(%s::text)"
+                params = [key, value]
+                if _INTEGER.match(value) and _BIGINT[0] <= int(value) <= _BIGINT[1]:
+                    # Text matches integers too, as filters from a query
+                    # string or the command line are text: "42" finds 42.
+                    clause = (
+                        f"({clause} OR jsonb_typeof(metadata -> %s) = 'number'"
+                        " AND metadata ->> %s = %s)"
+                    )
+                    params += [key, key, value]
+                self.add(clause, *params)
+            elif isinstance(value, bool):
+                self.add(
+                    "metadata -> %s = %s::jsonb", key, "true" if value else "false"
+                )
+            else:
+                # CASE, not AND: PostgreSQL may cast before it tests.
+                self.add(
+                    "CASE WHEN jsonb_typeof(metadata -> %s) = 'number'"
+                    " THEN (metadata -> %s)::numeric END = %s::numeric",
+                    key,
+                    key,
+                    _number(value),
+                )
+
+    def add(self, clause: str, *params: t.Any) -> None:
+        self.parts.append(clause)
+        self.params.extend(params)
+
+    def sql(self, *extra: str) -> str:
+        parts = self.parts + list(extra)
+        return " WHERE " + " AND ".join(parts) if parts else ""
+
+
+def snapshot(connection: psycopg.Connection[t.Any]) -> None:
+    """Make the transaction just begun read one snapshot, and only read."""
+    connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+def stats_from_events(
+    connection: psycopg.Connection[t.Any], query: Query
+) -> StatsFigures:
+    """The figures of the events matching ``query``, by a scan of them."""
+    where = Where(query)
+    figures = StatsFigures()
+    kinds = where.sql("type IN (%s, %s)")
+    kinds_params = [*where.params, OPENED, CLICKED]
+    clicks = where.sql("type = %s")
+    clicks_params = [*where.params, CLICKED]
+
+    def run(sql: str, params: list[t.Any]) -> list[t.Any]:
+        return connection.execute(sql, params).fetchall()
+
+    for kind, machine, total, unique in run(
+        "SELECT type, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
+        " FROM mailtrack_events" + where.sql() + " GROUP BY 1, 2",
+        where.params,
+    ):
+        figures.totals[kind, _SIDE[machine]] = total
+        if kind in (OPENED, CLICKED):
+            figures.uniques[kind, _SIDE[machine]] = unique
+    for kind, unique in run(
+        "SELECT type, COUNT(DISTINCT identity) FROM mailtrack_events"
+        + kinds
+        + " GROUP BY 1",
+        kinds_params,
+    ):
+        figures.uniques[kind, "all"] = unique
+    for url, machine, total, unique in run(
+        "SELECT tracked_url, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
+        " FROM mailtrack_events" + clicks + " GROUP BY 1, 2",
+        clicks_params,
+    ):
+        figures.link_totals[url, _SIDE[machine]] = total
+        figures.link_uniques[url, _SIDE[machine]] = unique
+    for url, unique in run(
+        "SELECT tracked_url, COUNT(DISTINCT identity) FROM mailtrack_events"
+        + clicks
+        + " GROUP BY 1",
+        clicks_params,
+    ):
+        figures.link_uniques[url, "all"] = unique
+    for label, total in run(
+        "SELECT machine, COUNT(*) FROM mailtrack_events"
+        + where.sql("machine IS NOT NULL")
+        + " GROUP BY 1",
+        where.params,
+    ):
+        figures.labels[label] = total
+    # The recipients who opened or clicked, people and machines apart: the
+    # denominator of the rates.
+    for machine, unique in run(
+        "SELECT machine IS NOT NULL, COUNT(DISTINCT identity) FROM mailtrack_events"
+        + kinds
+        + " GROUP BY 1",
+        kinds_params,
+    ):
+        figures.engaged[_SIDE[machine]] = unique
+    (row,) = run(
+        "SELECT COUNT(DISTINCT identity) FROM mailtrack_events" + kinds, kinds_params
+    )
+    figures.engaged["all"] = row[0]
+    return figures
+
+
+_RECIPIENTS = """
+SELECT
+    COUNT(*) FILTER (WHERE opened_human > 0 OR opened_machine > 0),
+    COUNT(*) FILTER (WHERE opened_human > 0),
+    COUNT(*) FILTER (WHERE opened_machine > 0),
+    COUNT(*) FILTER (WHERE clicked_human > 0 OR clicked_machine > 0),
+    COUNT(*) FILTER (WHERE clicked_human > 0),
+    COUNT(*) FILTER (WHERE clicked_machine > 0),
+    COUNT(*) FILTER (WHERE opened_human > 0 OR opened_machine > 0
+        OR clicked_human > 0 OR clicked_machine > 0),
+    COUNT(*) FILTER (WHERE opened_human > 0 OR clicked_human > 0),
+    COUNT(*) FILTER (WHERE opened_machine > 0 OR clicked_machine > 0)
+FROM mailtrack_recipients WHERE dimension = %s AND value = %s
+"""
+
+
+def stats_from_rollups(
+    connection: psycopg.Connection[t.Any], dimension: str, value: str
+) -> StatsFigures:
+    """The figures of the events of ``dimension`` = ``value`` (``""``,
+    ``""``: every event), from the rollup tables alone."""
+    figures = StatsFigures()
+    key = (dimension, value)
+    # One pass over the hourly rows gives totals, links and labels.
+    for kind, url, machine, total in connection.execute(
+        "SELECT type, url, machine, SUM(n)::bigint FROM mailtrack_hourly"
+        " WHERE dimension = %s AND value = %s GROUP BY 1, 2, 3",
+        key,
+    ):
+        side = _SIDE[machine != ""]
+        figures.totals[kind, side] = figures.totals.get((kind, side), 0) + total
+        if kind == CLICKED:
+            link = (url or None, side)
+            figures.link_totals[link] = figures.link_totals.get(link, 0) + total
+        if machine:
+            figures.labels[machine] = figures.labels.get(machine, 0) + total
+    row = connection.execute(_RECIPIENTS, key).fetchone()
+    assert row is not None
+    for i, kind in enumerate((OPENED, CLICKED)):
+        for j, side in enumerate(("all", "human", "machine")):
+            figures.uniques[kind, side] = row[3 * i + j]
+    figures.engaged.update(all=row[6], human=row[7], machine=row[8])
+    for url, unique, human, machine in connection.execute(
+        "SELECT url, COUNT(*) FILTER (WHERE human > 0 OR machine > 0),"
+        " COUNT(*) FILTER (WHERE human > 0), COUNT(*) FILTER (WHERE machine > 0)"
+        " FROM mailtrack_link_recipients WHERE dimension = %s AND value = %s"
+        " GROUP BY 1",
+        key,
+    ):
+        url = url or None
+        figures.link_uniques[url, "all"] = unique
+        figures.link_uniques[url, "human"] = human
+        figures.link_uniques[url, "machine"] = machine
+    return figures
+
+
+def read_timeline_counts(
+    connection: psycopg.Connection[t.Any],
+    query: Query,
+    bucket_seconds: int,
+    target: tuple[str, str] | None,
+) -> list[tuple[int, str, bool, int]]:
+    """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
+    timeline_counts`; from ``mailtrack_hourly`` for a ``target``."""
+    if target is not None:
+        sql = (
+            "SELECT hour, type, machine <> '', SUM(n)::bigint FROM mailtrack_hourly"
+            " WHERE dimension = %s AND value = %s AND type IN (%s, %s)"
+        )
+        params: list[t.Any] = [*target, OPENED, CLICKED]
+        if query.since is not None:
+            sql += " AND hour >= %s"
+            params.append(whole_seconds(query.since))
+        if query.until is not None:
+            sql += " AND hour < %s"
+            params.append(whole_seconds(query.until))
+        rows = connection.execute(sql + " GROUP BY 1, 2, 3", params).fetchall()
+        return [
+            (hour // bucket_seconds * bucket_seconds, kind, bool(machine), n)
+            for hour, kind, machine, n in rows
+        ]
+    where = Where(query)
+    # Buckets start at multiples of bucket_seconds, also before 1970 (the
+    # remainder of a negative number is negative).
+    rows = connection.execute(
+        "SELECT occurred_at - ((occurred_at %% %s) + %s) %% %s, type,"
+        " machine IS NOT NULL, COUNT(*) FROM mailtrack_events"
+        + where.sql("type IN (%s, %s)")
+        + " GROUP BY 1, 2, 3",
+        [bucket_seconds] * 3 + [*where.params, OPENED, CLICKED],
+    ).fetchall()
+    return [(bucket, kind, bool(machine), n) for bucket, kind, machine, n in rows]
+
+
+def read_events(
+    db: PostgresPool, query: Query, limit: int | None
+) -> list[dict[str, t.Any]]:
+    """The events of ``query``, newest first, at most ``limit``."""
+    where = Where(query)
+    sql = (
+        "SELECT data FROM mailtrack_events"
+        + where.sql()
+        + " ORDER BY occurred_at DESC, id DESC"
+    )
+    params = list(where.params)
+    if limit is not None:
+        sql += " LIMIT %s"
+        params.append(limit)
+    with db.connection() as connection:
+        rows = connection.execute(sql, params).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+def count_events(db: PostgresPool) -> int:
+    """The number of stored events."""
+    with db.connection() as connection:
+        row = connection.execute("SELECT COUNT(*) FROM mailtrack_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def iter_events(db: PostgresPool, query: Query) -> t.Iterator[dict[str, t.Any]]:
+    """The events of ``query``, oldest first, read a page at a time (a
+    connection per page, none held between them), so memory stays flat
+    whatever the size of the store."""
+    where = Where(query)
+    after: tuple[int, int] = (_BIGINT[0], 0)
+    first = True
+    while True:
+        # The first page includes the smallest time: the row comparison is
+        # strict.
+        bound = (
+            "(occurred_at, id) >= (%s, %s)" if first else "(occurred_at, id) > (%s, %s)"
+        )
+        with db.connection() as connection:
+            rows = connection.execute(
+                "SELECT occurred_at, id, data FROM mailtrack_events"
+                + where.sql(bound)
+                + " ORDER BY occurred_at, id LIMIT %s",
+                [*where.params, *after, _PAGE],
+            ).fetchall()
+        for row in rows:
+            yield json.loads(row[2])
+        if len(rows) < _PAGE:
+            return
+        after = (rows[-1][0], rows[-1][1])
+        first = False
