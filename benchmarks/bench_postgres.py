@@ -22,7 +22,7 @@ data like a pixel hit, in time order (2,000,000 events over 60 days).
 Every figure is wall time, the best of the repeats, on whatever else the
 machine is doing.
 
-Run: ``MAILTRACK_TEST_POSTGRES_URL=postgresql://... python
+Run: ``TEST_MAILTRACK_POSTGRES_URL=postgresql://... python
 benchmarks/bench_postgres.py [--events N] [--journal N] [--url URL]``; the
 tables go into a schema of their own, dropped at the end.
 """
@@ -240,14 +240,14 @@ def bench_stats(schemas: Schema, scratch: str, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("MAILTRACK_TEST_POSTGRES_URL"))
+    parser.add_argument("--url", default=os.environ.get("TEST_MAILTRACK_POSTGRES_URL"))
     parser.add_argument("--events", type=int, default=STORED_EVENTS)
     parser.add_argument("--journal", type=int, default=JOURNAL_EVENTS)
     parser.add_argument("--skip-worker", action="store_true")
     parser.add_argument("--skip-stats", action="store_true")
     args = parser.parse_args()
     if not args.url:
-        parser.error("give --url or set MAILTRACK_TEST_POSTGRES_URL")
+        parser.error("give --url or set TEST_MAILTRACK_POSTGRES_URL")
     with psycopg.connect(args.url) as connection:
         version = connection.execute("SHOW server_version").fetchone()[0]
         fsync = connection.execute("SHOW fsync").fetchone()[0]
