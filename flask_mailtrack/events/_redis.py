@@ -3,8 +3,8 @@
 A sink of the events worker (see ``_sinks``) that appends each event to a
 `Redis stream`_ with ``XADD``, for consumers other than this project: a
 data pipeline, a CRM sync, a second region. Each batch is one command, a
-short Lua script that runs one ``XADD`` per event (:data:`_ADD_BATCH`):
-one round trip and one reply for the whole batch. Each entry has two
+short Lua script that runs one ``XADD`` per event (``_ADD_BATCH``): one
+round trip and one reply for the whole batch. Each entry has two
 fields:
 
 ``id``
@@ -53,26 +53,36 @@ DEFAULT_MAXLEN = 1_000_000
 #: Shown instead of a password.
 _HIDDEN = "***"
 
-#: Appends a batch: KEYS[1] the stream, ARGV[1] the cap ("" for none), then
-#: an id and an event for each entry; returns how many entries it added. A
-#: script rather than a pipeline of XADD commands: redis-py packs and reads
-#: one reply per command, which took as long as the worker's own work per
-#: event. It holds Redis for the batch (a few ms per 1,000 events).
+#: Appends a batch. KEYS[1]: the stream; ARGV[1]: the cap ("" for none);
+#: ARGV[2]: the byte sizes of each event's id and body, in turn, separated
+#: by spaces; ARGV[3]: those ids and bodies, concatenated. Returns how many
+#: entries it added.
+#:
+#: Why a script, and why three arguments: redis-py packs each argument and
+#: reads each reply in Python, which for a pipeline of one XADD per event
+#: cost as much as the worker's own work per event. Here the client sends
+#: one command of three arguments and reads one reply; Lua cuts the batch
+#: up. The script holds Redis for the batch (about 3 ms per 1,000 events).
 _ADD_BATCH = """
-local n = 0
-if ARGV[1] == '' then
-  for i = 2, #ARGV, 2 do
-    redis.call('XADD', KEYS[1], '*', 'id', ARGV[i], 'event', ARGV[i + 1])
-    n = n + 1
-  end
-else
-  for i = 2, #ARGV, 2 do
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-               'id', ARGV[i], 'event', ARGV[i + 1])
-    n = n + 1
-  end
+local sizes = {}
+for size in string.gmatch(ARGV[2], '%d+') do
+  sizes[#sizes + 1] = tonumber(size)
 end
-return n
+local data, at, added = ARGV[3], 1, 0
+for i = 1, #sizes, 2 do
+  local id = string.sub(data, at, at + sizes[i] - 1)
+  at = at + sizes[i]
+  local event = string.sub(data, at, at + sizes[i + 1] - 1)
+  at = at + sizes[i + 1]
+  if ARGV[1] == '' then
+    redis.call('XADD', KEYS[1], '*', 'id', id, 'event', event)
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+               'id', id, 'event', event)
+  end
+  added = added + 1
+end
+return added
 """
 
 
@@ -169,11 +179,15 @@ class RedisStreamSink:
         """
         if not events:
             return
-        arguments: list[str | bytes] = [self._cap]
+        sizes: list[str] = []
+        data: list[bytes] = []
         for event in events:
-            arguments.append(event.id)
-            arguments.append(event.body)
-        self._add_batch(keys=[self.stream], args=arguments)
+            event_id = event.id.encode("utf-8")
+            sizes += (str(len(event_id)), str(len(event.body)))
+            data += (event_id, event.body)
+        self._add_batch(
+            keys=[self.stream], args=[self._cap, " ".join(sizes), b"".join(data)]
+        )
 
     def close(self) -> None:
         """Close the connections to Redis."""

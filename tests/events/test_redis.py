@@ -255,7 +255,7 @@ def padded(n: int) -> bytes:
 
 
 def test_redis_full_then_freed(tmp_path: pathlib.Path) -> None:
-    server = RedisServer("--maxmemory", "2mb", "--maxmemory-policy", "noeviction")
+    server = RedisServer("--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
     server.start()
     try:
         directory = str(tmp_path / "journal")
@@ -263,7 +263,10 @@ def test_redis_full_then_freed(tmp_path: pathlib.Path) -> None:
             for n in range(10_000):  # about 8 MB in the stream: too many
                 assert journal.append(padded(n))
         sink = RedisStreamSink(server.url, stream="events", maxlen=None)
-        with Worker(directory, [sink], retry_base=0.05, retry_max=0.2) as worker:
+        # Small batches: a batch is one argument, which takes memory too.
+        with Worker(
+            directory, [sink], batch_size=100, retry_base=0.05, retry_max=0.2
+        ) as worker:
             worker.run_once()
             stats = worker.stats()["sinks"]["redis"]
             assert stats["failures"] == 1
