@@ -343,6 +343,14 @@ class ConfigKeys:
     #: when their host resolves to a public address (see
     #: :class:`~flask_mailtrack.WebhookSender`). Default off.
     WEBHOOK_REFUSE_PRIVATE = "MAILTRACK_WEBHOOK_REFUSE_PRIVATE"
+    #: Redis URL (``redis://host:6379/0``): the worker also appends every
+    #: event to a Redis stream. Default: none.
+    REDIS_URL = "MAILTRACK_REDIS_URL"
+    #: Key of the Redis stream. Default ``mailtrack:events``.
+    REDIS_STREAM = "MAILTRACK_REDIS_STREAM"
+    #: Approximate cap on the Redis stream's length (``MAXLEN ~``). Default
+    #: ``1000000``.
+    REDIS_MAXLEN = "MAILTRACK_REDIS_MAXLEN"
     #: Password of the stats page outside demo mode.
     STATS_PASSWORD = "MAILTRACK_STATS_PASSWORD"
     #: Standalone server only: serve the demo page at ``/`` (``mailtrack
@@ -363,6 +371,9 @@ class ConfigKeys:
             "WEBHOOK_REFUSE_PRIVATE",
             "WORKER",
             "JOURNAL",
+            "REDIS_URL",
+            "REDIS_STREAM",
+            "REDIS_MAXLEN",
             "STATS_PASSWORD",
             "DEMO",
         )

@@ -13,6 +13,7 @@ import click
 
 from ..configuration import ConfigKeys
 from ..events import EventStore
+from ..events import RedisStreamSink
 from ..events import WebhookSender
 from ..events._journal_files import journal_names
 from ..events._pipeline import EMBEDDED
@@ -227,6 +228,8 @@ def _describe(sink: Sink) -> str:
         return f"the event store {sink.path}"
     if isinstance(sink, WebhookSender):
         return f"webhooks (outbox {sink.outbox_path})"
+    if isinstance(sink, RedisStreamSink):
+        return f"the Redis stream {sink.stream} at {sink.url}"
     return sink.name
 
 

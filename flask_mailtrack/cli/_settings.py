@@ -102,8 +102,8 @@ class CommandSettings:
         )
         if directory is None:
             raise click.ClickException(
-                f"Neither {ConfigKeys.DATABASE} nor MAILTRACK_WEBHOOK_URL is set:"
-                " there is no sink to feed."
+                f"None of {ConfigKeys.DATABASE}, MAILTRACK_WEBHOOK_URL and"
+                f" {ConfigKeys.REDIS_URL} is set: there is no sink to feed."
             )
         if directory == ":memory:":
             raise click.ClickException(

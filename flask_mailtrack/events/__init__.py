@@ -3,7 +3,8 @@
 A serving process appends each event to its :class:`Journal`; a
 :class:`Worker` (``mailtrack worker``, or a thread of the serving process)
 hands the journaled events to every :class:`Sink`: the
-:class:`EventStore`, the :class:`WebhookSender`, or your own. A
+:class:`EventStore`, the :class:`WebhookSender`, the
+:class:`RedisStreamSink`, or your own. A
 :class:`Pipeline` puts the three together, as ``MAILTRACK_*`` settings do.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from ..exceptions import WebhookVerificationError as WebhookVerificationError
 from ._journal import Journal as Journal
 from ._pipeline import Pipeline as Pipeline
+from ._redis import RedisStreamSink as RedisStreamSink
 from ._send_webhook import send_webhook as send_webhook
 from ._send_webhook import WebhookResponse as WebhookResponse
 from ._signatures import decode_secret as decode_secret
@@ -32,6 +34,7 @@ __all__ = [
     "EventStore",
     "Journal",
     "Pipeline",
+    "RedisStreamSink",
     "Sink",
     "WebhookResponse",
     "WebhookSender",

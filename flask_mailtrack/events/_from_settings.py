@@ -5,7 +5,8 @@ the same keys: ``MAILTRACK_DATABASE`` (a path or a URL, with
 ``MAILTRACK_DIMENSIONS`` and ``MAILTRACK_DATABASE_MIGRATE``) makes an
 :class:`~flask_mailtrack.EventStore` sink, ``MAILTRACK_WEBHOOK_URL`` (with
 ``MAILTRACK_WEBHOOK_SECRET``) a :class:`~flask_mailtrack.WebhookSender`
-sink, ``MAILTRACK_JOURNAL`` is the folder between the serving processes and
+sink, ``MAILTRACK_REDIS_URL`` a :class:`~flask_mailtrack.events.RedisStreamSink`,
+``MAILTRACK_JOURNAL`` is the folder between the serving processes and
 the worker, and ``MAILTRACK_WORKER`` says who runs the worker.
 """
 
@@ -26,6 +27,9 @@ from ._pipeline import EXTERNAL
 from ._pipeline import JOURNAL_SUFFIX
 from ._pipeline import Pipeline
 from ._pipeline import WORKER_MODES
+from ._redis import DEFAULT_MAXLEN
+from ._redis import DEFAULT_STREAM
+from ._redis import RedisStreamSink
 from ._sinks import Sink
 from ._store import DEFAULT_DIMENSIONS
 from ._store import EventStore
@@ -132,6 +136,9 @@ def journal_directory(
     no sink is configured.
 
     :param default_outbox: As for :func:`webhook_sender`.
+    :raise ConfigurationError: ``MAILTRACK_JOURNAL`` is not set while the
+        database is a PostgreSQL URL or Redis is the only sink (there is no
+        file to put it beside).
     """
     webhook = _webhook_settings(settings, configuration, default_outbox)
     explicit = settings.get(ConfigKeys.JOURNAL)
@@ -139,15 +146,21 @@ def journal_directory(
         base = database_file(settings)
     elif webhook is not None:
         base = webhook.outbox
+    elif settings.get(ConfigKeys.REDIS_URL):
+        base = None
     else:
         return None
     if explicit:
         return str(explicit)
     if base is None:
+        reason = (
+            f"{ConfigKeys.DATABASE} is a PostgreSQL URL"
+            if settings.get(ConfigKeys.DATABASE)
+            else f"{ConfigKeys.REDIS_URL} is the only sink"
+        )
         raise ConfigurationError(
-            f"{ConfigKeys.DATABASE} is a PostgreSQL URL: set {ConfigKeys.JOURNAL}"
-            " to a local folder for the journal (there is no database file to"
-            " put it beside)."
+            f"{reason}: set {ConfigKeys.JOURNAL} to a local folder for the"
+            " journal (there is no database file to put it beside)."
         )
     if base == _IN_MEMORY:
         return _IN_MEMORY
@@ -162,10 +175,13 @@ def sinks_from_settings(
 ) -> list[Sink]:
     """The sinks that ``settings`` configure, not connected: an
     :class:`~flask_mailtrack.EventStore` for ``MAILTRACK_DATABASE``, a
-    :class:`~flask_mailtrack.WebhookSender` for ``MAILTRACK_WEBHOOK_URL``.
+    :class:`~flask_mailtrack.WebhookSender` for ``MAILTRACK_WEBHOOK_URL``,
+    a :class:`~flask_mailtrack.events.RedisStreamSink` for
+    ``MAILTRACK_REDIS_URL``.
 
     :param default_outbox: As for :func:`webhook_sender`.
-    :raise MailTrackError: as :func:`webhook_sender`.
+    :raise MailTrackError: as :func:`webhook_sender` and
+        :func:`redis_stream_sink`.
     """
     sinks: list[Sink] = []
     webhooks = webhook_sender(settings, configuration, default_outbox=default_outbox)
@@ -174,6 +190,9 @@ def sinks_from_settings(
         sinks.append(store)
     if webhooks is not None:
         sinks.append(webhooks)
+    stream = redis_stream_sink(settings)
+    if stream is not None:
+        sinks.append(stream)
     return sinks
 
 
@@ -230,6 +249,34 @@ def dimensions(settings: t.Mapping[str, t.Any]) -> tuple[str, ...]:
         f"{ConfigKeys.DIMENSIONS} must be a list of metadata keys or text with"
         f" commas, not {value!r}."
     )
+
+
+def redis_stream_sink(settings: t.Mapping[str, t.Any]) -> RedisStreamSink | None:
+    """The :class:`~flask_mailtrack.events.RedisStreamSink` of
+    ``MAILTRACK_REDIS_URL``, ``MAILTRACK_REDIS_STREAM`` and
+    ``MAILTRACK_REDIS_MAXLEN``; ``None`` when no Redis URL is set.
+
+    :raise ConfigurationError: the maximum length is not a positive
+        integer, the URL is not a Redis URL, or the ``redis`` package is
+        missing.
+    """
+    url = settings.get(ConfigKeys.REDIS_URL)
+    if not url:
+        return None
+    maxlen = settings.get(ConfigKeys.REDIS_MAXLEN)
+    if maxlen in (None, ""):
+        maxlen = DEFAULT_MAXLEN
+    try:
+        maxlen = int(str(maxlen).replace("_", ""))
+    except ValueError:
+        maxlen = 0  # refused below, with the value given
+    if maxlen < 1:
+        raise ConfigurationError(
+            f"{ConfigKeys.REDIS_MAXLEN} must be a positive integer, not"
+            f" {settings.get(ConfigKeys.REDIS_MAXLEN)!r}."
+        )
+    stream = settings.get(ConfigKeys.REDIS_STREAM) or DEFAULT_STREAM
+    return RedisStreamSink(str(url), stream=str(stream), maxlen=maxlen)
 
 
 def webhook_sender(
