@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import socket
 import typing as t
-from email.utils import make_msgid
 from email.utils import parseaddr
 
 from ..configuration import FALSE_WORDS
@@ -101,16 +101,23 @@ def address_of(recipient: str | tuple[str, str]) -> str:
     ``("Ann", "ann@example.com")``."""
     if isinstance(recipient, tuple):
         return recipient[1].strip()
+    if not any(c in recipient for c in '<("'):
+        # A bare address, as bulk sends give them: no parser needed.
+        return recipient.strip()
     return parseaddr(recipient)[1] or recipient.strip()
 
 
 def new_message_id(sender: str | tuple[str, str] | None) -> str:
     """A new ``Message-ID`` on the sender's domain (as ESPs make them),
-    else on this host's name."""
+    else on this host's name: 120 random bits in 20 characters.
+
+    Shorter than :func:`email.utils.make_msgid`'s (a time, the process id
+    and 64 random bits): every tracked link of the message carries it.
+    """
     domain = address_of(sender).rpartition("@")[2] if sender else ""
-    if not domain or any(c in domain for c in '<>[]"\\ \t\r\n'):
+    if not domain or any(c in domain for c in '<>[]()"\\ \t\r\n'):
         domain = _host_name()
-    return make_msgid(domain=domain)
+    return f"<{secrets.token_urlsafe(15)}@{domain}>"
 
 
 @functools.lru_cache(maxsize=1)

@@ -92,6 +92,8 @@ class Outgoing:
             tuple[int, bytes], tuple[Tracker, HTMLTemplate]
         ] = collections.OrderedDict()
         self._lock = threading.Lock()
+        # The body last tracked (kept alive here, so compared by identity).
+        self._last: tuple[str, Tracker, HTMLTemplate] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.settings!r}>"
@@ -152,6 +154,15 @@ class Outgoing:
     def template(self, tracker: Tracker, html: str) -> HTMLTemplate:
         """The compiled template of ``html`` for ``tracker``, from the cache
         (the last 32 bodies) or compiled now."""
+        last = self._last
+        if last is not None and last[0] is html and last[1] is tracker:
+            # A bulk send hands the same body to every message: no hash.
+            return last[2]
+        template = self._template(tracker, html)
+        self._last = (html, tracker, template)
+        return template
+
+    def _template(self, tracker: Tracker, html: str) -> HTMLTemplate:
         digest = hashlib.blake2b(
             html.encode("utf-8", "surrogatepass"), digest_size=16
         ).digest()
