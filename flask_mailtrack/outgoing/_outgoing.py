@@ -123,7 +123,10 @@ class Outgoing:
         controls = read_controls(headers)
         headers = controls.headers
         track = self.settings.enabled and controls.track and trackable
-        addresses = tuple(address_of(recipient) for recipient in recipients)
+        # One per person: an address in both To and Cc gets one message.
+        addresses = tuple(
+            dict.fromkeys(address_of(recipient).lower() for recipient in recipients)
+        )
         if not track:
             return Plan(headers, False, controls.found, {}, addresses)
         message_id = controls.message_id or message_id

@@ -172,7 +172,11 @@ def test_plan_and_sent_events(outgoing: Outgoing) -> None:
     plan = outgoing.plan(
         {"X-Mailtrack-Metadata": json.dumps({"campaign": "spring"})},
         sender="news@example.com",
-        recipients=["Ann <ann@example.com>", ("Bob", "BOB@example.com")],
+        recipients=[
+            "Ann <ann@example.com>",
+            ("Bob", "BOB@example.com"),
+            "bob@example.com",
+        ],
     )
     assert plan.track and plan.changed
     message_id = plan.headers["Message-ID"]
