@@ -21,7 +21,7 @@ Needs a Redis server; do not point it at one in production use: it writes
 and deletes the stream ``mailtrack-bench:<random>``.
 
 Run: ``python benchmarks/bench_redis.py [--url URL] [--events N]``; the URL
-defaults to ``$MAILTRACK_TEST_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
+defaults to ``$TEST_MAILTRACK_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--url",
-        default=os.environ.get("MAILTRACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        default=os.environ.get("TEST_MAILTRACK_REDIS_URL", "redis://127.0.0.1:6379/0"),
     )
     parser.add_argument("--events", type=int, default=EVENTS)
     args = parser.parse_args()

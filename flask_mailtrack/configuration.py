@@ -356,6 +356,25 @@ class ConfigKeys:
     #: Standalone server only: serve the demo page at ``/`` (``mailtrack
     #: serve --demo``). The stats are then open to anyone who can reach it.
     DEMO = "MAILTRACK_DEMO"
+    #: Track every email the app sends through Flask-Mailman or
+    #: :class:`flask_mailtrack.flask_mail.Mail` (Django:
+    #: :class:`flask_mailtrack.django.EmailBackend`). Default off (Django:
+    #: on once the backend is set).
+    TRACK_OUTGOING = "MAILTRACK_TRACK_OUTGOING"
+    #: Also track the links of outgoing plain-text bodies. Default off.
+    TRACK_TEXT = "MAILTRACK_TRACK_TEXT"
+    #: Put the recipient of an outgoing email into its metadata: ``None``
+    #: (default: never), ``"clear"`` (the address) or ``"hash"`` (a keyed
+    #: hash of it).
+    RECIPIENT_METADATA = "MAILTRACK_RECIPIENT_METADATA"
+    #: The key of the recipient hash; default: derived from the signing key.
+    RECIPIENT_HASH_KEY = "MAILTRACK_RECIPIENT_HASH_KEY"
+    #: Django only: the backend :class:`flask_mailtrack.django.EmailBackend`
+    #: sends through. Default Django's SMTP backend.
+    EMAIL_BACKEND = "MAILTRACK_EMAIL_BACKEND"
+    #: The event types posted to webhooks. Default ``email.opened`` and
+    #: ``link.clicked``; add ``email.sent`` to receive sends too.
+    WEBHOOK_EVENTS = "MAILTRACK_WEBHOOK_EVENTS"
 
     #: Keys that configure adapters, not :class:`Configuration`.
     ADAPTER_KEYS = frozenset(
@@ -376,6 +395,12 @@ class ConfigKeys:
             "REDIS_MAXLEN",
             "STATS_PASSWORD",
             "DEMO",
+            "TRACK_OUTGOING",
+            "TRACK_TEXT",
+            "RECIPIENT_METADATA",
+            "RECIPIENT_HASH_KEY",
+            "EMAIL_BACKEND",
+            "WEBHOOK_EVENTS",
         )
     )
 

@@ -45,6 +45,20 @@ Differences from pytracking, each on purpose:
   ``django-ipware``, are read only from the proxies you declare
   (``trusted_proxies``, ``proxy_header``).
 
+Outgoing mail
+=============
+
+:class:`EmailBackend` tracks every email Django sends (``send_mail``,
+``send_mass_mail``, ``EmailMessage.send()``) and sends it through the
+backend named in ``MAILTRACK_EMAIL_BACKEND``::
+
+    # settings.py
+    EMAIL_BACKEND = "flask_mailtrack.django.EmailBackend"
+    MAILTRACK_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    MAILTRACK_JOURNAL = "/var/lib/mailtrack/journal"  # email.sent events
+
+See :doc:`/mail_django`.
+
 Django is imported by this module only; ``import flask_mailtrack`` never
 loads it.
 
@@ -59,13 +73,19 @@ import typing as t
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.http import Http404
 from django.http import HttpResponse
 from django.views.generic import View
 
 from ._pytracking import get_tracker
+from .configuration import ConfigKeys
 from .configuration import Configuration
 from .exceptions import MailTrackError
+from .outgoing import Outgoing
+from .outgoing import OutgoingSettings
+from .outgoing import TrackingBackendMixin
 from .tokens import CLICK
 from .tokens import OPEN
 from .web import decide
@@ -77,6 +97,7 @@ from .web._wsgi import WSGIHeaders
 if t.TYPE_CHECKING:
     from django.http import HttpRequest
 
+    from .events import Journal
     from .exceptions import InvalidToken
     from .result import TrackingResult
     from .tokens import Kind
@@ -86,6 +107,7 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "ClickTrackingView",
+    "EmailBackend",
     "OpenTrackingView",
     "TrackingView",
     "get_configuration_from_settings",
@@ -338,3 +360,104 @@ def _response(answer: Answer, method: str) -> HttpResponse:
     ``Content-Length`` of ``GET``), and body unless the request is ``HEAD``."""
     body = b"" if method == "HEAD" else answer.body
     return HttpResponse(body, status=answer.status_code, headers=dict(answer.headers))
+
+
+# -- outgoing mail ----------------------------------------------------------------
+
+#: The backend :class:`EmailBackend` sends through without
+#: ``MAILTRACK_EMAIL_BACKEND``.
+DEFAULT_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+class EmailBackend(TrackingBackendMixin, BaseEmailBackend):  # type: ignore[misc]
+    """A Django email backend that tracks every message and sends it
+    through the backend named in ``MAILTRACK_EMAIL_BACKEND`` (Django's SMTP
+    backend by default), on one connection per call.
+
+    Each message's HTML (its body when ``content_subtype`` is ``"html"``,
+    and its ``text/html`` alternatives) is tracked, and with
+    ``MAILTRACK_TRACK_TEXT`` its plain-text body; attachments are never
+    touched. The headers ``X-Mailtrack-Metadata`` and ``X-Mailtrack: off``
+    control it per message and are removed. Once the wrapped backend has
+    sent a message, one ``email.sent`` event per recipient is appended to
+    the journal in ``MAILTRACK_JOURNAL`` (none without it), for
+    ``mailtrack worker`` to store.
+
+    The links are made with :func:`get_configuration_from_settings`, whose
+    base URLs must be set. ``MAILTRACK_TRACK_OUTGOING = False`` sends
+    untracked (control headers are still removed).
+
+    :param fail_silently: Given to the wrapped backend.
+    :param kwargs: Given to the wrapped backend.
+    :raise ImproperlyConfigured: ``MAILTRACK_EMAIL_BACKEND`` names this
+        backend.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, fail_silently: bool = False, **kwargs: t.Any) -> None:
+        BaseEmailBackend.__init__(self, fail_silently=fail_silently)
+        path = getattr(settings, ConfigKeys.EMAIL_BACKEND, None) or (
+            DEFAULT_EMAIL_BACKEND
+        )
+        if path == f"{__name__}.{EmailBackend.__name__}":
+            raise ImproperlyConfigured(
+                f"{ConfigKeys.EMAIL_BACKEND} names the backend that wraps it;"
+                " set it to the backend that sends, such as"
+                f" {DEFAULT_EMAIL_BACKEND!r}."
+            )
+        self.backend = get_connection(path, fail_silently=fail_silently, **kwargs)
+        self.outgoing = outgoing_from_settings()
+
+    def get_tracker(self) -> Tracker:
+        """The tracker of :func:`get_configuration_from_settings`."""
+        return get_tracker(get_configuration_from_settings())
+
+
+def outgoing_from_settings() -> Outgoing:
+    """The :class:`~flask_mailtrack.outgoing.Outgoing` of the Django
+    settings (their ``MAILTRACK_*`` names and
+    :func:`get_configuration_from_settings`), built once and kept while the
+    settings stay the same.
+
+    .. versionadded:: 0.2
+    """
+    configuration = get_configuration_from_settings()
+    names = {
+        name: getattr(settings, name)
+        for name in dir(settings)
+        if name.startswith("MAILTRACK_")
+    }
+    cache_key = repr((id(configuration), sorted(names.items())))
+    outgoing = _outgoings.get(cache_key)
+    if outgoing is None:
+        outgoing = Outgoing(
+            configuration,
+            OutgoingSettings.from_mapping(
+                names,
+                signing_keys=configuration.secret_keys or configuration.encryption_keys,
+                enabled_by_default=True,
+            ),
+            journal=_journal(names.get(ConfigKeys.JOURNAL)),
+        )
+        if len(_outgoings) >= _MAX_CONFIGURATIONS:
+            _outgoings.pop(next(iter(_outgoings)), None)
+        _outgoings[cache_key] = outgoing
+    return outgoing
+
+
+_outgoings: dict[str, Outgoing] = {}
+_journals: dict[str, Journal] = {}
+
+
+def _journal(directory: object) -> Journal | None:
+    """This process's journal in ``directory`` (one per folder)."""
+    if not directory:
+        return None
+    from .events import Journal
+
+    path = str(directory)
+    journal = _journals.get(path)
+    if journal is None:
+        journal = _journals[path] = Journal(path)
+    return journal

@@ -275,6 +275,8 @@ PUBLIC_MODULES = {
     "flask_mailtrack.events": "api.rst",
     "flask_mailtrack.extension": "api.rst",
     "flask_mailtrack.django": "api.rst",
+    "flask_mailtrack.outgoing": "api.rst",
+    "flask_mailtrack.flask_mail": "api.rst",
     "flask_mailtrack.server": "api.rst",
     "flask_mailtrack.traffic": "machine.rst",
     "flask_mailtrack.cli": "cli.rst",

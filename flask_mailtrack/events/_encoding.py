@@ -15,7 +15,10 @@ is one JSON object:
     on every delivery attempt of it (it is also the ``webhook-id`` header):
     deliveries are *at least once*, so deduplicate on it.
 ``type``
-    ``"email.opened"`` or ``"link.clicked"``.
+    ``"email.opened"``, ``"link.clicked"``, or ``"email.sent"`` for an email
+    sent by an integration (one per recipient; ``request_data`` is
+    ``null``, ``occurred_at`` is when the mail host took it, and the
+    metadata has the message's ``message_id``).
 ``occurred_at``
     When the pixel was loaded or the link followed, ISO 8601 in UTC
     (``"2026-05-04T10:11:12Z"``).

@@ -35,6 +35,8 @@ from ._store import DEFAULT_DIMENSIONS
 from ._store import EventStore
 from ._store_backend import parse_database
 from ._store_backend import POSTGRESQL
+from ._webhooks import DEFAULT_EVENT_TYPES
+from ._webhooks import EVENT_TYPES
 from ._webhooks import WebhookSender
 
 _IN_MEMORY = ":memory:"
@@ -303,6 +305,7 @@ def webhook_sender(
     webhook = _webhook_settings(settings, configuration, default_outbox)
     if webhook is None:
         return None
+    options.setdefault("event_types", webhook_event_types(settings))
     return WebhookSender(
         webhook.url,
         secret=webhook.secret,
@@ -311,6 +314,26 @@ def webhook_sender(
         refuse_private_addresses=webhook.refuse_private,
         **options,
     )
+
+
+def webhook_event_types(settings: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    """``MAILTRACK_WEBHOOK_EVENTS``: a list, or comma-separated text;
+    default opens and clicks.
+
+    :raise ConfigurationError: an unknown event type.
+    """
+    value = settings.get(ConfigKeys.WEBHOOK_EVENTS)
+    if value is None or value == "":
+        return DEFAULT_EVENT_TYPES
+    items = value.split(",") if isinstance(value, str) else list(value)
+    types = tuple(str(item).strip() for item in items if str(item).strip())
+    unknown = [name for name in types if name not in EVENT_TYPES]
+    if unknown or not types:
+        raise ConfigurationError(
+            f"{ConfigKeys.WEBHOOK_EVENTS} lists event types among"
+            f" {', '.join(EVENT_TYPES)}, not {value!r}."
+        )
+    return types
 
 
 class _WebhookSettings(t.NamedTuple):

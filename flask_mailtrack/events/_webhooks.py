@@ -72,6 +72,12 @@ logger = logging.getLogger("flask_mailtrack.webhooks")
 _KNOWN_URLS = 64
 
 
+#: Every type of event, and those posted unless ``event_types`` says
+#: otherwise (sends are many and rarely wanted by a webhook).
+EVENT_TYPES = ("email.opened", "link.clicked", "email.sent")
+DEFAULT_EVENT_TYPES = ("email.opened", "link.clicked")
+
+
 class WebhookSender:
     """Delivers every tracking event to a webhook, signed, retried, durably.
 
@@ -120,6 +126,10 @@ class WebhookSender:
     :param ssl_context: Certificates to trust instead of the system's (an
         endpoint with a private CA); certificates and host names are always
         verified.
+    :param event_types: The types of the events posted; others are
+        skipped. Default: opens and clicks (``email.opened``,
+        ``link.clicked``); add ``email.sent`` to be told of every email
+        sent (``MAILTRACK_WEBHOOK_EVENTS``).
 
     .. versionadded:: 0.1
 
@@ -127,7 +137,7 @@ class WebhookSender:
         A sink of the events worker (:meth:`write`); posts with urllib3,
         ``concurrency`` requests at a time. ``enqueue``, ``spool_delay`` and
         ``spool_directory`` are removed: the worker's journal replaces the
-        sender's own.
+        sender's own. ``event_types``.
     """
 
     #: The sink's name in the worker's progress and logs.
@@ -150,9 +160,17 @@ class WebhookSender:
         deliver: bool = True,
         refuse_private_addresses: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        event_types: t.Iterable[str] = DEFAULT_EVENT_TYPES,
     ) -> None:
         if url is not None:
             check_url(url)
+        event_types = frozenset(event_types)
+        unknown = sorted(event_types - frozenset(EVENT_TYPES))
+        if unknown or not event_types:
+            raise ConfigurationError(
+                f"event_types must name some of {', '.join(EVENT_TYPES)};"
+                f" unknown: {', '.join(unknown) or 'none given'}."
+            )
         if isinstance(max_age, datetime.timedelta):
             max_age = max_age.total_seconds()
         if max_age <= 0 or timeout <= 0 or lease_seconds <= 0:
@@ -186,6 +204,8 @@ class WebhookSender:
         self.refuse_private_addresses = refuse_private_addresses
         #: Certificates trusted instead of the system's, if given.
         self.ssl_context = ssl_context
+        #: The types of the events posted.
+        self.event_types = event_types
         key = decode_secret(secret)  # a bad secret creates no outbox file
         self._outbox = Outbox(outbox_path)
         self._loop = DeliveryLoop(self, self._outbox, key)
@@ -215,6 +235,8 @@ class WebhookSender:
         now = time.time()
         rows = []
         for event in events:
+            if event.data.get("type") not in self.event_types:
+                continue
             url = event.data.get("webhook_url") or self.url
             if url and self._sendable(event.id, url):
                 rows.append((event.id, url, event.body, now))

@@ -42,6 +42,8 @@ from ..events._from_settings import pipeline_from_settings
 from ..exceptions import ConfigurationError
 from ..exceptions import MissingSettingError
 from ..exceptions import UnknownSettingError
+from ..outgoing import Outgoing
+from ..outgoing import OutgoingSettings
 from ..rewrite import track_html
 from ..rewrite import track_message
 from ..rewrite._html import HTMLInput
@@ -53,6 +55,7 @@ from ..tokens._serializer import OPEN
 from ..tracker import Metadata
 from ..tracker import Tracker
 from ..web import handle_request
+from ._mailman import wrap_mailman
 from ._state import default_outbox
 from ._state import DEFAULT_URL_PREFIX
 from ._state import get_state
@@ -179,6 +182,10 @@ class MailTrack:
         config.setdefault(ConfigKeys.DATABASE, None)
         config.setdefault(ConfigKeys.WORKER, None)
         config.setdefault(ConfigKeys.JOURNAL, None)
+        # Outgoing mail (Flask-Mailman, flask_mailtrack.flask_mail.Mail).
+        config.setdefault(ConfigKeys.TRACK_OUTGOING, False)
+        config.setdefault(ConfigKeys.TRACK_TEXT, False)
+        config.setdefault(ConfigKeys.RECIPIENT_METADATA, None)
 
         configuration = self._configuration
         if configuration is None:
@@ -207,6 +214,17 @@ class MailTrack:
             sender=app,
             default_outbox=default_outbox(app),
         )
+        # email.sent events go through the same journal as opens and clicks.
+        state.outgoing = Outgoing(
+            configuration,
+            OutgoingSettings.from_mapping(
+                config,
+                signing_keys=configuration.secret_keys or configuration.encryption_keys,
+            ),
+            journal=state.pipeline.journal if state.pipeline is not None else None,
+        )
+        if state.outgoing.settings.enabled:
+            wrap_mailman(app, state)
         app.register_blueprint(blueprint, url_prefix=url_prefix or None)
         add_template_helpers(app)
 

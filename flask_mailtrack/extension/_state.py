@@ -26,6 +26,7 @@ from ..tracker import Tracker
 
 if t.TYPE_CHECKING:
     from ..events._pipeline import Pipeline
+    from ..outgoing import Outgoing
     from ._extension import MailTrack
 
 #: Default of ``MAILTRACK_URL_PREFIX``.
@@ -132,6 +133,10 @@ class MailTrackState:
         #: ``None`` without either. ``pipeline.drain()`` waits until the
         #: sinks have every event so far; ``pipeline.close()`` closes it.
         self.pipeline: Pipeline | None = None
+        #: Tracks and records the email the app sends (Flask-Mailman,
+        #: :class:`flask_mailtrack.flask_mail.Mail`); its
+        #: ``settings.enabled`` is ``MAILTRACK_TRACK_OUTGOING``.
+        self.outgoing: Outgoing | None = None
 
     def _make_tracker(self, bases: tuple[str, str]) -> Tracker:
         open_base, click_base = bases
@@ -161,6 +166,14 @@ class MailTrackState:
                 _route_bases(base, self.url_prefix)
             )
         return tracker
+
+    def sending_tracker(self) -> Tracker:
+        """The tracker that makes the links of outgoing mail: on
+        ``MAILTRACK_BASE_URL``, else (in an app context) as
+        :meth:`link_tracker` for the current app."""
+        if self.base_url:
+            return self.tracker
+        return self.link_tracker(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def _request_or_server_base(app: Flask) -> str:
