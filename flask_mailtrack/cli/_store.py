@@ -1,10 +1,11 @@
-"""The commands that read the event store: ``stats`` and ``export``, and
-the options and helpers that other store commands can use
-(:func:`store_query_options`, :func:`open_event_store`)."""
+"""The commands of the event store: ``stats``, ``export``, ``db upgrade``
+and ``db purge``, and the options and helpers that other store commands
+can use (:func:`store_query_options`, :func:`open_event_store`)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -145,6 +146,61 @@ def db_upgrade_command(settings: CommandSettings) -> None:
     with open_event_store(settings, must_exist=False, migrate=True) as store:
         version = store.upgrade()
         click.echo(f"The event store {store.path} is at schema version {version}.")
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _cutoff_option(
+    ctx: click.Context, param: click.Parameter, value: str
+) -> datetime.timedelta | datetime.datetime:
+    number, unit = value[:-1], value[-1:]
+    if unit in _AGE_UNITS and number.isdigit():
+        return datetime.timedelta(seconds=int(number) * _AGE_UNITS[unit])
+    try:
+        timestamp = parse_time(value)
+        return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise click.BadParameter(
+            "use an age (400d, 12h, 30m, 2w) or an ISO 8601 time"
+        ) from None
+
+
+@db_group.command("purge")
+@click.option(
+    "--older-than",
+    "cutoff",
+    required=True,
+    metavar="AGE|TIME",
+    callback=_cutoff_option,
+    help="Delete the events older than AGE (400d, 12h, 30m, 2w) or that"
+    " occurred before TIME (ISO 8601).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def db_purge_command(
+    settings: CommandSettings,
+    cutoff: datetime.timedelta | datetime.datetime,
+    yes: bool,
+) -> None:
+    """Delete old events, for a retention period (run it from cron with
+    --yes). The statistics then count only the events kept. On PostgreSQL,
+    whole months before the cutoff are dropped, which frees their disk at
+    once."""
+    with open_event_store(settings) as store:
+        if not yes:
+            click.confirm(
+                f"Delete the events in {store.path} older than {_describe(cutoff)}?",
+                abort=True,
+            )
+        deleted = store.purge(cutoff)
+        click.echo(f"Deleted {deleted} events from {store.path}.")
+
+
+def _describe(cutoff: datetime.timedelta | datetime.datetime) -> str:
+    if isinstance(cutoff, datetime.timedelta):
+        return f"{cutoff.total_seconds() / 86400:g} days"
+    return cutoff.isoformat()
 
 
 @shared_command("stats")

@@ -119,3 +119,42 @@ def test_db_upgrade_refuses_an_unknown_url() -> None:
     result = standalone(["db", "upgrade"], "mysql://db/mail")
     assert result.exit_code == 1
     assert "unsupported database URL scheme 'mysql'" in result.output
+
+
+def test_db_purge_deletes_events_before_a_time(tmp_path: pathlib.Path) -> None:
+    database = str(tmp_path / "e.sqlite3")
+    with EventStore(database) as store:
+        store.write(opens(6))  # at T0 .. T0 + 5
+    cutoff = "2023-11-14T22:13:23Z"  # T0 + 3
+    result = standalone(["db", "purge", "--older-than", cutoff, "--yes"], database)
+    assert result.exit_code == 0, result.output
+    assert f"Deleted 3 events from {database}." in result.output
+    with EventStore(database) as store:
+        assert store.stats()["opens"]["total"] == 3
+        assert min(event["timestamp"] for event in store.events()) == T0 + 3
+
+
+def test_db_purge_takes_an_age_and_asks_first(tmp_path: pathlib.Path) -> None:
+    database = str(tmp_path / "e.sqlite3")
+    with EventStore(database) as store:
+        store.write(opens(2))  # in 2023: older than 400 days
+    args = ["db", "purge", "--older-than", "400d"]
+    declined = CliRunner().invoke(
+        main, args, input="n\n", env={"MAILTRACK_DATABASE": database}
+    )
+    assert declined.exit_code == 1 and "older than 400 days?" in declined.output
+    with EventStore(database) as store:
+        assert store.stats()["opens"]["total"] == 2
+    accepted = CliRunner().invoke(
+        main, args, input="y\n", env={"MAILTRACK_DATABASE": database}
+    )
+    assert accepted.exit_code == 0, accepted.output
+    assert "Deleted 2 events" in accepted.output
+
+
+def test_db_purge_refuses_a_bad_age(tmp_path: pathlib.Path) -> None:
+    result = standalone(
+        ["db", "purge", "--older-than", "400 days", "--yes"], str(tmp_path / "e.db")
+    )
+    assert result.exit_code == 2
+    assert "use an age (400d, 12h, 30m, 2w) or an ISO 8601 time" in result.output
