@@ -1,5 +1,6 @@
-"""A PostgreSQL and a Redis server of one test's own, for the tests that stop
-and start them (the shared servers of :mod:`_services` must stay up).
+"""A PostgreSQL server of one test's own, for the tests that stop and start
+it (the shared server of :mod:`_services` must stay up); Redis has
+:mod:`_redis_server`.
 
 Both come from the Debian packages that ``.ci/run`` installs; PostgreSQL runs
 as the ``postgres`` user, so the tests that use it need root (as CI has).
@@ -14,7 +15,6 @@ import shutil
 import subprocess
 import tempfile
 
-from _fleet import wait
 from _servers import free_port
 from _services import unavailable
 
@@ -86,58 +86,3 @@ class OwnPostgres:
                 "pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"
             )
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class OwnRedis:
-    """A redis-server on a free loopback port that keeps its data across a
-    restart (append-only file, synced on every write)."""
-
-    def __init__(self, folder: pathlib.Path) -> None:
-        program = shutil.which("redis-server")
-        if program is None:
-            unavailable("an own Redis server needs redis-server")
-        self.program = program
-        self.folder = folder
-        self.folder.mkdir(exist_ok=True)
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 (kept by Popen)
-        with log:
-            self.process = subprocess.Popen(
-                [self.program, "--port", str(self.port), "--bind", "127.0.0.1"]
-                + ["--dir", str(self.folder), "--save", ""]
-                + ["--appendonly", "yes", "--appendfsync", "always"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        import redis
-
-        client = redis.Redis.from_url(self.url)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.ConnectionError:
-                return False
-
-        try:
-            wait(up, "redis-server", 30)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """SIGTERM: Redis finishes its append-only file and exits."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()

@@ -3,6 +3,7 @@ Redis: the shared server of ``TEST_MAILTRACK_REDIS_URL`` is never stopped."""
 
 from __future__ import annotations
 
+import pathlib
 import shutil
 import subprocess
 import time
@@ -17,14 +18,21 @@ WAIT = 20.0  # seconds; never reached when the server starts
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, without persistence; a
-    child process of the test, started and stopped by it.
+    """``redis-server`` on a free loopback port; a child process of the
+    test, started and stopped by it.
 
     :param options: More ``redis-server`` options (``--maxmemory``, ...).
     :param password: Required of clients (``--requirepass``); in :attr:`url`.
+    :param folder: Keep the data there across a restart (an append-only
+        file synced on every write); without it, no persistence.
     """
 
-    def __init__(self, *options: str, password: str | None = None) -> None:
+    def __init__(
+        self,
+        *options: str,
+        password: str | None = None,
+        folder: pathlib.Path | None = None,
+    ) -> None:
         pytest.importorskip("redis")
         self.executable = shutil.which("redis-server")
         if self.executable is None:
@@ -32,6 +40,7 @@ class RedisServer:
         self.port = free_port()
         self.options = options
         self.password = password
+        self.folder = folder
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,8 +60,7 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *self._persistence(),
                 *self.options,
                 *(() if self.password is None else ("--requirepass", self.password)),
             ],
@@ -61,7 +69,21 @@ class RedisServer:
         self._wait_for_ping()
         return self
 
+    def _persistence(self) -> tuple[str, ...]:
+        if self.folder is None:
+            return ("--appendonly", "no")
+        self.folder.mkdir(exist_ok=True)
+        return (
+            "--dir",
+            str(self.folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        )
+
     def stop(self) -> None:
+        """SIGTERM: with a folder, Redis finishes its append-only file."""
         process, self.process = self.process, None
         if process is not None:
             process.terminate()
