@@ -339,6 +339,14 @@ def format_stats(stats: t.Mapping[str, t.Any]) -> str:
         f"Click-through (clicked / opened or clicked): {rate(ctr['total'])},"
         f" people only {rate(ctr['human'])}"
     )
+    sent = stats["sent"]
+    if sent["total"]:
+        opened, clicked = sent["open_rate"], sent["click_rate"]
+        lines.append(
+            f"Sent {sent['total']}: opened {rate(opened['total'])}"
+            f" (people {rate(opened['human'])}), clicked {rate(clicked['total'])}"
+            f" (people {rate(clicked['human'])}) of the emails sent"
+        )
     if stats["machine_labels"]:
         labels = ", ".join(f"{k} {v}" for k, v in stats["machine_labels"].items())
         lines.append(f"Machine traffic: {labels}")

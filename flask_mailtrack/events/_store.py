@@ -349,6 +349,7 @@ class EventStore:
                   "click_through_rate": {"total": r, "human": r, "machine": r},
                   "open_rate": {"total": r, "human": r, "machine": r},
                   "machine_labels": {"apple-mpp": n, ...},
+                  "sent": {"total": n, "open_rate": RATES, "click_rate": RATES},
                   "since": ..., "until": ..., "filters": {...},
                 }
 
@@ -360,8 +361,15 @@ class EventStore:
             who opened divided by ``engaged``, in total, for people and for
             machines; ``None`` when ``engaged`` is 0. Neither can exceed 1,
             even when clicks come without a recorded open (images blocked,
-            or the open counted as a machine's). The store does not know how
-            many emails were sent, so these are not rates per email sent.
+            or the open counted as a machine's). ``sent`` counts the
+            ``email.sent`` events (one per recipient of a message sent with
+            :mod:`flask_mailtrack.outgoing`), and its rates are the unique
+            recipients who opened, or clicked, divided by it; ``RATES`` is
+            ``{"total": r, "human": r, "machine": r}``, ``None`` when
+            nothing was sent.
+
+        .. versionchanged:: 0.2
+            ``sent``, with the open and click rates per email sent.
         """
         query = make_query(since, until, metadata_filters)
         figures = self._backend.stats_figures(query, rollups=self._read_rollups)

@@ -87,6 +87,8 @@ POSTGRESQL = "postgresql"
 
 OPENED = "email.opened"
 CLICKED = "link.clicked"
+#: An email sent to one recipient (:mod:`flask_mailtrack.outgoing`).
+SENT = "email.sent"
 
 #: A filter value: what :class:`Query` accepts.
 FilterValue = t.Union[str, int, float, bool, None]

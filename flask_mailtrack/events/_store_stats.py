@@ -14,6 +14,7 @@ import typing as t
 from ._store_backend import CLICKED
 from ._store_backend import OPENED
 from ._store_backend import Query
+from ._store_backend import SENT
 
 #: The two halves of every count: events with no machine label (people) and
 #: with one.
@@ -80,6 +81,8 @@ def assemble_stats(figures: StatsFigures, query: Query) -> dict[str, t.Any]:
     links.sort(key=lambda link: (-link["total"], link["url"] or ""))
     engaged = {side: figures.engaged.get(side, 0) for side in SIDES}
     engaged_total = figures.engaged.get("all", 0)
+    sent = figures.totals.get((SENT, "human"), 0)
+    sent += figures.totals.get((SENT, "machine"), 0)
     labels = sorted(
         ((label, n) for label, n in figures.labels.items() if n),
         key=lambda item: (-item[1], item[0]),
@@ -101,6 +104,17 @@ def assemble_stats(figures: StatsFigures, query: Query) -> dict[str, t.Any]:
             **{k: _rate(opens[k]["unique"], engaged[k]) for k in SIDES},
         },
         "machine_labels": dict(labels),
+        "sent": {
+            "total": sent,
+            "open_rate": {
+                "total": _rate(opens["unique"], sent),
+                **{k: _rate(opens[k]["unique"], sent) for k in SIDES},
+            },
+            "click_rate": {
+                "total": _rate(clicks["unique"], sent),
+                **{k: _rate(clicks[k]["unique"], sent) for k in SIDES},
+            },
+        },
     }
 
 

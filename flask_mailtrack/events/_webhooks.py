@@ -63,6 +63,9 @@ from ._outbox import Outbox
 from ._signatures import decode_secret
 from ._signatures import SecretInput
 from ._sinks import EventRecord
+from ._store_backend import CLICKED
+from ._store_backend import OPENED
+from ._store_backend import SENT
 from ._transport import check_url
 from ._transport import UNSAFE_HEADER_VALUE
 
@@ -74,8 +77,8 @@ _KNOWN_URLS = 64
 
 #: Every type of event, and those posted unless ``event_types`` says
 #: otherwise (sends are many and rarely wanted by a webhook).
-EVENT_TYPES = ("email.opened", "link.clicked", "email.sent")
-DEFAULT_EVENT_TYPES = ("email.opened", "link.clicked")
+EVENT_TYPES = (OPENED, CLICKED, SENT)
+DEFAULT_EVENT_TYPES = (OPENED, CLICKED)
 
 
 class WebhookSender:

@@ -11,13 +11,13 @@ recipient once the message is sent.
 
 from __future__ import annotations
 
+from ..events._store_backend import SENT as SENT
 from ._email_message import prepare_message as prepare_message
 from ._email_message import TrackingBackendMixin as TrackingBackendMixin
 from ._headers import CONTROL_HEADER as CONTROL_HEADER
 from ._headers import METADATA_HEADER as METADATA_HEADER
 from ._outgoing import Outgoing as Outgoing
 from ._outgoing import Plan as Plan
-from ._outgoing import SENT as SENT
 from ._settings import hash_recipient as hash_recipient
 from ._settings import OutgoingSettings as OutgoingSettings
 from ._settings import RECIPIENT_MODES as RECIPIENT_MODES

@@ -19,6 +19,7 @@ import typing as t
 
 from .._isotime import format_time
 from ..configuration import Configuration
+from ..events._store_backend import SENT
 from ..result import _new_event_id
 from ..result import EVENT_SCHEMA_VERSION
 from ..rewrite import HTMLTemplate
@@ -34,7 +35,6 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("flask_mailtrack.outgoing")
 
 #: The type of the events of sent email.
-SENT = "email.sent"
 
 #: Compiled templates kept: the HTML bodies of the mailings in progress.
 _TEMPLATES = 32

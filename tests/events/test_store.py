@@ -215,6 +215,12 @@ def test_empty_store_has_no_rate(database: str) -> None:
         assert stats["open_rate"] == stats["click_through_rate"]
         assert stats["engaged"] == {"total": 0, "human": 0, "machine": 0}
         assert stats["links"] == []
+        no_rate = {"total": None, "human": None, "machine": None}
+        assert stats["sent"] == {
+            "total": 0,
+            "open_rate": no_rate,
+            "click_rate": no_rate,
+        }
 
 
 def test_rates_cannot_exceed_one_with_clicks_without_opens(database: str) -> None:
@@ -238,6 +244,43 @@ def test_rates_cannot_exceed_one_with_clicks_without_opens(database: str) -> Non
         "human": 0.5,
         "machine": 1.0,
     }
+
+
+def sent(at: int, **metadata: t.Any) -> EventRecord:
+    """An ``email.sent`` event, as :mod:`flask_mailtrack.outgoing` journals
+    one per recipient."""
+    data = opened(at, **metadata).to_json_dict()
+    data.update(type="email.sent", is_open_tracking=False, request_data=None)
+    body = encode_event(data)
+    return EventRecord(data["id"], body, json.loads(body))
+
+
+def test_rates_per_email_sent(database: str) -> None:
+    # Four sent; alice opens and clicks, bob's only open is Apple's proxy,
+    # cy and dee do nothing. Another campaign's send is not counted.
+    spring = [
+        sent(T, recipient=r, campaign="spring") for r in ("alice", "bob", "cy", "dee")
+    ]
+    with EventStore(database) as store:
+        store.write(spring + [sent(T, recipient="eve", campaign="fall")])
+        store.record(opened(T + 10, recipient="alice", campaign="spring"))
+        store.record(opened(T + 11, "apple-mpp", recipient="bob", campaign="spring"))
+        store.record(clicked(T + 20, A, recipient="alice", campaign="spring"))
+        from_rollups = store.stats(campaign="spring")
+        from_events = store.stats(since=T, campaign="spring")
+        everything = store.stats()
+    expected = {
+        "total": 4,
+        "open_rate": {"total": 0.5, "human": 0.25, "machine": 0.25},
+        "click_rate": {"total": 0.25, "human": 0.25, "machine": 0.0},
+    }
+    assert from_rollups["sent"] == expected
+    assert from_events == {**from_rollups, "since": T}
+    assert everything["sent"]["total"] == 5
+    assert everything["sent"]["open_rate"]["total"] == 2 / 5
+    # Sends are neither opens nor engagement.
+    assert from_rollups["opens"]["total"] == 2
+    assert from_rollups["engaged"] == {"total": 2, "human": 1, "machine": 1}
 
 
 def test_identity_keys_are_configurable(database: str) -> None:

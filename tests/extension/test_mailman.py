@@ -349,7 +349,12 @@ def test_round_trip(make_app: AppFactory, inbox: tuple[Inbox, int]) -> None:
         message_ids = {
             event["metadata"]["message_id"] for event in store.events(limit=None)
         }
+        stats = store.stats(campaign="spring")
     finally:
         store.close()
     assert counts == {"email.sent": 1, "email.opened": 1, "link.clicked": 1}
     assert message_ids == {inbox[0].messages[0]["Message-ID"]}
+    assert stats["sent"]["total"] == 1
+    assert stats["opens"]["unique"] == 1 and stats["clicks"]["unique"] == 1
+    assert stats["sent"]["open_rate"]["total"] == 1.0
+    assert stats["sent"]["click_rate"]["total"] == 1.0

@@ -5,12 +5,16 @@ rates they show."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import typing as t
 
 import pytest
 from flask import Flask
 from flask_mailtrack import TrackingResult
+from flask_mailtrack.cli._store import format_stats
+from flask_mailtrack.events._encoding import encode_event
+from flask_mailtrack.events._sinks import EventRecord
 from flask_mailtrack.server import get_server_state
 
 ROUTES = ("/stats", "/stats.json", "/stats/chart.svg", "/events.json")
@@ -153,3 +157,24 @@ def test_rates_on_the_page_with_clicks_without_opens(
     assert "200.0%" not in page
     stats = app.test_client().get("/stats.json").json
     assert stats["click_through_rate"]["human"] == 1.0
+
+
+def test_rates_per_email_sent_on_the_page_and_in_the_report(
+    make_app: t.Callable[..., Flask],
+) -> None:
+    app = make_app(demo=True)
+    store = get_server_state(app).store
+    sends = []
+    for recipient in ("ann", "ben", "cy", "dee"):
+        data = TrackingResult(metadata={"recipient": recipient}).to_json_dict()
+        data["type"] = "email.sent"
+        body = encode_event(data)
+        sends.append(EventRecord(data["id"], body, json.loads(body)))
+    store.write(sends)
+    store.record(TrackingResult(is_open_tracking=True, metadata={"recipient": "ann"}))
+    page = app.test_client().get("/stats").get_data(as_text=True)
+    assert 'id="sent">4<' in page
+    assert 'id="sent-open-rate">25.0%<' in page
+    assert 'id="sent-click-rate">0.0%<' in page
+    report = format_stats(app.test_client().get("/stats.json").json)
+    assert "Sent 4: opened 25.0% (people 25.0%), clicked 0.0%" in report
