@@ -9,8 +9,6 @@ Every error about a setting is a
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
 import math
 import os
 import re
@@ -21,10 +19,16 @@ from ._secret_keys import key_list as _key_list
 from ._secret_keys import KeyInput
 from ._secret_keys import to_bytes as _to_bytes
 from ._secret_keys import warn_weak_secret_keys as _warn_weak_secret_keys
+from ._text_settings import BOOL_FIELDS
+from ._text_settings import convert_text
+from ._text_settings import did_you_mean
+from ._text_settings import FALSE_WORDS as FALSE_WORDS
+from ._text_settings import parse_bool as parse_bool
+from ._text_settings import TRUE_WORDS as TRUE_WORDS
+from ._text_settings import unknown_setting
 from .exceptions import ConfigurationError
 from .exceptions import InsecureTokenWarning
 from .exceptions import MailTrackWarning
-from .exceptions import UnknownSettingError
 
 __all__ = [
     "ConfigKeys",
@@ -184,7 +188,7 @@ class Configuration:
         # tree. (replace() and copies go through here too.)
         unknown = kwargs.keys() - _FIELD_NAMES
         if unknown:
-            raise _unknown_setting(min(unknown), _FIELD_NAMES, cls.__name__)
+            raise unknown_setting(min(unknown), _FIELD_NAMES, cls.__name__)
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
@@ -196,7 +200,7 @@ class Configuration:
         )
         set_(self, "untracked_url_patterns", tuple(self.untracked_url_patterns))
         set_(self, "machine_rules", tuple(self.machine_rules))
-        for name in _BOOL_FIELDS:
+        for name in BOOL_FIELDS:
             # Text such as "false" is truthy: read it as the environment's
             # text is read, so that it never switches a setting on (or off).
             value = getattr(self, name)
@@ -286,10 +290,10 @@ class Configuration:
             name = key[len(prefix) :].lower()
             if name in names:
                 kwargs[name] = (
-                    _convert(name, value) if isinstance(value, str) else value
+                    convert_text(name, value) if isinstance(value, str) else value
                 )
             elif prefix and not ConfigKeys.is_known(key, prefix):
-                raise _unknown_setting(key, ConfigKeys.known_keys(prefix))
+                raise unknown_setting(key, ConfigKeys.known_keys(prefix))
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -454,7 +458,7 @@ def environ_settings(environ: t.Mapping[str, str] | None = None) -> dict[str, st
         known = ConfigKeys.known_keys(prefix="")
         names = ", ".join(
             name
-            + _did_you_mean(
+            + did_you_mean(
                 name[len(_ENV_PREFIX) :], known, f" (did you mean {_ENV_PREFIX}{{}}?)"
             )
             for name in sorted(unknown)
@@ -466,103 +470,3 @@ def environ_settings(environ: t.Mapping[str, str] | None = None) -> dict[str, st
             stacklevel=2,
         )
     return settings
-
-
-#: Text read as true, and as false, in a boolean setting (lower case).
-TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
-FALSE_WORDS = frozenset(("0", "false", "no", "off"))
-_BOOLS = {
-    **dict.fromkeys(TRUE_WORDS, True),
-    **dict.fromkeys(FALSE_WORDS, False),
-}
-
-
-def parse_bool(value: object, *, name: str, default: bool = False) -> bool:
-    """A boolean setting, from a bool (a Flask config) or text (an
-    environment variable): ``1/true/yes/on`` or ``0/false/no/off``, any case.
-
-    Other text is refused rather than read as false, so that a typo never
-    silently switches a setting off.
-
-    :param name: The setting, for the error message.
-    :param default: The value of ``None`` and of empty text (a variable set
-        to nothing).
-    :raise ConfigurationError: text that is neither true nor false.
-    """
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        return bool(value)
-    text = value.strip().lower()
-    if not text:
-        return default
-    try:
-        return _BOOLS[text]
-    except KeyError:
-        raise ConfigurationError(
-            f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}."
-        ) from None
-
-
-_BOOL_FIELDS = frozenset(
-    (
-        "include_webhook_url",
-        "include_default_metadata",
-        "append_slash",
-        "case_insensitive_tokens",
-        "accept_legacy_tokens",
-        "insecure_unsigned_tokens",
-        "anonymize_ip",
-        "pixel_on_invalid_token",
-    )
-)
-_INT_FIELDS = frozenset(("max_age", "max_token_length", "trusted_proxies"))
-_FLOAT_FIELDS = frozenset(("webhook_timeout_seconds", "click_scan_seconds"))
-_LIST_FIELDS = frozenset(("legacy_redirect_hosts", "untracked_url_patterns"))
-_KEY_FIELDS = frozenset(("secret_key", "encryption_key"))
-
-
-def _convert(name: str, value: str) -> t.Any:
-    """Convert a text setting (from the environment) to its field's type."""
-    text = value.strip()
-    try:
-        if name in _BOOL_FIELDS:
-            return parse_bool(text, name=name)
-        if name in _INT_FIELDS:
-            return None if text.lower() in ("", "none") else int(text)
-        if name in _FLOAT_FIELDS:
-            number = float(text)
-            if not math.isfinite(number):
-                raise ValueError("not a finite number")
-            return number
-        if name in _LIST_FIELDS:
-            if text.startswith("["):
-                return tuple(json.loads(text))
-            return tuple(item.strip() for item in text.split(",") if item.strip())
-        if name == "default_metadata":
-            loaded = json.loads(text) if text else None
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ValueError("not a JSON object")
-            return loaded
-        if name in _KEY_FIELDS and text.startswith("["):
-            return json.loads(text)
-    except ValueError as e:
-        raise ConfigurationError(
-            f"Invalid value for setting {name!r}: {value!r}"
-        ) from e
-    return value if value else None
-
-
-def _unknown_setting(
-    name: str, known: t.Iterable[str], owner: str = "flask_mailtrack"
-) -> UnknownSettingError:
-    message = f"Unknown {owner} setting {name!r}."
-    message += _did_you_mean(name, known, " Did you mean {!r}?")
-    return UnknownSettingError(message)
-
-
-def _did_you_mean(name: str, known: t.Iterable[str], template: str) -> str:
-    """``template`` filled with the known name closest to ``name``, or
-    ``""`` when none is close."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return template.format(close[0]) if close else ""
