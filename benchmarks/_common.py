@@ -15,9 +15,6 @@ import typing as t
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 #: The shared workload: ``newsletter.html`` and ``reference.json``.
 BENCH_DIR = ROOT.parent / "shared" / "bench"
-if not BENCH_DIR.is_dir():
-    # A git worktree one level further down (/work/wt/<name>).
-    BENCH_DIR = ROOT.parent.parent / "shared" / "bench"
 
 SECRET = "benchmark-secret-key-0123456789abcdef"
 

@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument("--claim-idle", type=float, default=60.0, metavar="SECONDS")
     args = parser.parse_args()
 
-    client = redis.Redis.from_url(args.url)
+    # Longer than XREADGROUP's wait (block_ms): redis-py 8 gives up reading
+    # after 5 s by default, which a quiet stream would reach exactly.
+    client = redis.Redis.from_url(args.url, socket_timeout=30)
     database = open_database(args.database)
     ensure_group(client, args.stream, args.group)
     total = resume(client, args.stream, args.name, database, args.group)

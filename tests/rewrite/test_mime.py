@@ -138,10 +138,13 @@ def test_legacy_message_classes(tracker: Tracker) -> None:
     message = MIMEMultipart("alternative")
     message.attach(MIMEText(TEXT, "plain", "utf-8"))
     message.attach(MIMEText(HTML, "html", "utf-8"))
+    # base64, unless a library changed the utf-8 charset's default for the
+    # whole process (Flask-Mail's import makes it 8bit): kept either way.
+    encoding = message.get_payload(1)["Content-Transfer-Encoding"]
     tracked = track_message(tracker, message, METADATA, track_text=True)
     assert isinstance(tracked, Message)
     plain, html = t.cast("list[Message]", tracked.get_payload())
-    assert html["Content-Transfer-Encoding"] == "base64"
+    assert html["Content-Transfer-Encoding"] == encoding
     check_html(tracker, t.cast(bytes, html.get_payload(decode=True)).decode("utf-8"))
     text = t.cast(bytes, plain.get_payload(decode=True)).decode("utf-8")
     assert targets(tracker, text) == ["https://example.com/offer?a=1&b=2"]
