@@ -132,9 +132,10 @@ class EventStore:
         counts (see the module documentation).
     :param dimensions: Metadata keys whose statistics come from rollups
         (see the module documentation).
-    :param busy_timeout: SQLite: seconds a write waits for another writer's
-        lock before raising :exc:`sqlite3.OperationalError` (the worker then
-        offers the batch again later).
+    :param busy_timeout: Seconds a write waits for another writer's lock
+        before failing (the worker then offers the batch again later):
+        SQLite's busy timeout (:exc:`sqlite3.OperationalError`), PostgreSQL's
+        ``lock_timeout`` (:exc:`psycopg.errors.LockNotAvailable`).
     :param migrate: Bring the database's schema up to date when opening it
         (and roll up new ``dimensions``). When false, a database that is
         behind raises :exc:`~flask_mailtrack.ConfigurationError`: run
@@ -504,7 +505,10 @@ def open_backend(
         # only for a PostgreSQL URL.
         module = importlib.import_module("._store_postgres", __package__)
         backend = module.PostgresBackend(
-            location, dimensions=dimensions, migrate=migrate
+            location,
+            dimensions=dimensions,
+            migrate=migrate,
+            lock_timeout=busy_timeout,
         )
         return t.cast(StoreBackend, backend)
     from ._store_sqlite import SQLiteBackend

@@ -313,3 +313,21 @@ def test_the_password_never_shows(
                 assert_hidden(str(error))
                 assert_hidden(repr(error))
     assert_hidden(caplog.text)
+
+
+def test_busy_timeout_bounds_the_wait_for_a_lock(postgres_url: str) -> None:
+    with EventStore(postgres_url, busy_timeout=0.2) as store:
+        store.write([event(1, JANUARY)])
+        with psycopg.connect(postgres_url) as other:
+            # An operator's long transaction holding the rollups, ended
+            # after 10 s: a write that waited for it would then succeed.
+            other.execute("LOCK TABLE mailtrack_hourly IN EXCLUSIVE MODE")
+            release = threading.Timer(10, other.commit)
+            release.start()
+            try:
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    store.write([event(2, JANUARY)])
+            finally:
+                release.cancel()
+        store.write([event(2, JANUARY)])  # the worker's next offer
+        assert store.count() == 2
