@@ -82,11 +82,26 @@ def pipeline_from_settings(
             f" {ConfigKeys.DATABASE} file, not {_IN_MEMORY!r}."
         )
     else:
-        sinks = []  # the worker's; this process only journals
+        # The worker's sinks; this process only journals, but refuses the
+        # settings the worker would refuse.
+        check_sink_settings(settings)
+        sinks = []
     pipeline = Pipeline(
         None if directory == _IN_MEMORY else directory, sinks, worker=mode
     )
     return pipeline.connect(sender)
+
+
+def check_sink_settings(settings: t.Mapping[str, t.Any]) -> None:
+    """Read the store's and the Redis stream's settings as the worker will,
+    without opening a database or connecting to Redis.
+
+    :raise ConfigurationError: a setting the worker would refuse.
+    """
+    database_file(settings)
+    dimensions(settings)
+    migrate_on_open(settings)
+    redis_settings(settings)
 
 
 def worker_mode(settings: t.Mapping[str, t.Any]) -> str:
@@ -225,15 +240,17 @@ def event_store(
     if not database:
         return None
     options.setdefault("dimensions", dimensions(settings))
-    options.setdefault(
-        "migrate",
-        parse_bool(
-            settings.get(ConfigKeys.DATABASE_MIGRATE),
-            name=ConfigKeys.DATABASE_MIGRATE,
-            default=True,
-        ),
-    )
+    options.setdefault("migrate", migrate_on_open(settings))
     return EventStore(database, **options)
+
+
+def migrate_on_open(settings: t.Mapping[str, t.Any]) -> bool:
+    """``MAILTRACK_DATABASE_MIGRATE``, true when unset."""
+    return parse_bool(
+        settings.get(ConfigKeys.DATABASE_MIGRATE),
+        name=ConfigKeys.DATABASE_MIGRATE,
+        default=True,
+    )
 
 
 def dimensions(settings: t.Mapping[str, t.Any]) -> tuple[str, ...]:
@@ -258,9 +275,22 @@ def redis_stream_sink(settings: t.Mapping[str, t.Any]) -> RedisStreamSink | None
     ``MAILTRACK_REDIS_URL``, ``MAILTRACK_REDIS_STREAM`` and
     ``MAILTRACK_REDIS_MAXLEN``; ``None`` when no Redis URL is set.
 
-    :raise ConfigurationError: the maximum length is not a positive
-        integer, the URL is not a Redis URL, or the ``redis`` package is
-        missing.
+    :raise ConfigurationError: as :func:`redis_settings`, or the URL is not
+        a Redis URL, or the ``redis`` package is missing.
+    """
+    options = redis_settings(settings)
+    if options is None:
+        return None
+    url, stream, maxlen = options
+    return RedisStreamSink(url, stream=stream, maxlen=maxlen)
+
+
+def redis_settings(settings: t.Mapping[str, t.Any]) -> tuple[str, str, int] | None:
+    """The URL, stream and maximum length of the Redis settings, read
+    without connecting (or needing the ``redis`` package); ``None`` when no
+    Redis URL is set.
+
+    :raise ConfigurationError: the maximum length is not a positive integer.
     """
     url = settings.get(ConfigKeys.REDIS_URL)
     if not url:
@@ -278,7 +308,7 @@ def redis_stream_sink(settings: t.Mapping[str, t.Any]) -> RedisStreamSink | None
             f" {settings.get(ConfigKeys.REDIS_MAXLEN)!r}."
         )
     stream = settings.get(ConfigKeys.REDIS_STREAM) or DEFAULT_STREAM
-    return RedisStreamSink(str(url), stream=str(stream), maxlen=maxlen)
+    return str(url), str(stream), maxlen
 
 
 def webhook_sender(

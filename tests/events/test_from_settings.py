@@ -206,6 +206,29 @@ def test_external_pipeline_makes_no_sink(tmp_path: pathlib.Path) -> None:
         pipeline.close(0)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("MAILTRACK_REDIS_MAXLEN", "lots"),
+        ("MAILTRACK_DIMENSIONS", 5),
+        ("MAILTRACK_DATABASE_MIGRATE", "maybe"),
+        ("MAILTRACK_DATABASE", "mysql://db/mail"),
+    ],
+)
+def test_external_mode_refuses_what_the_worker_would(
+    tmp_path: pathlib.Path, setting: str, value: t.Any
+) -> None:
+    # Nothing listens on port 1: the check connects to nothing.
+    settings = {
+        "MAILTRACK_DATABASE": str(tmp_path / "d.sqlite3"),
+        "MAILTRACK_REDIS_URL": "redis://127.0.0.1:1/0",
+        "MAILTRACK_WORKER": "external",
+        setting: value,
+    }
+    with pytest.raises(ConfigurationError, match=setting):
+        pipeline_from_settings(settings, Configuration())
+
+
 def test_external_mode_needs_a_shared_journal() -> None:
     settings = {"MAILTRACK_DATABASE": ":memory:", "MAILTRACK_WORKER": "external"}
     with pytest.raises(ConfigurationError, match="MAILTRACK_JOURNAL"):
