@@ -66,10 +66,7 @@ class ConnectionPool:
                 _create_private(self.path)
             with self.connection() as connection:
                 if not self.memory:
-                    # WAL lets readers run beside the one writer and makes a
-                    # commit cheap. The mode is stored in the file, so this
-                    # runs once per process, not per connection.
-                    connection.execute("PRAGMA journal_mode=WAL")
+                    self._use_wal(connection)
                 connection.executescript(schema)
         except (OSError, sqlite3.Error) as e:
             # A path from a setting (a directory, a file that is not a
@@ -79,6 +76,26 @@ class ConnectionPool:
                 f"Cannot use {self.path!r} as an SQLite database ({e}): check"
                 " MAILTRACK_DATABASE and MAILTRACK_WEBHOOK_OUTBOX."
             ) from e
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, which lets readers run beside the one
+        writer and makes a commit cheap. The mode is stored in the file, so
+        this runs once per pool, not per connection.
+
+        Switching a file's mode takes an exclusive lock, and SQLite answers
+        "database is locked" at once, without waiting ``busy_timeout``,
+        when another process or pool is switching it too: retried here
+        until ``busy_timeout``, as a write would wait.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.01)
 
     def _open(self) -> sqlite3.Connection:
         if self.path != MEMORY:
