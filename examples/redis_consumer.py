@@ -16,15 +16,18 @@ Run it from the project root::
     pip install -e '.[redis]'
     python examples/redis_consumer.py redis://localhost:6379/0 --name worker-1
 
-and stop it with Ctrl-C.
+and stop it with Ctrl-C or SIGTERM: it finishes the entries in hand and
+exits within a second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import sqlite3
+import threading
 import typing as t
 
 import redis
@@ -146,15 +149,24 @@ def main() -> None:
     parser.add_argument("--claim-idle", type=float, default=60.0, metavar="SECONDS")
     args = parser.parse_args()
 
-    # Longer than XREADGROUP's wait (block_ms): redis-py 8 gives up reading
-    # after 5 s by default, which a quiet stream would reach exactly.
-    client = redis.Redis.from_url(args.url, socket_timeout=30)
+    client = redis.Redis.from_url(args.url)
     database = open_database(args.database)
     ensure_group(client, args.stream, args.group)
     total = resume(client, args.stream, args.name, database, args.group)
+
+    # Ctrl-C and SIGTERM ask the loop to stop between rounds, so that the
+    # entries in hand are stored and acknowledged first; each round waits
+    # at most a second for new entries.
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     print(f"{args.name}: consuming {args.stream} as group {args.group}", flush=True)
     try:
-        while True:
+        while not stopping.is_set():
             total += consume_once(
                 client,
                 args.stream,
@@ -162,9 +174,8 @@ def main() -> None:
                 database,
                 group=args.group,
                 claim_idle_ms=int(args.claim_idle * 1000),
+                block_ms=1_000,
             )
-    except KeyboardInterrupt:
-        pass
     finally:
         database.close()
         client.close()

@@ -70,8 +70,13 @@ def events(count: int) -> list[EventRecord]:
 
 
 def stored(path: pathlib.Path) -> dict[str, str]:
-    with sqlite3.connect(path) as database:
+    database = sqlite3.connect(path)
+    try:
         return dict(database.execute("SELECT id, type FROM events"))
+    except sqlite3.OperationalError:  # the consumer made the file, not the table
+        return {}
+    finally:
+        database.close()
 
 
 def pending(client: t.Any, stream: str, group: str) -> int:
