@@ -88,6 +88,7 @@ from ._sinks import EventRecord
 from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
 from ._store_backend import check_filter_name
+from ._store_backend import check_forget
 from ._store_backend import make_query
 from ._store_backend import parse_database
 from ._store_backend import POSTGRESQL
@@ -475,6 +476,25 @@ class EventStore:
         else:
             cutoff = time.time() - float(older_than)
         return self._backend.purge(cutoff)
+
+    def forget(self, **metadata_filters: t.Any) -> int:
+        """Delete every event (sends, opens, clicks) whose metadata matches
+        all the filters, as :meth:`stats` matches them: to erase a person's
+        events, ``store.forget(recipient="ann@example.com")`` (or the
+        :func:`~flask_mailtrack.outgoing.hash_recipient` of the address).
+
+        The statistics, from the rollups too, then count the events left
+        only. Writes of the worker wait meanwhile.
+
+        :param metadata_filters: At least one, not all ``None``.
+        :return: The number of events deleted.
+        :raise ValueError: no filter: ``forget()`` never deletes every event.
+
+        .. versionadded:: 0.2
+        """
+        query = make_query(filters=metadata_filters)
+        check_forget(query)
+        return self._backend.forget(query)
 
     def close(self) -> None:
         """Stop recording (see :meth:`connect`), close the database."""

@@ -235,6 +235,23 @@ def make_query(
     return Query(to_timestamp(since), to_timestamp(until), type, tuple(pairs))
 
 
+def check_forget(query: Query) -> None:
+    """Refuse a :class:`Query` that ``forget`` must not run: one without a
+    filter, or whose filters are all ``None`` (that would delete every event
+    without those keys: most of a store, all of it for an unused key), or
+    with a time range or a type.
+
+    :raise ValueError: saying what a forget needs.
+    """
+    if query.since is not None or query.until is not None or query.type:
+        raise ValueError("forget() takes metadata filters only.")
+    if all(value is None for _, value in query.filters):
+        raise ValueError(
+            "forget() needs at least one metadata filter with a value, such as"
+            " recipient='ann@example.com': it never deletes every event."
+        )
+
+
 class StoreBackend(t.Protocol):
     """Storage of the event store, on one database.
 
@@ -346,6 +363,22 @@ class StoreBackend(t.Protocol):
         than ``cutoff`` to ``0`` and delete the rows left all ``0``.
 
         :return: The number of events deleted.
+        """
+        ...
+
+    def forget(self, query: Query) -> int:
+        """Delete every event (of any type) matching the filters of
+        ``query``, which has at least one and no time range or type, in one
+        transaction that no batch is written during (SQLite: the write
+        lock; PostgreSQL: the migration lock, exclusive), and keep the
+        rollups exact (:class:`~flask_mailtrack.events._store_rollups.
+        Erasure`): subtract the deleted events' hourly counts, deleting the
+        rows left at ``0``; delete the recipient rows they touched and roll
+        those up again from the events left of the same identities. Read
+        and delete a page at a time.
+
+        :return: The number of events deleted.
+        :raise ValueError: ``query`` has no filter.
         """
         ...
 
