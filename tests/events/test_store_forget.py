@@ -190,3 +190,19 @@ def test_forget_waits_for_the_batches_being_written(postgres_url: str) -> None:
             thread.join()
         assert waited and deleted == [4]
         assert store.count() == 0
+
+
+def test_forget_pages_through_thousands_of_events(database: str) -> None:
+    # More events, and identities, than a page: one per message sent.
+    many = [
+        record(kind, n, "ann", metadata={"recipient": "ann", "message_id": f"m{n}"})
+        for n in range(1200)
+        for kind in ("email.sent", "email.opened")
+    ]
+    with EventStore(database) as store:
+        store.write([*many, *mailing("bob")])
+        assert store.forget(recipient="ann") == 2400
+        assert store.count() == 4
+        assert_rollups_match(store)
+        assert store.stats()["sent"]["total"] == 1
+        assert store.stats()["opens"]["unique"] == 1
