@@ -72,7 +72,6 @@ hand with ``mailtrack db upgrade``).
 from __future__ import annotations
 
 import datetime
-import importlib
 import logging
 import os
 import time
@@ -90,10 +89,8 @@ from ._sqlite import to_timestamp
 from ._store_backend import check_filter_name
 from ._store_backend import check_forget
 from ._store_backend import make_query
-from ._store_backend import parse_database
-from ._store_backend import POSTGRESQL
+from ._store_backend import open_backend
 from ._store_backend import Rejection
-from ._store_backend import StoreBackend
 from ._store_backend import StoredEvent
 from ._store_export import write_csv
 from ._store_export import write_jsonl
@@ -507,28 +504,3 @@ class EventStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def open_backend(
-    database: str | os.PathLike[str],
-    *,
-    dimensions: t.Sequence[str],
-    migrate: bool = True,
-    busy_timeout: float = 30.0,
-) -> StoreBackend:
-    """The backend of ``database`` (see :func:`~flask_mailtrack.events.
-    _store_backend.parse_database`)."""
-    kind, location = parse_database(database)
-    if kind == POSTGRESQL:
-        # Imported here, by name: psycopg, and the module that uses it, load
-        # only for a PostgreSQL URL.
-        module = importlib.import_module("._store_postgres", __package__)
-        backend = module.PostgresBackend(
-            location, dimensions=dimensions, migrate=migrate
-        )
-        return t.cast(StoreBackend, backend)
-    from ._store_sqlite import SQLiteBackend
-
-    return SQLiteBackend(
-        location, dimensions=dimensions, migrate=migrate, busy_timeout=busy_timeout
-    )

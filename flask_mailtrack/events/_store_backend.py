@@ -1,6 +1,7 @@
 """What :class:`~flask_mailtrack.EventStore` asks of a database: the
-:class:`StoreBackend` protocol, the normalised :class:`Query` it passes, and
-:func:`parse_database`, the one place ``MAILTRACK_DATABASE`` is parsed.
+:class:`StoreBackend` protocol, the normalised :class:`Query` it passes,
+:func:`parse_database` (the one place ``MAILTRACK_DATABASE`` is parsed) and
+:func:`open_backend`.
 
 The store validates events, computes recipient identities and assembles
 statistics itself (``_store_stats``); a backend keeps rows and answers
@@ -64,6 +65,7 @@ which key values the same way.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import re
 import typing as t
@@ -446,6 +448,30 @@ def parse_database(database: str | os.PathLike[str]) -> tuple[str, str]:
     raise ConfigurationError(
         f"MAILTRACK_DATABASE: unsupported database URL scheme {scheme!r}; use"
         " a file path, sqlite:///path or postgresql://user:password@host/db."
+    )
+
+
+def open_backend(
+    database: str | os.PathLike[str],
+    *,
+    dimensions: t.Sequence[str],
+    migrate: bool = True,
+    busy_timeout: float = 30.0,
+) -> StoreBackend:
+    """The backend of ``database`` (see :func:`parse_database`)."""
+    kind, location = parse_database(database)
+    if kind == POSTGRESQL:
+        # Imported here, by name: psycopg, and the module that uses it, load
+        # only for a PostgreSQL URL.
+        module = importlib.import_module("._store_postgres", __package__)
+        backend = module.PostgresBackend(
+            location, dimensions=dimensions, migrate=migrate
+        )
+        return t.cast(StoreBackend, backend)
+    from ._store_sqlite import SQLiteBackend  # which imports this module
+
+    return SQLiteBackend(
+        location, dimensions=dimensions, migrate=migrate, busy_timeout=busy_timeout
     )
 
 
