@@ -1,6 +1,7 @@
-"""The commands of the event store: ``stats``, ``export``, ``db upgrade``
-and ``db purge``, and the options and helpers that other store commands
-can use (:func:`store_query_options`, :func:`open_event_store`)."""
+"""The commands of the event store: ``stats``, ``export``, ``db upgrade``,
+``db purge`` and ``db forget``, and the options and helpers that other
+store commands can use (:func:`store_query_options`,
+:func:`open_event_store`)."""
 
 from __future__ import annotations
 
@@ -194,6 +195,37 @@ def db_purge_command(
                 abort=True,
             )
         deleted = store.purge(cutoff)
+        click.echo(f"Deleted {deleted} events from {store.path}.")
+
+
+@db_group.command("forget")
+@click.option(
+    "--filter",
+    "filters",
+    required=True,
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_filters_option,
+    help="Delete the events whose metadata KEY is VALUE (repeatable: all must match).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def db_forget_command(
+    settings: CommandSettings, filters: dict[str, str], yes: bool
+) -> None:
+    """Delete a person's events (sends, opens, clicks), for a request to
+    erase their data: every event whose metadata matches all the filters,
+    e.g. --filter recipient=ann@example.com. The statistics then count the
+    events left only. Copies that webhooks, Redis consumers or signal
+    receivers kept are theirs to erase."""
+    described = " and ".join(f"{key}={value!r}" for key, value in filters.items())
+    with open_event_store(settings) as store:
+        if not yes:
+            click.confirm(
+                f"Delete the events in {store.path} whose metadata has {described}?",
+                abort=True,
+            )
+        deleted = store.forget(**filters)
         click.echo(f"Deleted {deleted} events from {store.path}.")
 
 

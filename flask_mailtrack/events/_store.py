@@ -72,7 +72,6 @@ hand with ``mailtrack db upgrade``).
 from __future__ import annotations
 
 import datetime
-import importlib
 import logging
 import os
 import time
@@ -88,11 +87,10 @@ from ._sinks import EventRecord
 from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
 from ._store_backend import check_filter_name
+from ._store_backend import check_forget
 from ._store_backend import make_query
-from ._store_backend import parse_database
-from ._store_backend import POSTGRESQL
+from ._store_backend import open_backend
 from ._store_backend import Rejection
-from ._store_backend import StoreBackend
 from ._store_backend import StoredEvent
 from ._store_export import write_csv
 from ._store_export import write_jsonl
@@ -477,6 +475,25 @@ class EventStore:
             cutoff = time.time() - float(older_than)
         return self._backend.purge(cutoff)
 
+    def forget(self, **metadata_filters: t.Any) -> int:
+        """Delete every event (sends, opens, clicks) whose metadata matches
+        all the filters, as :meth:`stats` matches them: to erase a person's
+        events, ``store.forget(recipient="ann@example.com")`` (or the
+        :func:`~flask_mailtrack.outgoing.hash_recipient` of the address).
+
+        The statistics, from the rollups too, then count the events left
+        only. Writes of the worker wait meanwhile.
+
+        :param metadata_filters: At least one, not all ``None``.
+        :return: The number of events deleted.
+        :raise ValueError: no filter: ``forget()`` never deletes every event.
+
+        .. versionadded:: 0.2
+        """
+        query = make_query(filters=metadata_filters)
+        check_forget(query)
+        return self._backend.forget(query)
+
     def close(self) -> None:
         """Stop recording (see :meth:`connect`), close the database."""
         if self._connected:
@@ -488,31 +505,3 @@ class EventStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def open_backend(
-    database: str | os.PathLike[str],
-    *,
-    dimensions: t.Sequence[str],
-    migrate: bool = True,
-    busy_timeout: float = 30.0,
-) -> StoreBackend:
-    """The backend of ``database`` (see :func:`~flask_mailtrack.events.
-    _store_backend.parse_database`)."""
-    kind, location = parse_database(database)
-    if kind == POSTGRESQL:
-        # Imported here, by name: psycopg, and the module that uses it, load
-        # only for a PostgreSQL URL.
-        module = importlib.import_module("._store_postgres", __package__)
-        backend = module.PostgresBackend(
-            location,
-            dimensions=dimensions,
-            migrate=migrate,
-            lock_timeout=busy_timeout,
-        )
-        return t.cast(StoreBackend, backend)
-    from ._store_sqlite import SQLiteBackend
-
-    return SQLiteBackend(
-        location, dimensions=dimensions, migrate=migrate, busy_timeout=busy_timeout
-    )

@@ -1,6 +1,7 @@
 """What :class:`~flask_mailtrack.EventStore` asks of a database: the
-:class:`StoreBackend` protocol, the normalised :class:`Query` it passes, and
-:func:`parse_database`, the one place ``MAILTRACK_DATABASE`` is parsed.
+:class:`StoreBackend` protocol, the normalised :class:`Query` it passes,
+:func:`parse_database` (the one place ``MAILTRACK_DATABASE`` is parsed) and
+:func:`open_backend`.
 
 The store validates events, computes recipient identities and assembles
 statistics itself (``_store_stats``); a backend keeps rows and answers
@@ -64,6 +65,7 @@ which key values the same way.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import re
 import typing as t
@@ -235,6 +237,23 @@ def make_query(
     return Query(to_timestamp(since), to_timestamp(until), type, tuple(pairs))
 
 
+def check_forget(query: Query) -> None:
+    """Refuse a :class:`Query` that ``forget`` must not run: one without a
+    filter, or whose filters are all ``None`` (that would delete every event
+    without those keys: most of a store, all of it for an unused key), or
+    with a time range or a type.
+
+    :raise ValueError: saying what a forget needs.
+    """
+    if query.since is not None or query.until is not None or query.type:
+        raise ValueError("forget() takes metadata filters only.")
+    if all(value is None for _, value in query.filters):
+        raise ValueError(
+            "forget() needs at least one metadata filter with a value, such as"
+            " recipient='ann@example.com': it never deletes every event."
+        )
+
+
 class StoreBackend(t.Protocol):
     """Storage of the event store, on one database.
 
@@ -349,6 +368,22 @@ class StoreBackend(t.Protocol):
         """
         ...
 
+    def forget(self, query: Query) -> int:
+        """Delete every event (of any type) matching the filters of
+        ``query``, which has at least one and no time range or type, in one
+        transaction that no batch is written during (SQLite: the write
+        lock; PostgreSQL: the migration lock, exclusive), and keep the
+        rollups exact (:class:`~flask_mailtrack.events._store_rollups.
+        Erasure`): subtract the deleted events' hourly counts, deleting the
+        rows left at ``0``; delete the recipient rows they touched and roll
+        those up again from the events left of the same identities. Read
+        and delete a page at a time.
+
+        :return: The number of events deleted.
+        :raise ValueError: ``query`` has no filter.
+        """
+        ...
+
     def schema_version(self) -> int:
         """The version of the schema in the database: ``0`` for none,
         ``1`` for ``mailtrack_events`` without ``mailtrack_schema``."""
@@ -413,6 +448,33 @@ def parse_database(database: str | os.PathLike[str]) -> tuple[str, str]:
     raise ConfigurationError(
         f"MAILTRACK_DATABASE: unsupported database URL scheme {scheme!r}; use"
         " a file path, sqlite:///path or postgresql://user:password@host/db."
+    )
+
+
+def open_backend(
+    database: str | os.PathLike[str],
+    *,
+    dimensions: t.Sequence[str],
+    migrate: bool = True,
+    busy_timeout: float = 30.0,
+) -> StoreBackend:
+    """The backend of ``database`` (see :func:`parse_database`)."""
+    kind, location = parse_database(database)
+    if kind == POSTGRESQL:
+        # Imported here, by name: psycopg, and the module that uses it, load
+        # only for a PostgreSQL URL.
+        module = importlib.import_module("._store_postgres", __package__)
+        backend = module.PostgresBackend(
+            location,
+            dimensions=dimensions,
+            migrate=migrate,
+            lock_timeout=busy_timeout,
+        )
+        return t.cast(StoreBackend, backend)
+    from ._store_sqlite import SQLiteBackend  # which imports this module
+
+    return SQLiteBackend(
+        location, dimensions=dimensions, migrate=migrate, busy_timeout=busy_timeout
     )
 
 

@@ -24,6 +24,7 @@ import weakref
 from ..exceptions import ConfigurationError
 from . import _postgres_schema as schema
 from ._postgres import PostgresPool
+from ._postgres_forget import forget_events
 from ._postgres_queries import count_events
 from ._postgres_queries import iter_events
 from ._postgres_queries import read_events
@@ -39,6 +40,7 @@ from ._postgres_write import SELECT
 from ._postgres_write import stored_event
 from ._postgres_write import unstorable
 from ._postgres_write import write_batch
+from ._store_backend import check_forget
 from ._store_backend import HOUR
 from ._store_backend import POSTGRESQL
 from ._store_backend import Query
@@ -354,6 +356,18 @@ class PostgresBackend:
             )
             zero = " AND ".join(f"{c} = 0" for c in names)
             connection.execute(f"DELETE FROM {table} WHERE {zero}")
+
+    def forget(self, query: Query) -> int:
+        check_forget(query)
+        with self.db.connection() as connection:
+            self._ensure_staging(connection)
+            with connection.transaction():
+                # Exclusive: a batch written meanwhile could roll up, for
+                # the recipients being rolled up again here, events this
+                # transaction does not see. Then no purge either.
+                schema.lock_schema(connection)
+                schema.lock_partitions(connection)
+                return forget_events(connection, query)
 
     def close(self) -> None:
         self.db.close()

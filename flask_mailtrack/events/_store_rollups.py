@@ -4,9 +4,9 @@
 of the rollup tables (``_store_backend`` describes them): the counts to add
 to ``mailtrack_hourly`` and the last times to merge into
 ``mailtrack_recipients`` and ``mailtrack_link_recipients``. A backend
-applies them in the transaction that inserted the events; migrations and
-``purge`` use the same function to backfill and recompute, so every path
-counts alike.
+applies them in the transaction that inserted the events; migrations,
+``purge`` and ``forget`` (:class:`Erasure`) use the same function to
+backfill, recompute and take back, so every path counts alike.
 """
 
 from __future__ import annotations
@@ -123,3 +123,64 @@ def rollup(
     for event in events:
         result.add(event, dimensions, everything)
     return result
+
+
+class Erasure:
+    """The rollup changes of deleting some events (``EventStore.forget``).
+
+    Hourly counts are taken back exactly: :attr:`removed` holds what the
+    deleted events added. A last time in the recipient tables cannot be
+    taken back, as other events may share it: the rows the deleted events
+    touched are deleted, then rolled up again from the events left of their
+    identities (:meth:`restore`), into :attr:`restored`.
+
+    :param dimensions: The dimensions rolled up (``mailtrack_dimensions``).
+    """
+
+    def __init__(self, dimensions: t.Iterable[str]) -> None:
+        self.dimensions = tuple(sorted(dimensions))
+        #: The rollup of the deleted events: hourly counts to subtract,
+        #: recipient rows to delete.
+        self.removed = Rollup()
+        #: The recipient rows to put back, from the events left.
+        self.restored = Rollup()
+
+    def remove(self, events: t.Iterable[StoredEvent]) -> None:
+        """Count ``events``, just deleted."""
+        for event in events:
+            self.removed.add(event, self.dimensions)
+
+    def identities(self) -> list[str]:
+        """The identities whose recipient rows the deleted events touched,
+        sorted: the events left of these are to :meth:`restore`."""
+        found = {key[-1] for key in self.removed.recipients}
+        return sorted(found | {key[-1] for key in self.removed.link_recipients})
+
+    def restore(self, events: t.Iterable[StoredEvent]) -> None:
+        """Roll up ``events``, left of the :meth:`identities`, into the
+        recipient rows that are deleted (and only those: the others hold
+        these events already)."""
+        changes = rollup(events, self.dimensions)
+        _keep_latest(
+            changes.recipients, self.removed.recipients, self.restored.recipients
+        )
+        _keep_latest(
+            changes.link_recipients,
+            self.removed.link_recipients,
+            self.restored.link_recipients,
+        )
+
+
+_Key = t.TypeVar("_Key", RecipientKey, LinkRecipientKey)
+
+
+def _keep_latest(
+    found: dict[_Key, list[int]],
+    wanted: t.Container[_Key],
+    into: dict[_Key, list[int]],
+) -> None:
+    """Merge the last times ``found`` of the keys in ``wanted`` into ``into``."""
+    for key, times in found.items():
+        if key in wanted:
+            latest = into.setdefault(key, [0] * len(times))
+            latest[:] = map(max, latest, times)

@@ -19,6 +19,7 @@ import typing as t
 
 from ..exceptions import ConfigurationError
 from ._sqlite import ConnectionPool
+from ._store_backend import check_forget
 from ._store_backend import HOUR
 from ._store_backend import Query
 from ._store_backend import Rejection
@@ -92,9 +93,9 @@ CREATE TABLE IF NOT EXISTS mailtrack_link_recipients (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = "event_id, type, occurred_at, machine, tracked_url, identity, metadata, data"
+COLUMNS = "event_id, type, occurred_at, machine, tracked_url, identity, metadata, data"
 _INSERT = (
-    f"INSERT OR IGNORE INTO mailtrack_events ({_COLUMNS})"
+    f"INSERT OR IGNORE INTO mailtrack_events ({COLUMNS})"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
@@ -148,7 +149,7 @@ def _row(event: StoredEvent) -> tuple[t.Any, ...]:
 
 
 def stored_event(row: t.Sequence[t.Any]) -> StoredEvent:
-    """A :class:`StoredEvent` from a row of ``SELECT {_COLUMNS}``."""
+    """A :class:`StoredEvent` from a row of ``SELECT {COLUMNS}``."""
     event_id, kind, occurred_at, machine, url, identity, metadata, data = row
     return StoredEvent(
         event_id,
@@ -287,7 +288,7 @@ class SQLiteBackend:
         last = 0
         while True:
             rows = connection.execute(
-                f"SELECT id, {_COLUMNS} FROM mailtrack_events WHERE id > ?"
+                f"SELECT id, {COLUMNS} FROM mailtrack_events WHERE id > ?"
                 " ORDER BY id LIMIT ?",
                 (last, _BACKFILL_PAGE),
             ).fetchall()
@@ -430,7 +431,7 @@ class SQLiteBackend:
             # The hour the cutoff splits: counted again from what is left.
             connection.execute("DELETE FROM mailtrack_hourly WHERE hour = ?", (hour,))
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM mailtrack_events"
+                f"SELECT {COLUMNS} FROM mailtrack_events"
                 " WHERE occurred_at >= ? AND occurred_at < ?",
                 (hour, hour + HOUR),
             ).fetchall()
@@ -455,6 +456,14 @@ class SQLiteBackend:
             )
             zero = " AND ".join(f"{c} = 0" for c in names)
             connection.execute(f"DELETE FROM {table} WHERE {zero}")
+
+    def forget(self, query: Query) -> int:
+        # Imported here: it builds on this module's helpers.
+        from ._store_forget import forget_events
+
+        check_forget(query)
+        with self.db.transaction() as connection:
+            return forget_events(connection, query, self._recorded(connection))
 
     def close(self) -> None:
         self.db.close()

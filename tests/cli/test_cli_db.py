@@ -158,3 +158,72 @@ def test_db_purge_refuses_a_bad_age(tmp_path: pathlib.Path) -> None:
     )
     assert result.exit_code == 2
     assert "use an age (400d, 12h, 30m, 2w) or an ISO 8601 time" in result.output
+
+
+def test_db_forget_deletes_a_persons_events(tmp_path: pathlib.Path) -> None:
+    database = str(tmp_path / "e.sqlite3")
+    with EventStore(database) as store:
+        store.write(opens(6))  # r0, r1, r2, r0, r1, r2
+    args = ["db", "forget", "--filter", "recipient=r1", "--filter", "campaign=spring"]
+    result = standalone([*args, "--yes"], database)
+    assert result.exit_code == 0, result.output
+    assert f"Deleted 2 events from {database}." in result.output
+    with EventStore(database) as store:
+        assert store.events(limit=None, recipient="r1") == []
+        stats = store.stats(campaign="spring")
+        assert stats["opens"] == store.stats(since=0, campaign="spring")["opens"]
+        assert stats["opens"]["total"] == 4 and stats["opens"]["unique"] == 2
+    again = standalone([*args, "--yes"], database)
+    assert "Deleted 0 events" in again.output
+
+
+def test_db_forget_asks_first(tmp_path: pathlib.Path) -> None:
+    database = str(tmp_path / "e.sqlite3")
+    with EventStore(database) as store:
+        store.write(opens(3))
+    args = ["db", "forget", "--filter", "recipient=r0"]
+    env = {"MAILTRACK_DATABASE": database}
+    declined = CliRunner().invoke(main, args, input="n\n", env=env)
+    assert declined.exit_code == 1
+    assert "whose metadata has recipient='r0'?" in declined.output
+    with EventStore(database) as store:
+        assert store.count() == 3
+    accepted = CliRunner().invoke(main, args, input="y\n", env=env)
+    assert accepted.exit_code == 0, accepted.output
+    assert "Deleted 1 events" in accepted.output
+
+
+def test_db_forget_needs_a_filter(tmp_path: pathlib.Path) -> None:
+    database = str(tmp_path / "e.sqlite3")
+    for args in (["--yes"], ["--filter", "recipient", "--yes"]):
+        result = standalone(["db", "forget", *args], database)
+        assert result.exit_code == 2, result.output
+    assert "use KEY=VALUE" in result.output
+
+
+def test_flask_db_forget_on_postgresql(
+    postgres_url: str, tmp_path: pathlib.Path
+) -> None:
+    with EventStore(postgres_url) as store:
+        store.write(opens(6))
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=KEY,
+        MAILTRACK_DATABASE=postgres_url,
+        MAILTRACK_JOURNAL=str(tmp_path / "journal"),
+        MAILTRACK_WORKER="external",
+    )
+    MailTrack(app)
+    try:
+        result = CliRunner().invoke(
+            mailtrack_group,
+            ["db", "forget", "--filter", "recipient=r2", "--yes"],
+            obj=ScriptInfo(create_app=lambda: app),
+        )
+    finally:
+        close_app(app, timeout=0)
+    assert result.exit_code == 0, result.output
+    assert "Deleted 2 events from postgresql://" in result.output
+    with EventStore(postgres_url) as store:
+        assert store.count() == 4
+        assert store.stats()["opens"]["unique"] == 2
