@@ -82,10 +82,16 @@ class WebhookFleet(Fleet):
         return [(event_id, json.loads(metadata)["n"]) for event_id, metadata in rows]
 
     def leased(self) -> set[int]:
-        """The outbox rows claimed by a worker now."""
-        rows = self.query(
-            "SELECT id FROM webhook_outbox WHERE lease_until > ?", time.time()
-        )
+        """The outbox rows claimed by a worker now (none before a worker
+        made the outbox: on a loaded machine it may not have yet)."""
+        try:
+            rows = self.query(
+                "SELECT id FROM webhook_outbox WHERE lease_until > ?", time.time()
+            )
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise
+            return set()
         return {row_id for (row_id,) in rows}
 
     def received(self) -> list[str]:
