@@ -5,7 +5,9 @@ The fastest idempotent way measured (``benchmarks/bench_postgres.py``):
 ``COPY`` the batch (binary) into a temporary staging table, then ``INSERT ...
 SELECT ... ON CONFLICT DO NOTHING RETURNING event_id`` into the events, so
 that only the events this transaction inserted are rolled up; their rollup
-changes (``_store_rollups``) are staged by ``COPY`` too and upserted. A
+changes (``_store_rollups``) are staged by ``COPY`` too and upserted. The
+rollups are computed while the server inserts (pipeline mode), for the
+whole batch, as a batch is usually all new. A
 writer offering an event another writer has inserted but not committed
 waits for that transaction: it skips the event if the other commits and
 stores it if the other rolls back, so two workers offering the same batch
@@ -138,19 +140,25 @@ def write_batch(
     with connection.transaction():
         schema.lock_schema(connection, shared=True)
         if events:
+            dimensions = schema.recorded_dimensions(connection)
             cursor = connection.cursor()
             with cursor.copy(_COPY_EVENTS) as copy:
                 copy.set_types(_EVENT_TYPES)
                 for event in events:
                     copy.write_row(event[:8])
-            new = {row[0] for row in cursor.execute(_INSERT_EVENTS).fetchall()}
+            with connection.pipeline():
+                # Sent, not waited for: the server inserts while the rollups
+                # of the whole batch, usually all new, are computed.
+                cursor.execute(_INSERT_EVENTS)
+                changes = rollup(events, dimensions)
+                new = {row[0] for row in cursor.fetchall()}
             if len(new) == len(events):
                 inserted = events
             else:
                 inserted = [event for event in events if event.event_id in new]
+                changes = rollup(inserted, dimensions)
         if inserted:
-            dimensions = schema.recorded_dimensions(connection)
-            apply_rollup(connection, rollup(inserted, dimensions))
+            apply_rollup(connection, changes)
         if rejected:
             now = time.time()
             connection.cursor().executemany(
