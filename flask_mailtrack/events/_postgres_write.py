@@ -2,10 +2,12 @@
 one transaction.
 
 The fastest idempotent way measured (``benchmarks/bench_postgres.py``):
-``COPY`` the batch into a temporary staging table, then ``INSERT ...
+``COPY`` the batch (binary) into a temporary staging table, then ``INSERT ...
 SELECT ... ON CONFLICT DO NOTHING RETURNING event_id`` into the events, so
 that only the events this transaction inserted are rolled up; their rollup
-changes (``_store_rollups``) are staged by ``COPY`` too and upserted. A
+changes (``_store_rollups``) are staged by ``COPY`` too and upserted. The
+rollups are computed while the server inserts (pipeline mode), for the
+whole batch, as a batch is usually all new. A
 writer offering an event another writer has inserted but not committed
 waits for that transaction: it skips the event if the other commits and
 stores it if the other rolls back, so two workers offering the same batch
@@ -34,7 +36,10 @@ SELECT = (
     "event_id, type, occurred_at, machine, tracked_url, identity, metadata::text, data"
 )
 
-_COPY_EVENTS = f"COPY mailtrack_staged_events ({COLUMNS}) FROM STDIN"
+# Binary: the event's JSON goes as it is, not escaped by psycopg and
+# unescaped by the server (measured: 3.7 instead of 6.1 us per event).
+_COPY_EVENTS = f"COPY mailtrack_staged_events ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_EVENT_TYPES = ("text", "text", "int8", "text", "text", "text", "text", "text")
 
 # Sorted by id: locks on the unique index are taken in the same order by
 # every writer, and ids (given in batch order) stay in batch order.
@@ -62,11 +67,12 @@ def _upsert_latest(table: str, key: str, times: tuple[str, ...]) -> str:
     )
 
 
-#: Staging table, rows of :class:`Rollup`, upsert.
+#: Staging table, rows of :class:`Rollup`, their types, upsert.
 _UPSERTS = (
     (
         "mailtrack_staged_hourly",
         "hourly_rows",
+        ("text", "text", "int8", "text", "text", "text", "int8"),
         "INSERT INTO mailtrack_hourly AS t SELECT * FROM mailtrack_staged_hourly"
         f" ORDER BY {_HOURLY_KEY} ON CONFLICT ({_HOURLY_KEY})"
         " DO UPDATE SET n = t.n + excluded.n",
@@ -74,6 +80,7 @@ _UPSERTS = (
     (
         "mailtrack_staged_recipients",
         "recipient_rows",
+        ("text", "text", "text", "int8", "int8", "int8", "int8"),
         _upsert_latest(
             "mailtrack_recipients", "dimension, value, identity", RECIPIENT_TIMES
         ),
@@ -81,6 +88,7 @@ _UPSERTS = (
     (
         "mailtrack_staged_link_recipients",
         "link_recipient_rows",
+        ("text", "text", "text", "text", "int8", "int8"),
         _upsert_latest(
             "mailtrack_link_recipients", "dimension, value, url, identity", LINK_TIMES
         ),
@@ -132,18 +140,25 @@ def write_batch(
     with connection.transaction():
         schema.lock_schema(connection, shared=True)
         if events:
+            dimensions = schema.recorded_dimensions(connection)
             cursor = connection.cursor()
             with cursor.copy(_COPY_EVENTS) as copy:
+                copy.set_types(_EVENT_TYPES)
                 for event in events:
                     copy.write_row(event[:8])
-            new = {row[0] for row in cursor.execute(_INSERT_EVENTS).fetchall()}
+            with connection.pipeline():
+                # Sent, not waited for: the server inserts while the rollups
+                # of the whole batch, usually all new, are computed.
+                cursor.execute(_INSERT_EVENTS)
+                changes = rollup(events, dimensions)
+                new = {row[0] for row in cursor.fetchall()}
             if len(new) == len(events):
                 inserted = events
             else:
                 inserted = [event for event in events if event.event_id in new]
+                changes = rollup(inserted, dimensions)
         if inserted:
-            dimensions = schema.recorded_dimensions(connection)
-            apply_rollup(connection, rollup(inserted, dimensions))
+            apply_rollup(connection, changes)
         if rejected:
             now = time.time()
             connection.cursor().executemany(
@@ -165,11 +180,12 @@ def apply_rollup(
         the same transaction (commits empty them anyway).
     """
     cursor = connection.cursor()
-    for staging, rows_of, upsert in _UPSERTS:
+    for staging, rows_of, types, upsert in _UPSERTS:
         rows = getattr(changes, rows_of)()
         if not rows:
             continue
-        with cursor.copy(f"COPY {staging} FROM STDIN") as copy:
+        with cursor.copy(f"COPY {staging} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
         cursor.execute(upsert)
