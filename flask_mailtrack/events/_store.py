@@ -110,8 +110,11 @@ logger = logging.getLogger("flask_mailtrack.store")
 
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
 
+#: The metadata key that names a campaign (:meth:`EventStore.campaigns`).
+DEFAULT_CAMPAIGN_KEY = "campaign"
+
 #: Metadata keys rolled up by default (see :class:`EventStore`).
-DEFAULT_DIMENSIONS = ("campaign",)
+DEFAULT_DIMENSIONS = (DEFAULT_CAMPAIGN_KEY,)
 
 
 class EventStore:
