@@ -390,9 +390,15 @@ class EventStore:
         """Event counts per time bucket, oldest first, for charts.
 
         Each item is ``{"start": epoch seconds, "opens": n, "clicks": n,
-        "machine": n}`` (``machine`` counts both kinds). Empty buckets
-        between the first and the last (or ``since`` and ``until``) are
-        included; at most ``max_buckets``, the most recent.
+        "machine": n, "opens_machine": n, "clicks_machine": n}``:
+        ``opens`` and ``clicks`` count people and machines, ``machine`` the
+        machines' opens and clicks together, ``opens_machine`` and
+        ``clicks_machine`` each apart. Empty buckets between the first and
+        the last (or ``since`` and ``until``) are included; at most
+        ``max_buckets``, the most recent.
+
+        .. versionchanged:: 0.2
+            ``opens_machine`` and ``clicks_machine``.
         """
         if bucket_seconds < 1:
             raise ValueError("bucket_seconds must be at least 1.")

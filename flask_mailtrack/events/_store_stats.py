@@ -118,6 +118,17 @@ def assemble_stats(figures: StatsFigures, query: Query) -> dict[str, t.Any]:
     }
 
 
+def _empty_bucket(start: int) -> dict[str, int]:
+    return {
+        "start": start,
+        "opens": 0,
+        "clicks": 0,
+        "machine": 0,
+        "opens_machine": 0,
+        "clicks_machine": 0,
+    }
+
+
 def assemble_timeline(
     counts: t.Iterable[tuple[int, str, bool, int]],
     query: Query,
@@ -131,12 +142,12 @@ def assemble_timeline(
     for bucket, kind, machine, n in counts:
         if kind not in (OPENED, CLICKED) or not n:
             continue
-        item = buckets.setdefault(
-            bucket, {"start": bucket, "opens": 0, "clicks": 0, "machine": 0}
-        )
-        item["opens" if kind == OPENED else "clicks"] += n
+        item = buckets.setdefault(bucket, _empty_bucket(bucket))
+        name = "opens" if kind == OPENED else "clicks"
+        item[name] += n
         if machine:
             item["machine"] += n
+            item[name + "_machine"] += n
     start, end = query.since, query.until
     first = min(buckets) if start is None and buckets else start
     last = max(buckets) if end is None and buckets else end
@@ -148,6 +159,6 @@ def assemble_timeline(
         last_bucket -= bucket_seconds  # ``until`` is exclusive
     first_bucket = max(first_bucket, last_bucket - (max_buckets - 1) * bucket_seconds)
     return [
-        buckets.get(b, {"start": b, "opens": 0, "clicks": 0, "machine": 0})
+        buckets.get(b) or _empty_bucket(b)
         for b in range(first_bucket, last_bucket + 1, bucket_seconds)
     ]
