@@ -74,6 +74,7 @@ from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
 
 if t.TYPE_CHECKING:
+    from ._store_campaigns import CampaignFigures
     from ._store_stats import StatsFigures
 
 #: The schema version this code writes and reads.
@@ -321,6 +322,23 @@ class StoreBackend(t.Protocol):
         label is set; rows with ``events > 0`` only, any order. From
         ``mailtrack_hourly`` with ``rollups`` and a
         :meth:`Query.timeline_target`, else from the events."""
+        ...
+
+    def campaign_figures(
+        self, dimension: str, since_day: int
+    ) -> dict[str, CampaignFigures]:
+        """The figures of every value of ``dimension`` (``""``: of every
+        event, as the value ``""``), from the rollups alone, in one snapshot:
+        :func:`~flask_mailtrack.events._store_campaigns.campaign_figures` of
+        ``mailtrack_hourly``'s rows of the dimension grouped by value, type,
+        machine label and day (``hour - hour % 86400`` for the hours at or
+        after ``since_day``, ``NULL`` before) with ``SUM(n)``, ``MIN(hour)``
+        and ``MAX(hour)``, and ``mailtrack_recipients``' rows grouped by
+        value with the nine recipient counts.
+
+        :raise ValueError: ``dimension`` is not in ``mailtrack_dimensions``
+            (:func:`~flask_mailtrack.events._store_campaigns.check_rolled_up`).
+        """
         ...
 
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:

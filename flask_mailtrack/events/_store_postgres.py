@@ -26,6 +26,7 @@ from . import _postgres_schema as schema
 from ._postgres import PostgresPool
 from ._postgres_queries import count_events
 from ._postgres_queries import iter_events
+from ._postgres_queries import read_campaign_figures
 from ._postgres_queries import read_events
 from ._postgres_queries import read_timeline_counts
 from ._postgres_queries import snapshot
@@ -46,12 +47,14 @@ from ._store_backend import Rejection
 from ._store_backend import SCHEMA_VERSION
 from ._store_backend import StoredEvent
 from ._store_backend import WriteResult
+from ._store_campaigns import check_rolled_up
 from ._store_rollups import Rollup
 from ._store_rollups import rollup
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import psycopg
 
+    from ._store_campaigns import CampaignFigures
     from ._store_stats import StatsFigures
 
 logger = logging.getLogger("flask_mailtrack.store")
@@ -288,6 +291,15 @@ class PostgresBackend:
                 return read_timeline_counts(
                     connection, query, bucket_seconds, target if rollups else None
                 )
+
+    def campaign_figures(
+        self, dimension: str, since_day: int
+    ) -> dict[str, CampaignFigures]:
+        with self.db.connection() as connection:
+            with connection.transaction():
+                snapshot(connection)
+                check_rolled_up(dimension, schema.recorded_dimensions(connection))
+                return read_campaign_figures(connection, dimension, since_day)
 
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         return read_events(self.db, query, limit)

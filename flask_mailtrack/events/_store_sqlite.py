@@ -26,8 +26,10 @@ from ._store_backend import SCHEMA_VERSION
 from ._store_backend import SQLITE
 from ._store_backend import StoredEvent
 from ._store_backend import WriteResult
+from ._store_campaigns import check_rolled_up
 from ._store_queries import count_events
 from ._store_queries import iter_events
+from ._store_queries import read_campaign_figures
 from ._store_queries import read_events
 from ._store_queries import read_timeline_counts
 from ._store_queries import stats_from_events
@@ -36,6 +38,7 @@ from ._store_rollups import Rollup
 from ._store_rollups import rollup
 
 if t.TYPE_CHECKING:
+    from ._store_campaigns import CampaignFigures
     from ._store_stats import StatsFigures
 
 logger = logging.getLogger("flask_mailtrack.store")
@@ -400,6 +403,17 @@ class SQLiteBackend:
                 return read_timeline_counts(
                     connection, query, bucket_seconds, target if rollups else None
                 )
+            finally:
+                connection.execute("COMMIT")
+
+    def campaign_figures(
+        self, dimension: str, since_day: int
+    ) -> dict[str, CampaignFigures]:
+        with self.db.connection() as connection:
+            connection.execute("BEGIN")
+            try:
+                check_rolled_up(dimension, self._recorded(connection))
+                return read_campaign_figures(connection, dimension, since_day)
             finally:
                 connection.execute("COMMIT")
 

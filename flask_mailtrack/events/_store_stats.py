@@ -51,6 +51,19 @@ class StatsFigures:
     engaged: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+def add_recipient_counts(figures: StatsFigures, counts: t.Sequence[int | None]) -> None:
+    """Set the unique counts and ``engaged`` of ``figures`` from the nine
+    counts of a rollup read of ``mailtrack_recipients``, in this order:
+    recipients who opened (either side, people, machines), who clicked
+    (the same three), who opened or clicked (the same three). ``None``
+    (the ``SUM`` of no rows) counts ``0``."""
+    row = [n or 0 for n in counts]
+    for i, kind in enumerate((OPENED, CLICKED)):
+        for j, side in enumerate(("all", *SIDES)):
+            figures.uniques[kind, side] = row[3 * i + j]
+    figures.engaged.update(all=row[6], human=row[7], machine=row[8])
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
