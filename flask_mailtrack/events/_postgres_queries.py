@@ -326,6 +326,32 @@ def read_events(
     return [json.loads(row[0]) for row in rows]
 
 
+def read_related_events(
+    db: PostgresPool, event_id: str, limit: int | None
+) -> list[dict[str, t.Any]]:
+    """The events of the identity of ``event_id``, oldest first, at most
+    ``limit``; by the index ``mailtrack_events_identity``, on a hash of the
+    identity (an identity may be longer than a B-tree entry can be)."""
+    with db.connection() as connection:
+        found = connection.execute(
+            "SELECT identity FROM mailtrack_events WHERE event_id = %s LIMIT 1",
+            (event_id,),
+        ).fetchone()
+        if found is None:
+            return []
+        sql = (
+            "SELECT data FROM mailtrack_events"
+            " WHERE md5(identity)::uuid = md5(%s)::uuid AND identity = %s"
+            " ORDER BY occurred_at, id"
+        )
+        params: list[t.Any] = [found[0], found[0]]
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        rows = connection.execute(sql, params).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
 def count_events(db: PostgresPool) -> int:
     """The number of stored events."""
     with db.connection() as connection:

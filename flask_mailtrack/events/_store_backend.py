@@ -18,7 +18,9 @@ The schema, the same tables on every backend
     One row per event id: ``event_id``, ``type``, ``occurred_at`` (whole
     seconds since the epoch), ``machine`` and ``tracked_url`` (``NULL`` when
     none), ``identity``, ``metadata`` (JSON), ``data`` (the event's JSON) and
-    an insertion order (``id``).
+    an insertion order (``id``). Indexed by ``occurred_at`` and, since
+    version 3, by ``identity`` then ``occurred_at`` (PostgreSQL: by a hash
+    of ``identity``), for the events of one recipient.
 ``mailtrack_dimensions(name)``
     The dimensions whose rollups are complete (every stored event counted).
     A dimension joins it in the transaction that backfills its rollups;
@@ -78,7 +80,7 @@ if t.TYPE_CHECKING:
     from ._store_stats import StatsFigures
 
 #: The schema version this code writes and reads.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Seconds of a rollup bucket.
 HOUR = 3600
@@ -345,6 +347,16 @@ class StoreBackend(t.Protocol):
         """The events (their ``data``, decoded) matching ``query``, newest
         first: by ``occurred_at`` descending, then the last inserted first;
         at most ``limit`` (``None``: all)."""
+        ...
+
+    def related_events(
+        self, event_id: str, limit: int | None
+    ) -> list[dict[str, t.Any]]:
+        """The events (their ``data``, decoded) with the ``identity`` of the
+        event ``event_id``, that one among them, oldest first (``occurred_at``,
+        then insertion order); at most ``limit`` (``None``: all); ``[]``
+        when no event has that id. By the index ``mailtrack_events_identity``
+        (schema version 3), never a scan."""
         ...
 
     def iter_events(self, query: Query) -> t.Iterator[dict[str, t.Any]]:

@@ -28,6 +28,7 @@ from ._postgres_queries import count_events
 from ._postgres_queries import iter_events
 from ._postgres_queries import read_campaign_figures
 from ._postgres_queries import read_events
+from ._postgres_queries import read_related_events
 from ._postgres_queries import read_timeline_counts
 from ._postgres_queries import snapshot
 from ._postgres_queries import stats_from_events
@@ -303,6 +304,11 @@ class PostgresBackend:
 
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         return read_events(self.db, query, limit)
+
+    def related_events(
+        self, event_id: str, limit: int | None
+    ) -> list[dict[str, t.Any]]:
+        return read_related_events(self.db, event_id, limit)
 
     def iter_events(self, query: Query) -> t.Iterator[dict[str, t.Any]]:
         return iter_events(self.db, query)

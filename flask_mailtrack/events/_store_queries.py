@@ -281,6 +281,25 @@ def read_events(
     return [json.loads(row[0]) for row in rows]
 
 
+def read_related_events(
+    db: ConnectionPool, event_id: str, limit: int | None
+) -> list[dict[str, t.Any]]:
+    """The events of the identity of ``event_id``, oldest first, at most
+    ``limit``; by the index ``mailtrack_events_identity``."""
+    sql = (
+        "SELECT data FROM mailtrack_events WHERE identity ="
+        " (SELECT identity FROM mailtrack_events WHERE event_id = ?)"
+        " ORDER BY occurred_at, id"
+    )
+    params: list[t.Any] = [event_id]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    with db.connection() as connection:
+        rows = connection.execute(sql, params).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
 def count_events(db: ConnectionPool) -> int:
     """The number of stored events."""
     with db.connection() as connection:

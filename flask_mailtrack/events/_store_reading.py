@@ -185,6 +185,24 @@ class StoreReader:
             make_query(since, until, metadata_filters, type), limit
         )
 
+    def related_events(
+        self, event_id: str, *, limit: int | None = 500
+    ) -> list[dict[str, t.Any]]:
+        """Every event of the recipient of an event: those with the same
+        recipient identity (see :attr:`identity_keys`), that event among
+        them, oldest first, as schema-1 dicts. Read by an index, whatever
+        the size of the store.
+
+        :param event_id: The ``id`` of any stored event.
+        :param limit: At most this many, the oldest; ``None`` for all.
+        :return: ``[]`` when no event has that id.
+
+        .. versionadded:: 0.2
+        """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1.")
+        return self._backend.related_events(event_id, limit)
+
     def count(self) -> int:
         """The number of stored events."""
         return self._backend.count()

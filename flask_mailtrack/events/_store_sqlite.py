@@ -31,6 +31,7 @@ from ._store_queries import count_events
 from ._store_queries import iter_events
 from ._store_queries import read_campaign_figures
 from ._store_queries import read_events
+from ._store_queries import read_related_events
 from ._store_queries import read_timeline_counts
 from ._store_queries import stats_from_events
 from ._store_queries import stats_from_rollups
@@ -93,6 +94,13 @@ CREATE TABLE IF NOT EXISTS mailtrack_link_recipients (
     machine INTEGER NOT NULL,
     PRIMARY KEY (dimension, value, url, identity)
 ) WITHOUT ROWID;
+"""
+
+#: Version 3 adds the index of the events of one recipient
+#: (:meth:`~flask_mailtrack.EventStore.related_events`), oldest first.
+IDENTITY_SCHEMA = """
+CREATE INDEX IF NOT EXISTS mailtrack_events_identity
+    ON mailtrack_events (identity, occurred_at)
 """
 
 _COLUMNS = "event_id, type, occurred_at, machine, tracked_url, identity, metadata, data"
@@ -262,13 +270,20 @@ class SQLiteBackend:
                 for statement in script.split(";"):
                     if statement.strip():
                         connection.execute(statement)
+                self._backfill(connection, [], everything=True)
+            if version < 3:
+                connection.execute(IDENTITY_SCHEMA)
+            if version < SCHEMA_VERSION:
                 connection.execute("DELETE FROM mailtrack_schema")
                 connection.execute(
                     "INSERT INTO mailtrack_schema VALUES (?)", (SCHEMA_VERSION,)
                 )
-                self._backfill(connection, [], everything=True)
-                if version == 1:
-                    logger.info("Event store %s migrated to version 2.", self.location)
+                if version:
+                    logger.info(
+                        "Event store %s migrated to version %d.",
+                        self.location,
+                        SCHEMA_VERSION,
+                    )
             missing = [
                 d for d in self.dimensions if d not in self._recorded(connection)
             ]
@@ -419,6 +434,11 @@ class SQLiteBackend:
 
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         return read_events(self.db, query, limit)
+
+    def related_events(
+        self, event_id: str, limit: int | None
+    ) -> list[dict[str, t.Any]]:
+        return read_related_events(self.db, event_id, limit)
 
     def iter_events(self, query: Query) -> t.Iterator[dict[str, t.Any]]:
         return iter_events(self.db, query)

@@ -1,16 +1,20 @@
-"""EventStore.campaigns(): every campaign's figures are those of
+"""EventStore.campaigns() and related_events(): every campaign's figures are those of
 ``stats(campaign=...)`` (from the rollups and from a scan of the events),
 with the machine share, first and last event, a daily sparkline and rates
-that never exceed 1; on every backend."""
+that never exceed 1; the events of one recipient, by an index that a
+version 2 database gets when migrated; on every backend."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import sqlite3
 import time
 import typing as t
 
 import pytest
+from flask_mailtrack import ConfigurationError
 from flask_mailtrack import EventStore
 from flask_mailtrack.events._encoding import encode_event
 from flask_mailtrack.events._sinks import EventRecord
@@ -244,3 +248,96 @@ def test_campaigns_of_another_key(database: str) -> None:
             store.campaigns()
         with pytest.raises(ValueError, match="days"):
             store.campaigns("campaign_id", days=0)
+
+
+# -- the events of one recipient -------------------------------------------------
+
+
+def test_related_events(database: str) -> None:
+    at = 1_700_000_000
+    alice = {"recipient": "alice", "campaign": "spring"}
+    records = [
+        event(
+            "evt_a3", "link.clicked", at + 30, None, "https://example.com/a", **alice
+        ),
+        event("evt_a1", "email.sent", at, **alice),
+        event("evt_b1", "email.opened", at + 5, recipient="bob", campaign="spring"),
+        event("evt_a2", "email.opened", at + 10, "apple-mpp", **alice),
+        # Another campaign: another email, the same recipient identity.
+        event("evt_a4", "email.opened", at + 40, recipient="alice", campaign="fall"),
+        # No identity key: the whole metadata identifies.
+        event("evt_n1", "email.opened", at, list="x"),
+        event("evt_n2", "email.opened", at + 1, list="x"),
+    ]
+    with EventStore(database) as store:
+        store.write(records)
+        ids = [e["id"] for e in store.related_events("evt_a3")]
+        assert ids == ["evt_a1", "evt_a2", "evt_a3", "evt_a4"]
+        assert store.related_events("evt_a1") == store.related_events("evt_a4")
+        assert [e["id"] for e in store.related_events("evt_a2", limit=2)] == [
+            "evt_a1",
+            "evt_a2",
+        ]
+        assert [e["id"] for e in store.related_events("evt_b1")] == ["evt_b1"]
+        assert [e["id"] for e in store.related_events("evt_n2")] == ["evt_n1", "evt_n2"]
+        first = store.related_events("evt_a1")[0]
+        assert first == records[1].data
+        assert store.related_events("evt_unknown") == []
+        assert store.related_events("") == []
+        with pytest.raises(ValueError):
+            store.related_events("evt_a1", limit=0)
+
+
+def identity_index_used(database: str) -> bool:
+    """Whether the database runs the query of related_events by the index
+    (on PostgreSQL, each partition's index has a name of its own)."""
+    if "://" not in database:
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            rows = db.execute(
+                "EXPLAIN QUERY PLAN SELECT data FROM mailtrack_events"
+                " WHERE identity = ? ORDER BY occurred_at, id LIMIT 500",
+                ("x",),
+            ).fetchall()
+        return "mailtrack_events_identity" in " ".join(str(row) for row in rows)
+    import psycopg
+
+    with psycopg.connect(database) as connection:
+        # Tiny tables are scanned whatever the indexes: ask whether the
+        # index can answer at all.
+        connection.execute("SET enable_seqscan = off")
+        rows = connection.execute(
+            "EXPLAIN SELECT data FROM mailtrack_events"
+            " WHERE md5(identity)::uuid = md5('x')::uuid AND identity = 'x'"
+            " ORDER BY occurred_at, id LIMIT 500"
+        ).fetchall()
+    return "Index Cond: ((md5(identity))::uuid" in " ".join(row[0] for row in rows)
+
+
+def test_a_version_2_database_gets_the_identity_index(database: str) -> None:
+    at = 1_700_000_000
+    with EventStore(database) as store:
+        store.write([event("evt_1", "email.opened", at, recipient="a")])
+    assert identity_index_used(database)
+    # Back to version 2: the index did not exist.
+    statements = [
+        "DROP INDEX mailtrack_events_identity",
+        "UPDATE mailtrack_schema SET version = 2",
+    ]
+    if "://" in database:
+        import psycopg
+
+        with psycopg.connect(database) as connection:
+            for sql in statements:
+                connection.execute(sql)
+    else:
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            for sql in statements:
+                db.execute(sql)
+            db.commit()
+    assert not identity_index_used(database)
+    with pytest.raises(ConfigurationError, match="mailtrack db upgrade"):
+        EventStore(database, migrate=False)
+    with EventStore(database) as store:
+        assert store.schema_version() == 3
+        assert [e["id"] for e in store.related_events("evt_1")] == ["evt_1"]
+    assert identity_index_used(database)
