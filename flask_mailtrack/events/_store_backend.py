@@ -188,9 +188,17 @@ class Query:
         """The rollup rows that answer the statistics of this query:
         ``("", "")`` for every event, ``(dimension, value)`` for a str
         filter on one of ``dimensions``; ``None`` when only a scan of the
-        events can (a time range, a type, several filters, another key, a
-        value that is not a str)."""
-        if self.since is not None or self.until is not None or self.type:
+        events can (an ``until``, a ``since`` that is not a whole hour after
+        the epoch, a type, several filters, another key, a value that is
+        not a str).
+
+        A ``since`` on a whole hour with no ``until`` is answered too: the
+        hourly counts from that hour, and the recipients whose last time
+        of a kind is at or after it, which are those with one such event
+        at or after it."""
+        if self.until is not None or self.type:
+            return None
+        if self.since is not None and (self.since <= 0 or self.since % HOUR):
             return None
         return self._filter_target(dimensions)
 

@@ -278,7 +278,7 @@ class PostgresBackend:
                 snapshot(connection)
                 target = query.rollup_target(schema.recorded_dimensions(connection))
                 if rollups and target is not None:
-                    return stats_from_rollups(connection, *target)
+                    return stats_from_rollups(connection, *target, query.since)
                 return stats_from_events(connection, query)
 
     def timeline_counts(

@@ -402,7 +402,7 @@ class SQLiteBackend:
             try:
                 target = query.rollup_target(self._recorded(connection))
                 if rollups and target is not None:
-                    return stats_from_rollups(connection, *target)
+                    return stats_from_rollups(connection, *target, query.since)
                 return stats_from_events(connection, query)
             finally:
                 connection.execute("COMMIT")
