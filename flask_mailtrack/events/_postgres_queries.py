@@ -267,21 +267,27 @@ def stats_from_rollups(
 
 
 def read_campaign_figures(
-    connection: psycopg.Connection[t.Any], dimension: str, since_day: int
+    connection: psycopg.Connection[t.Any],
+    dimension: str,
+    since_day: int,
+    value: str | None = None,
 ) -> dict[str, CampaignFigures]:
     """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
     campaign_figures`: two grouped reads of the dimension's rollups."""
+    where = "WHERE dimension = %(dimension)s"
+    if value is not None:
+        where += " AND value = %(value)s"
+    params = {"dimension": dimension, "value": value, "since": 1}
     hourly = connection.execute(
-        "SELECT value, type, machine,"
-        " CASE WHEN hour >= %s THEN hour - hour %% %s END, SUM(n)::bigint,"
-        " MIN(hour), MAX(hour) FROM mailtrack_hourly WHERE dimension = %s"
-        " GROUP BY 1, 2, 3, 4",
-        (since_day, DAY, dimension),
+        "SELECT value, type, machine, CASE WHEN hour >= %(day)s"
+        " THEN hour - hour %% %(length)s END, SUM(n)::bigint, MIN(hour), MAX(hour)"
+        f" FROM mailtrack_hourly {where} GROUP BY 1, 2, 3, 4",
+        dict(params, day=since_day, length=DAY),
     ).fetchall()
     recipients = connection.execute(
-        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients"
-        " WHERE dimension = %(dimension)s GROUP BY 1",
-        {"dimension": dimension, "since": 1},
+        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients {where}"
+        " GROUP BY 1",
+        params,
     ).fetchall()
     return campaign_figures(hourly, recipients)
 

@@ -335,7 +335,7 @@ class StoreBackend(t.Protocol):
         ...
 
     def campaign_figures(
-        self, dimension: str, since_day: int
+        self, dimension: str, since_day: int, value: str | None = None
     ) -> dict[str, CampaignFigures]:
         """The figures of every value of ``dimension`` (``""``: of every
         event, as the value ``""``), from the rollups alone, in one snapshot:
@@ -344,7 +344,8 @@ class StoreBackend(t.Protocol):
         machine label and day (``hour - hour % 86400`` for the hours at or
         after ``since_day``, ``NULL`` before) with ``SUM(n)``, ``MIN(hour)``
         and ``MAX(hour)``, and ``mailtrack_recipients``' rows grouped by
-        value with the nine recipient counts.
+        value with the nine recipient counts. With ``value``, of that value
+        only (rows of the primary key's range).
 
         :raise ValueError: ``dimension`` is not in ``mailtrack_dimensions``
             (:func:`~flask_mailtrack.events._store_campaigns.check_rolled_up`).

@@ -216,20 +216,27 @@ def stats_from_rollups(
 
 
 def read_campaign_figures(
-    connection: sqlite3.Connection, dimension: str, since_day: int
+    connection: sqlite3.Connection,
+    dimension: str,
+    since_day: int,
+    value: str | None = None,
 ) -> dict[str, CampaignFigures]:
     """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
     campaign_figures`: two grouped reads of the dimension's rollups."""
+    where = "WHERE dimension = :dimension"
+    if value is not None:
+        where += " AND value = :value"
+    params = {"dimension": dimension, "value": value, "since": 1}
     hourly = connection.execute(
-        "SELECT value, type, machine, CASE WHEN hour >= ? THEN hour - hour % ? END,"
-        " SUM(n), MIN(hour), MAX(hour) FROM mailtrack_hourly WHERE dimension = ?"
-        " GROUP BY 1, 2, 3, 4",
-        (since_day, DAY, dimension),
+        "SELECT value, type, machine, CASE WHEN hour >= :day"
+        " THEN hour - hour % :length END, SUM(n), MIN(hour), MAX(hour)"
+        f" FROM mailtrack_hourly {where} GROUP BY 1, 2, 3, 4",
+        dict(params, day=since_day, length=DAY),
     ).fetchall()
     recipients = connection.execute(
-        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients"
-        " WHERE dimension = :dimension GROUP BY 1",
-        {"dimension": dimension, "since": 1},
+        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients {where}"
+        " GROUP BY 1",
+        params,
     ).fetchall()
     return campaign_figures(hourly, recipients)
 

@@ -422,13 +422,13 @@ class SQLiteBackend:
                 connection.execute("COMMIT")
 
     def campaign_figures(
-        self, dimension: str, since_day: int
+        self, dimension: str, since_day: int, value: str | None = None
     ) -> dict[str, CampaignFigures]:
         with self.db.connection() as connection:
             connection.execute("BEGIN")
             try:
                 check_rolled_up(dimension, self._recorded(connection))
-                return read_campaign_figures(connection, dimension, since_day)
+                return read_campaign_figures(connection, dimension, since_day, value)
             finally:
                 connection.execute("COMMIT")
 
