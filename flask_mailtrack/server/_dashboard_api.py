@@ -68,7 +68,7 @@ def add_dashboard_api_routes(app: Flask) -> None:
     def campaigns_json() -> Response:
         _no_filters("days")
         days = request.args.get("days", str(DAYS))
-        if not days.isdigit() or not 1 <= int(days) <= MAX_DAYS:
+        if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= MAX_DAYS:
             abort(400, f"Invalid 'days': use a number from 1 to {MAX_DAYS}.")
         return _json(campaigns_data(days=int(days)))
 
