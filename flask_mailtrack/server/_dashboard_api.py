@@ -5,8 +5,8 @@ store's rollups (and, for one recipient, an index).
 Behind the same access rule as ``/stats`` (open in demo mode, otherwise
 HTTP basic auth with ``MAILTRACK_STATS_PASSWORD``, 404 without one). Every
 argument is checked: a bad one is a 400, never a 500. The dashboard's pages
-render the same dicts (:func:`campaigns_data`, :func:`campaign_data`,
-:func:`recipient_data`), so every figure they show is in the JSON too.
+render the same dicts (:func:`campaigns_payload`, :func:`campaign_payload`,
+:func:`recipient_payload`), so every figure they show is in the JSON too.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from ._state import current_state
 from ._stats import _query
 from ._stats import _stats_access
 
-#: The ranges of ``/stats/campaign.json``: seconds and the bucket of the
-#: timeline. Buckets are whole hours from ``24h`` on, and ``since`` falls
-#: on one, so the store reads its rollups.
-RANGES: dict[str, tuple[int, int]] = {
+#: The ranges of ``/stats/campaign.json`` but :data:`ALL`: seconds and the
+#: bucket of the timeline. Buckets are whole hours from ``24h`` on, and
+#: ``since`` falls on one, so the store reads its rollups.
+_RANGE_SECONDS: dict[str, tuple[int, int]] = {
     "1h": (3600, 60),
     "24h": (86400, 3600),
     "7d": (7 * 86400, 7200),
@@ -38,6 +38,8 @@ RANGES: dict[str, tuple[int, int]] = {
 }
 #: All events of the campaign, from its first to its last.
 ALL = "all"
+#: The ranges of ``/stats/campaign.json``, shortest first.
+RANGES = (*_RANGE_SECONDS, ALL)
 DEFAULT_RANGE = "24h"
 
 #: Bucket sizes of the ``all`` range, the smallest that makes at most
@@ -70,32 +72,29 @@ def add_dashboard_api_routes(app: Flask) -> None:
         days = request.args.get("days", str(DAYS))
         if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= MAX_DAYS:
             abort(400, f"Invalid 'days': use a number from 1 to {MAX_DAYS}.")
-        return _json(campaigns_data(days=int(days)))
+        return _json(campaigns_payload(days=int(days)))
 
     @app.get("/stats/campaign.json")
     @_stats_access
     def campaign_json() -> Response:
         _no_filters("campaign", "range")
-        campaign = _text_arg("campaign")
-        name = request.args.get("range", DEFAULT_RANGE)
-        if name != ALL and name not in RANGES:
-            abort(400, f"Unknown range; use one of {', '.join([*RANGES, ALL])}.")
-        return _json(campaign_data(campaign, name))
+        return _json(
+            campaign_payload(
+                request.args.get("campaign"), request.args.get("range", DEFAULT_RANGE)
+            )
+        )
 
     @app.get("/stats/recipient.json")
     @_stats_access
     def recipient_json() -> Response:
         _no_filters("event")
-        event_id = _text_arg("event")
+        event_id = request.args.get("event")
         if event_id is None:
             abort(400, "Give the id of an event: ?event=evt_...")
-        data = recipient_data(event_id)
-        if not data["events"]:
-            abort(404, "No event has this id.")
-        return _json(data)
+        return _json(recipient_payload(event_id))
 
 
-def campaigns_data(*, days: int = DAYS) -> dict[str, t.Any]:
+def campaigns_payload(*, days: int = DAYS) -> dict[str, t.Any]:
     """``/stats/campaigns.json``: ``{"key": ..., "all": ITEM, "campaigns":
     [ITEM, ...]}`` where each ``ITEM`` is one of :meth:`EventStore.campaigns
     <flask_mailtrack.EventStore.campaigns>` (``all``: of every event, its
@@ -106,10 +105,14 @@ def campaigns_data(*, days: int = DAYS) -> dict[str, t.Any]:
     return {"key": key, "all": every, "campaigns": store.campaigns(key, days=days)}
 
 
-def campaign_data(campaign: str | None, range_name: str) -> dict[str, t.Any]:
+def campaign_payload(campaign: str | None, range_name: str) -> dict[str, t.Any]:
     """``/stats/campaign.json``: the statistics, timeline, machine labels
     and latest events of ``campaign`` (``None``: every event) in the range
-    ``range_name`` (a key of :data:`RANGES`, or :data:`ALL`)."""
+    ``range_name`` (one of :data:`RANGES`). In a request: a 400 for a bad
+    campaign name or range."""
+    _check_text("campaign", campaign)
+    if range_name not in RANGES:
+        abort(400, f"Unknown range; use one of {', '.join(RANGES)}.")
     store = current_state().store
     key = campaign_key(current_app.config)
     filters: dict[str, t.Any] = {} if campaign is None else {key: campaign}
@@ -121,7 +124,7 @@ def campaign_data(campaign: str | None, range_name: str) -> dict[str, t.Any]:
         until = now
         bucket, window = _span_buckets(summary["first"], summary["last"])
     else:
-        length, bucket = RANGES[range_name]
+        length, bucket = _RANGE_SECONDS[range_name]
         until = (now // bucket + 1) * bucket
         since = until - length
         window = (since, until)
@@ -144,15 +147,16 @@ def campaign_data(campaign: str | None, range_name: str) -> dict[str, t.Any]:
     }
 
 
-def recipient_data(event_id: str) -> dict[str, t.Any]:
+def recipient_payload(event_id: str) -> dict[str, t.Any]:
     """``/stats/recipient.json``: every event of the recipient of the event
     ``event_id`` (:meth:`EventStore.related_events
-    <flask_mailtrack.EventStore.related_events>`), oldest first; an empty
-    list for an unknown id."""
-    return {
-        "event": event_id,
-        "events": current_state().store.related_events(event_id),
-    }
+    <flask_mailtrack.EventStore.related_events>`), oldest first. In a
+    request: a 400 for a bad id, a 404 for an unknown one."""
+    _check_text("event", event_id)
+    events = current_state().store.related_events(event_id)
+    if not events:
+        abort(404, "No event has this id.")
+    return {"event": event_id, "events": events}
 
 
 def _latest(
@@ -205,19 +209,17 @@ def _no_filters(*page_args: str) -> None:
         )
 
 
-def _text_arg(name: str) -> str | None:
-    """The query argument ``name``: ``None`` when absent, a 400 when empty,
-    too long or holding control characters (which no database would
-    match, and PostgreSQL refuses)."""
-    value = request.args.get(name)
+def _check_text(name: str, value: str | None) -> None:
+    """A 400 for a ``value`` of the argument ``name`` that is empty, too
+    long or holds control characters (which no database would match, and
+    PostgreSQL refuses); ``None`` (absent) is fine."""
     if value is None:
-        return None
+        return
     if not value or len(value) > MAX_TEXT or not value.isprintable():
         abort(
             400,
             f"Invalid {name!r}: 1 to {MAX_TEXT} characters, no control characters.",
         )
-    return value
 
 
 def _json(data: t.Any) -> Response:
