@@ -319,6 +319,10 @@ class ConfigKeys:
     #: Metadata keys whose statistics the event store keeps rollups of:
     #: a list, or text with commas. Default ``campaign``.
     DIMENSIONS = "MAILTRACK_DIMENSIONS"
+    #: The metadata key that names a campaign, on the dashboard and in
+    #: ``/stats/campaigns.json``; always rolled up (added to
+    #: :attr:`DIMENSIONS`). Default ``campaign``.
+    CAMPAIGN_KEY = "MAILTRACK_CAMPAIGN_KEY"
     #: Bring the event store's schema up to date when opening it. Default
     #: true; false for operators who run ``mailtrack db upgrade`` themselves.
     DATABASE_MIGRATE = "MAILTRACK_DATABASE_MIGRATE"
@@ -387,6 +391,7 @@ class ConfigKeys:
             "URL_PREFIX",
             "DATABASE",
             "DIMENSIONS",
+            "CAMPAIGN_KEY",
             "DATABASE_MIGRATE",
             "WEBHOOK_SECRET",
             "WEBHOOK_OUTBOX",

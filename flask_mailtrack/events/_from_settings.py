@@ -33,8 +33,10 @@ from ._redis import RedisStreamSink
 from ._sinks import Sink
 from ._store import DEFAULT_DIMENSIONS
 from ._store import EventStore
+from ._store_backend import check_filter_name
 from ._store_backend import parse_database
 from ._store_backend import POSTGRESQL
+from ._store_reading import DEFAULT_CAMPAIGN_KEY
 from ._webhooks import DEFAULT_EVENT_TYPES
 from ._webhooks import EVENT_TYPES
 from ._webhooks import WebhookSender
@@ -230,8 +232,9 @@ def event_store(
     settings: t.Mapping[str, t.Any], *, database: t.Any = None, **options: t.Any
 ) -> EventStore | None:
     """The :class:`~flask_mailtrack.EventStore` of ``MAILTRACK_DATABASE``
-    (or ``database``), with ``MAILTRACK_DIMENSIONS`` and
-    ``MAILTRACK_DATABASE_MIGRATE``; ``None`` when no database is set.
+    (or ``database``), with ``MAILTRACK_DIMENSIONS`` (and
+    ``MAILTRACK_CAMPAIGN_KEY``) and ``MAILTRACK_DATABASE_MIGRATE``; ``None``
+    when no database is set.
 
     :param options: Other arguments of the store, winning over the settings.
     :raise ConfigurationError: a setting cannot be used.
@@ -254,20 +257,45 @@ def migrate_on_open(settings: t.Mapping[str, t.Any]) -> bool:
 
 
 def dimensions(settings: t.Mapping[str, t.Any]) -> tuple[str, ...]:
-    """``MAILTRACK_DIMENSIONS``: a list of names, or text with commas;
-    ``("campaign",)`` when unset; ``()`` for empty text."""
+    """``MAILTRACK_DIMENSIONS``: a list of names, or text with commas
+    (empty for none); ``("campaign",)`` when unset. The campaign key
+    (:func:`campaign_key`) is added when missing, so the dashboard's
+    campaigns always come from rollups."""
     value = settings.get(ConfigKeys.DIMENSIONS)
     if value is None:
-        return DEFAULT_DIMENSIONS
-    if isinstance(value, str):
-        names = [name.strip() for name in value.split(",")]
-        return tuple(name for name in names if name)
-    if isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
-        return tuple(value)
-    raise ConfigurationError(
-        f"{ConfigKeys.DIMENSIONS} must be a list of metadata keys or text with"
-        f" commas, not {value!r}."
-    )
+        names: tuple[str, ...] = DEFAULT_DIMENSIONS
+    elif isinstance(value, str):
+        names = tuple(name.strip() for name in value.split(",") if name.strip())
+    elif isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
+        names = tuple(value)
+    else:
+        raise ConfigurationError(
+            f"{ConfigKeys.DIMENSIONS} must be a list of metadata keys or text"
+            f" with commas, not {value!r}."
+        )
+    key = campaign_key(settings)
+    return names if key in names else (*names, key)
+
+
+def campaign_key(settings: t.Mapping[str, t.Any]) -> str:
+    """``MAILTRACK_CAMPAIGN_KEY``: the metadata key that names a campaign;
+    ``"campaign"`` when unset or empty.
+
+    :raise ConfigurationError: not text, or not a name the store can filter
+        on (quotes, backslashes, control characters, over 200 characters).
+    """
+    value = settings.get(ConfigKeys.CAMPAIGN_KEY)
+    if value is None or value == "":
+        return DEFAULT_CAMPAIGN_KEY
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"{ConfigKeys.CAMPAIGN_KEY} must be a metadata key, not {value!r}."
+        )
+    try:
+        check_filter_name(value)
+    except ValueError as error:
+        raise ConfigurationError(f"{ConfigKeys.CAMPAIGN_KEY}: {error}") from None
+    return value
 
 
 def redis_stream_sink(settings: t.Mapping[str, t.Any]) -> RedisStreamSink | None:

@@ -12,6 +12,8 @@ from flask_mailtrack import Configuration
 from flask_mailtrack import ConfigurationError
 from flask_mailtrack import EventStore
 from flask_mailtrack import WebhookSender
+from flask_mailtrack.events._from_settings import campaign_key
+from flask_mailtrack.events._from_settings import dimensions
 from flask_mailtrack.events._from_settings import event_store
 from flask_mailtrack.events._from_settings import journal_directory
 from flask_mailtrack.events._from_settings import pipeline_from_settings
@@ -286,8 +288,10 @@ def test_a_sqlite_url_is_the_store_and_the_outbox(tmp_path: pathlib.Path) -> Non
     [
         pytest.param(None, ("campaign",), id="default"),
         pytest.param("campaign, list_id", ("campaign", "list_id"), id="text"),
-        pytest.param(["a", "b"], ("a", "b"), id="list"),
-        pytest.param("", (), id="none"),
+        pytest.param(["a", "b"], ("a", "b", "campaign"), id="list"),
+        # The campaign key is always rolled up.
+        pytest.param("", ("campaign",), id="none"),
+        pytest.param("list_id", ("list_id", "campaign"), id="campaign added"),
     ],
 )
 def test_dimensions_setting(
@@ -300,6 +304,39 @@ def test_dimensions_setting(
     assert store is not None
     with store:
         assert store.dimensions == expected
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "key", "expected"),
+    [
+        pytest.param(None, "campaign_id", ("campaign", "campaign_id"), id="added"),
+        pytest.param("a, campaign_id", "campaign_id", ("a", "campaign_id"), id="kept"),
+        pytest.param("", "", ("campaign",), id="empty key is the default"),
+    ],
+)
+def test_campaign_key_setting(
+    tmp_path: pathlib.Path, dimensions: t.Any, key: str, expected: tuple[str, ...]
+) -> None:
+    settings = {
+        "MAILTRACK_DATABASE": str(tmp_path / "d.sqlite3"),
+        "MAILTRACK_CAMPAIGN_KEY": key,
+    }
+    if dimensions is not None:
+        settings["MAILTRACK_DIMENSIONS"] = dimensions
+    assert campaign_key(settings) == (key or "campaign")
+    store = event_store(settings)
+    assert store is not None
+    with store:
+        assert store.dimensions == expected
+
+
+@pytest.mark.parametrize("value", [7, 'bad"name', "x" * 201, "tab\there"])
+def test_campaign_key_setting_refuses(value: t.Any) -> None:
+    settings = {"MAILTRACK_CAMPAIGN_KEY": value}
+    with pytest.raises(ConfigurationError, match="MAILTRACK_CAMPAIGN_KEY"):
+        campaign_key(settings)
+    with pytest.raises(ConfigurationError, match="MAILTRACK_CAMPAIGN_KEY"):
+        dimensions(settings)
 
 
 @pytest.mark.parametrize("value", [7, 'bad"name'])
@@ -323,4 +360,4 @@ def test_database_migrate_setting(tmp_path: pathlib.Path) -> None:
     store = event_store(settings)
     assert store is not None
     with store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
