@@ -42,8 +42,9 @@ Run it with ``mailtrack serve`` (development server), or in production::
 
 Routes: the tracking links under ``/mailtrack/`` (``MAILTRACK_URL_PREFIX``),
 answered without Flask (no request context; the signals' sender is still the
-app), ``/healthz``, ``/stats`` (HTML with a chart), ``/stats.json``,
-``/events.json`` and ``/stats/chart.svg``; in demo mode also ``/`` (a sample
+app), ``/healthz``, the dashboard (``/stats``: campaigns;
+``/stats/campaign``, ``/stats/recipient``) with its JSON endpoints,
+``/stats.json`` and ``/events.json``; in demo mode also ``/`` (a sample
 newsletter tracked with the server's own links, the live list of its events
 and the stats) and the pages under ``/demo/``.
 """
@@ -65,6 +66,7 @@ from ..events._from_settings import event_store
 from ..exceptions import MissingSettingError
 from ..extension import get_state
 from ..extension import MailTrack
+from ._dashboard import add_dashboard_pages
 from ._demo import add_demo_routes
 from ._fast_path import TrackingDispatcher
 from ._state import ServerState
@@ -131,6 +133,7 @@ def create_app(
     )
     app.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     add_stats_routes(app)
+    add_dashboard_pages(app)
     add_demo_routes(app)
     return app
 
