@@ -30,6 +30,10 @@ import typing as t
 from ._store_backend import CLICKED
 from ._store_backend import OPENED
 from ._store_backend import Query
+from ._store_campaigns import campaign_figures
+from ._store_campaigns import CampaignFigures
+from ._store_campaigns import DAY
+from ._store_stats import add_recipient_counts
 from ._store_stats import StatsFigures
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -187,8 +191,9 @@ def stats_from_events(
     return figures
 
 
-_RECIPIENTS = """
-SELECT
+#: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
+#: add_recipient_counts`, as ``SELECT`` columns of ``mailtrack_recipients``.
+RECIPIENT_COUNTS = """
     COUNT(*) FILTER (WHERE opened_human > 0 OR opened_machine > 0),
     COUNT(*) FILTER (WHERE opened_human > 0),
     COUNT(*) FILTER (WHERE opened_machine > 0),
@@ -199,8 +204,12 @@ SELECT
         OR clicked_human > 0 OR clicked_machine > 0),
     COUNT(*) FILTER (WHERE opened_human > 0 OR clicked_human > 0),
     COUNT(*) FILTER (WHERE opened_machine > 0 OR clicked_machine > 0)
-FROM mailtrack_recipients WHERE dimension = %s AND value = %s
 """
+
+_RECIPIENTS = (
+    f"SELECT {RECIPIENT_COUNTS} FROM mailtrack_recipients"
+    " WHERE dimension = %s AND value = %s"
+)
 
 
 def stats_from_rollups(
@@ -225,10 +234,7 @@ def stats_from_rollups(
             figures.labels[machine] = figures.labels.get(machine, 0) + total
     row = connection.execute(_RECIPIENTS, key).fetchone()
     assert row is not None
-    for i, kind in enumerate((OPENED, CLICKED)):
-        for j, side in enumerate(("all", "human", "machine")):
-            figures.uniques[kind, side] = row[3 * i + j]
-    figures.engaged.update(all=row[6], human=row[7], machine=row[8])
+    add_recipient_counts(figures, row)
     for url, unique, human, machine in connection.execute(
         "SELECT url, COUNT(*) FILTER (WHERE human > 0 OR machine > 0),"
         " COUNT(*) FILTER (WHERE human > 0), COUNT(*) FILTER (WHERE machine > 0)"
@@ -241,6 +247,26 @@ def stats_from_rollups(
         figures.link_uniques[url, "human"] = human
         figures.link_uniques[url, "machine"] = machine
     return figures
+
+
+def read_campaign_figures(
+    connection: psycopg.Connection[t.Any], dimension: str, since_day: int
+) -> dict[str, CampaignFigures]:
+    """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
+    campaign_figures`: two grouped reads of the dimension's rollups."""
+    hourly = connection.execute(
+        "SELECT value, type, machine,"
+        " CASE WHEN hour >= %s THEN hour - hour %% %s END, SUM(n)::bigint,"
+        " MIN(hour), MAX(hour) FROM mailtrack_hourly WHERE dimension = %s"
+        " GROUP BY 1, 2, 3, 4",
+        (since_day, DAY, dimension),
+    ).fetchall()
+    recipients = connection.execute(
+        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients"
+        " WHERE dimension = %s GROUP BY 1",
+        (dimension,),
+    ).fetchall()
+    return campaign_figures(hourly, recipients)
 
 
 def read_timeline_counts(
@@ -296,6 +322,32 @@ def read_events(
         sql += " LIMIT %s"
         params.append(limit)
     with db.connection() as connection:
+        rows = connection.execute(sql, params).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+def read_related_events(
+    db: PostgresPool, event_id: str, limit: int | None
+) -> list[dict[str, t.Any]]:
+    """The events of the identity of ``event_id``, oldest first, at most
+    ``limit``; by the index ``mailtrack_events_identity``, on a hash of the
+    identity (an identity may be longer than a B-tree entry can be)."""
+    with db.connection() as connection:
+        found = connection.execute(
+            "SELECT identity FROM mailtrack_events WHERE event_id = %s LIMIT 1",
+            (event_id,),
+        ).fetchone()
+        if found is None:
+            return []
+        sql = (
+            "SELECT data FROM mailtrack_events"
+            " WHERE md5(identity)::uuid = md5(%s)::uuid AND identity = %s"
+            " ORDER BY occurred_at, id"
+        )
+        params: list[t.Any] = [found[0], found[0]]
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
         rows = connection.execute(sql, params).fetchall()
     return [json.loads(row[0]) for row in rows]
 

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS mailtrack_events (
 ALTER SEQUENCE mailtrack_events_id_seq OWNED BY mailtrack_events.id;
 CREATE INDEX IF NOT EXISTS mailtrack_events_time
     ON mailtrack_events (occurred_at, id);
+CREATE INDEX IF NOT EXISTS mailtrack_events_identity
+    ON mailtrack_events ((md5(identity)::uuid), occurred_at, id);
 CREATE TABLE IF NOT EXISTS mailtrack_dimensions (name text COLLATE "C" PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS mailtrack_hourly (
     dimension text COLLATE "C" NOT NULL,
@@ -100,7 +102,15 @@ CREATE TABLE IF NOT EXISTS mailtrack_rejected (
 
 #: Migrations from version ``n`` (the key) to ``n + 1``, run in order. The
 #: first PostgreSQL schema is version 2, made whole by :data:`CREATE`.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 3: the events of one recipient, oldest first (related_events). On a
+    # hash of the identity, which may be longer than a B-tree entry can be
+    # (the whole metadata when it has no identity key).
+    2: """
+CREATE INDEX IF NOT EXISTS mailtrack_events_identity
+    ON mailtrack_events ((md5(identity)::uuid), occurred_at, id)
+""",
+}
 
 #: Staging tables of one connection, for COPY: rows of the batch in hand,
 #: emptied by every commit. ``id`` takes its value from the events' sequence

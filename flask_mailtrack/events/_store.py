@@ -85,24 +85,20 @@ from blinker import ANY
 from ..result import TrackingResult
 from ._encoding import dumps
 from ._sinks import EventRecord
-from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
 from ._store_backend import check_filter_name
-from ._store_backend import make_query
 from ._store_backend import parse_database
 from ._store_backend import POSTGRESQL
 from ._store_backend import Rejection
 from ._store_backend import StoreBackend
 from ._store_backend import StoredEvent
-from ._store_export import write_csv
-from ._store_export import write_jsonl
+from ._store_reading import DEFAULT_CAMPAIGN_KEY
+from ._store_reading import StoreReader
 from ._store_rows import DEFAULT_IDENTITY_KEYS
 from ._store_rows import event_row
 from ._store_rows import identity
 from ._store_rows import record_row
 from ._store_rows import RejectedEvent
-from ._store_stats import assemble_stats
-from ._store_stats import assemble_timeline
 
 _DEPRECATED_OPTIONS = ("buffered", "max_buffer", "flush_interval")
 
@@ -110,14 +106,11 @@ logger = logging.getLogger("flask_mailtrack.store")
 
 Event = t.Union[TrackingResult, Mapping[str, t.Any]]
 
-#: The metadata key that names a campaign (:meth:`EventStore.campaigns`).
-DEFAULT_CAMPAIGN_KEY = "campaign"
-
 #: Metadata keys rolled up by default (see :class:`EventStore`).
 DEFAULT_DIMENSIONS = (DEFAULT_CAMPAIGN_KEY,)
 
 
-class EventStore:
+class EventStore(StoreReader):
     """Keeps tracking events in SQLite or PostgreSQL and answers statistics
     about them.
 
@@ -198,8 +191,6 @@ class EventStore:
             migrate=migrate,
             busy_timeout=busy_timeout,
         )
-        # Statistics and timelines read rollups when they can; tests turn
-        # this off to compare with a scan of the events.
         self._read_rollups = True
         self._connected = False
 
@@ -326,140 +317,6 @@ class EventStore:
 
     def _row(self, data: Mapping[str, t.Any], body: str) -> StoredEvent:
         return event_row(data, body, self.identity_keys)
-
-    # -- reading ----------------------------------------------------------------
-
-    def stats(
-        self,
-        *,
-        since: TimeInput = None,
-        until: TimeInput = None,
-        **metadata_filters: t.Any,
-    ) -> dict[str, t.Any]:
-        """Statistics of the events in a time range matching the filters.
-
-        :param since: Only events at or after this time (a datetime, naive
-            meaning UTC, or seconds since the epoch).
-        :param until: Only events before this time.
-        :param metadata_filters: Only events whose metadata has these values,
-            e.g. ``campaign="spring"``.
-        :return: A JSON-ready dict::
-
-                {
-                  "opens": COUNTS, "clicks": COUNTS,
-                  "links": [{"url": ..., **COUNTS}, ...],  # most clicked first
-                  "engaged": {"total": n, "human": n, "machine": n},
-                  "click_through_rate": {"total": r, "human": r, "machine": r},
-                  "open_rate": {"total": r, "human": r, "machine": r},
-                  "machine_labels": {"apple-mpp": n, ...},
-                  "sent": {"total": n, "open_rate": RATES, "click_rate": RATES},
-                  "since": ..., "until": ..., "filters": {...},
-                }
-
-            where ``COUNTS`` is ``{"total": n, "unique": n, "human": {"total":
-            n, "unique": n}, "machine": {"total": n, "unique": n}}``.
-            ``engaged`` counts the unique recipients who opened or clicked.
-            The click-through rate is the unique recipients who clicked
-            divided by ``engaged``, and the open rate the unique recipients
-            who opened divided by ``engaged``, in total, for people and for
-            machines; ``None`` when ``engaged`` is 0. Neither can exceed 1,
-            even when clicks come without a recorded open (images blocked,
-            or the open counted as a machine's). ``sent`` counts the
-            ``email.sent`` events (one per recipient of a message sent with
-            :mod:`flask_mailtrack.outgoing`), and its rates are the unique
-            recipients who opened, or clicked, divided by it; ``RATES`` is
-            ``{"total": r, "human": r, "machine": r}``, ``None`` when
-            nothing was sent.
-
-        .. versionchanged:: 0.2
-            ``sent``, with the open and click rates per email sent.
-        """
-        query = make_query(since, until, metadata_filters)
-        figures = self._backend.stats_figures(query, rollups=self._read_rollups)
-        return assemble_stats(figures, query)
-
-    def timeline(
-        self,
-        *,
-        bucket_seconds: int = 3600,
-        since: TimeInput = None,
-        until: TimeInput = None,
-        max_buckets: int = 1000,
-        **metadata_filters: t.Any,
-    ) -> list[dict[str, int]]:
-        """Event counts per time bucket, oldest first, for charts.
-
-        Each item is ``{"start": epoch seconds, "opens": n, "clicks": n,
-        "machine": n}`` (``machine`` counts both kinds). Empty buckets
-        between the first and the last (or ``since`` and ``until``) are
-        included; at most ``max_buckets``, the most recent.
-        """
-        if bucket_seconds < 1:
-            raise ValueError("bucket_seconds must be at least 1.")
-        query = make_query(since, until, metadata_filters)
-        counts = self._backend.timeline_counts(
-            query, bucket_seconds, rollups=self._read_rollups
-        )
-        return assemble_timeline(counts, query, bucket_seconds, max_buckets)
-
-    def events(
-        self,
-        *,
-        since: TimeInput = None,
-        until: TimeInput = None,
-        type: str | None = None,
-        limit: int | None = 100,
-        **metadata_filters: t.Any,
-    ) -> list[dict[str, t.Any]]:
-        """The most recent events, newest first, as schema-1 dicts.
-
-        :param type: ``"email.opened"`` or ``"link.clicked"``; both by default.
-        :param limit: At most this many; ``None`` for all.
-        """
-        return self._backend.events(
-            make_query(since, until, metadata_filters, type), limit
-        )
-
-    def count(self) -> int:
-        """The number of stored events."""
-        return self._backend.count()
-
-    def _iter_events(
-        self, since: TimeInput, until: TimeInput, metadata: Mapping[str, t.Any]
-    ) -> t.Iterator[dict[str, t.Any]]:
-        yield from self._backend.iter_events(make_query(since, until, metadata))
-
-    def export_jsonl(
-        self,
-        file: t.TextIO,
-        *,
-        since: TimeInput = None,
-        until: TimeInput = None,
-        **metadata_filters: t.Any,
-    ) -> int:
-        """Write the events, oldest first, one schema-1 JSON object per line.
-
-        :return: The number of events written.
-        """
-        return write_jsonl(file, self._iter_events(since, until, metadata_filters))
-
-    def export_csv(
-        self,
-        file: t.TextIO,
-        *,
-        since: TimeInput = None,
-        until: TimeInput = None,
-        **metadata_filters: t.Any,
-    ) -> int:
-        """Write the events, oldest first, as CSV with a header row.
-
-        Columns are :data:`CSV_COLUMNS`; ``metadata`` is a JSON object and
-        ``machine_reasons`` is space-separated. Open the file with
-        ``newline=""``.
-
-        :return: The number of events written.
-        """
-        return write_csv(file, self._iter_events(since, until, metadata_filters))
 
     # -- retention --------------------------------------------------------------
 

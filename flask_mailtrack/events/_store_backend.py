@@ -18,7 +18,9 @@ The schema, the same tables on every backend
     One row per event id: ``event_id``, ``type``, ``occurred_at`` (whole
     seconds since the epoch), ``machine`` and ``tracked_url`` (``NULL`` when
     none), ``identity``, ``metadata`` (JSON), ``data`` (the event's JSON) and
-    an insertion order (``id``).
+    an insertion order (``id``). Indexed by ``occurred_at`` and, since
+    version 3, by ``identity`` then ``occurred_at`` (PostgreSQL: by a hash
+    of ``identity``), for the events of one recipient.
 ``mailtrack_dimensions(name)``
     The dimensions whose rollups are complete (every stored event counted).
     A dimension joins it in the transaction that backfills its rollups;
@@ -74,10 +76,11 @@ from ._sqlite import TimeInput
 from ._sqlite import to_timestamp
 
 if t.TYPE_CHECKING:
+    from ._store_campaigns import CampaignFigures
     from ._store_stats import StatsFigures
 
 #: The schema version this code writes and reads.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Seconds of a rollup bucket.
 HOUR = 3600
@@ -323,10 +326,37 @@ class StoreBackend(t.Protocol):
         :meth:`Query.timeline_target`, else from the events."""
         ...
 
+    def campaign_figures(
+        self, dimension: str, since_day: int
+    ) -> dict[str, CampaignFigures]:
+        """The figures of every value of ``dimension`` (``""``: of every
+        event, as the value ``""``), from the rollups alone, in one snapshot:
+        :func:`~flask_mailtrack.events._store_campaigns.campaign_figures` of
+        ``mailtrack_hourly``'s rows of the dimension grouped by value, type,
+        machine label and day (``hour - hour % 86400`` for the hours at or
+        after ``since_day``, ``NULL`` before) with ``SUM(n)``, ``MIN(hour)``
+        and ``MAX(hour)``, and ``mailtrack_recipients``' rows grouped by
+        value with the nine recipient counts.
+
+        :raise ValueError: ``dimension`` is not in ``mailtrack_dimensions``
+            (:func:`~flask_mailtrack.events._store_campaigns.check_rolled_up`).
+        """
+        ...
+
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         """The events (their ``data``, decoded) matching ``query``, newest
         first: by ``occurred_at`` descending, then the last inserted first;
         at most ``limit`` (``None``: all)."""
+        ...
+
+    def related_events(
+        self, event_id: str, limit: int | None
+    ) -> list[dict[str, t.Any]]:
+        """The events (their ``data``, decoded) with the ``identity`` of the
+        event ``event_id``, that one among them, oldest first (``occurred_at``,
+        then insertion order); at most ``limit`` (``None``: all); ``[]``
+        when no event has that id. By the index ``mailtrack_events_identity``
+        (schema version 3), never a scan."""
         ...
 
     def iter_events(self, query: Query) -> t.Iterator[dict[str, t.Any]]:

@@ -26,7 +26,9 @@ from . import _postgres_schema as schema
 from ._postgres import PostgresPool
 from ._postgres_queries import count_events
 from ._postgres_queries import iter_events
+from ._postgres_queries import read_campaign_figures
 from ._postgres_queries import read_events
+from ._postgres_queries import read_related_events
 from ._postgres_queries import read_timeline_counts
 from ._postgres_queries import snapshot
 from ._postgres_queries import stats_from_events
@@ -46,12 +48,14 @@ from ._store_backend import Rejection
 from ._store_backend import SCHEMA_VERSION
 from ._store_backend import StoredEvent
 from ._store_backend import WriteResult
+from ._store_campaigns import check_rolled_up
 from ._store_rollups import Rollup
 from ._store_rollups import rollup
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import psycopg
 
+    from ._store_campaigns import CampaignFigures
     from ._store_stats import StatsFigures
 
 logger = logging.getLogger("flask_mailtrack.store")
@@ -289,8 +293,22 @@ class PostgresBackend:
                     connection, query, bucket_seconds, target if rollups else None
                 )
 
+    def campaign_figures(
+        self, dimension: str, since_day: int
+    ) -> dict[str, CampaignFigures]:
+        with self.db.connection() as connection:
+            with connection.transaction():
+                snapshot(connection)
+                check_rolled_up(dimension, schema.recorded_dimensions(connection))
+                return read_campaign_figures(connection, dimension, since_day)
+
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         return read_events(self.db, query, limit)
+
+    def related_events(
+        self, event_id: str, limit: int | None
+    ) -> list[dict[str, t.Any]]:
+        return read_related_events(self.db, event_id, limit)
 
     def iter_events(self, query: Query) -> t.Iterator[dict[str, t.Any]]:
         return iter_events(self.db, query)

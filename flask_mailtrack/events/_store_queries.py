@@ -19,6 +19,10 @@ from ._store_backend import CLICKED
 from ._store_backend import OPENED
 from ._store_backend import Query
 from ._store_backend import QUERY_PARAMETERS as QUERY_PARAMETERS
+from ._store_campaigns import campaign_figures
+from ._store_campaigns import CampaignFigures
+from ._store_campaigns import DAY
+from ._store_stats import add_recipient_counts
 from ._store_stats import StatsFigures
 
 #: Events read per query while paging through the store.
@@ -140,8 +144,9 @@ def stats_from_events(connection: sqlite3.Connection, query: Query) -> StatsFigu
     return figures
 
 
-_RECIPIENTS = """
-SELECT
+#: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
+#: add_recipient_counts`, as ``SELECT`` columns of ``mailtrack_recipients``.
+RECIPIENT_COUNTS = """
     SUM(opened_human > 0 OR opened_machine > 0),
     SUM(opened_human > 0),
     SUM(opened_machine > 0),
@@ -152,8 +157,12 @@ SELECT
         OR clicked_machine > 0),
     SUM(opened_human > 0 OR clicked_human > 0),
     SUM(opened_machine > 0 OR clicked_machine > 0)
-FROM mailtrack_recipients WHERE dimension = ? AND value = ?
 """
+
+_RECIPIENTS = (
+    f"SELECT {RECIPIENT_COUNTS} FROM mailtrack_recipients"
+    " WHERE dimension = ? AND value = ?"
+)
 
 
 def stats_from_rollups(
@@ -181,11 +190,7 @@ def stats_from_rollups(
         key,
     ):
         figures.labels[label] = total
-    row = [n or 0 for n in connection.execute(_RECIPIENTS, key).fetchone()]
-    for i, kind in enumerate((OPENED, CLICKED)):
-        for j, side in enumerate(("all", "human", "machine")):
-            figures.uniques[kind, side] = row[3 * i + j]
-    figures.engaged.update(all=row[6], human=row[7], machine=row[8])
+    add_recipient_counts(figures, connection.execute(_RECIPIENTS, key).fetchone())
     for url, unique, human, machine in connection.execute(
         "SELECT url, SUM(human > 0 OR machine > 0), SUM(human > 0),"
         " SUM(machine > 0) FROM mailtrack_link_recipients"
@@ -197,6 +202,25 @@ def stats_from_rollups(
         figures.link_uniques[url, "human"] = human
         figures.link_uniques[url, "machine"] = machine
     return figures
+
+
+def read_campaign_figures(
+    connection: sqlite3.Connection, dimension: str, since_day: int
+) -> dict[str, CampaignFigures]:
+    """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
+    campaign_figures`: two grouped reads of the dimension's rollups."""
+    hourly = connection.execute(
+        "SELECT value, type, machine, CASE WHEN hour >= ? THEN hour - hour % ? END,"
+        " SUM(n), MIN(hour), MAX(hour) FROM mailtrack_hourly WHERE dimension = ?"
+        " GROUP BY 1, 2, 3, 4",
+        (since_day, DAY, dimension),
+    ).fetchall()
+    recipients = connection.execute(
+        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients"
+        " WHERE dimension = ? GROUP BY 1",
+        (dimension,),
+    ).fetchall()
+    return campaign_figures(hourly, recipients)
 
 
 def read_timeline_counts(
@@ -249,6 +273,25 @@ def read_events(
         + " ORDER BY occurred_at DESC, id DESC"
     )
     params = list(where.params)
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    with db.connection() as connection:
+        rows = connection.execute(sql, params).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+def read_related_events(
+    db: ConnectionPool, event_id: str, limit: int | None
+) -> list[dict[str, t.Any]]:
+    """The events of the identity of ``event_id``, oldest first, at most
+    ``limit``; by the index ``mailtrack_events_identity``."""
+    sql = (
+        "SELECT data FROM mailtrack_events WHERE identity ="
+        " (SELECT identity FROM mailtrack_events WHERE event_id = ?)"
+        " ORDER BY occurred_at, id"
+    )
+    params: list[t.Any] = [event_id]
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)

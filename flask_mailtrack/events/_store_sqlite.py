@@ -26,9 +26,12 @@ from ._store_backend import SCHEMA_VERSION
 from ._store_backend import SQLITE
 from ._store_backend import StoredEvent
 from ._store_backend import WriteResult
+from ._store_campaigns import check_rolled_up
 from ._store_queries import count_events
 from ._store_queries import iter_events
+from ._store_queries import read_campaign_figures
 from ._store_queries import read_events
+from ._store_queries import read_related_events
 from ._store_queries import read_timeline_counts
 from ._store_queries import stats_from_events
 from ._store_queries import stats_from_rollups
@@ -36,6 +39,7 @@ from ._store_rollups import Rollup
 from ._store_rollups import rollup
 
 if t.TYPE_CHECKING:
+    from ._store_campaigns import CampaignFigures
     from ._store_stats import StatsFigures
 
 logger = logging.getLogger("flask_mailtrack.store")
@@ -90,6 +94,13 @@ CREATE TABLE IF NOT EXISTS mailtrack_link_recipients (
     machine INTEGER NOT NULL,
     PRIMARY KEY (dimension, value, url, identity)
 ) WITHOUT ROWID;
+"""
+
+#: Version 3 adds the index of the events of one recipient
+#: (:meth:`~flask_mailtrack.EventStore.related_events`), oldest first.
+IDENTITY_SCHEMA = """
+CREATE INDEX IF NOT EXISTS mailtrack_events_identity
+    ON mailtrack_events (identity, occurred_at)
 """
 
 _COLUMNS = "event_id, type, occurred_at, machine, tracked_url, identity, metadata, data"
@@ -259,13 +270,20 @@ class SQLiteBackend:
                 for statement in script.split(";"):
                     if statement.strip():
                         connection.execute(statement)
+                self._backfill(connection, [], everything=True)
+            if version < 3:
+                connection.execute(IDENTITY_SCHEMA)
+            if version < SCHEMA_VERSION:
                 connection.execute("DELETE FROM mailtrack_schema")
                 connection.execute(
                     "INSERT INTO mailtrack_schema VALUES (?)", (SCHEMA_VERSION,)
                 )
-                self._backfill(connection, [], everything=True)
-                if version == 1:
-                    logger.info("Event store %s migrated to version 2.", self.location)
+                if version:
+                    logger.info(
+                        "Event store %s migrated to version %d.",
+                        self.location,
+                        SCHEMA_VERSION,
+                    )
             missing = [
                 d for d in self.dimensions if d not in self._recorded(connection)
             ]
@@ -403,8 +421,24 @@ class SQLiteBackend:
             finally:
                 connection.execute("COMMIT")
 
+    def campaign_figures(
+        self, dimension: str, since_day: int
+    ) -> dict[str, CampaignFigures]:
+        with self.db.connection() as connection:
+            connection.execute("BEGIN")
+            try:
+                check_rolled_up(dimension, self._recorded(connection))
+                return read_campaign_figures(connection, dimension, since_day)
+            finally:
+                connection.execute("COMMIT")
+
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         return read_events(self.db, query, limit)
+
+    def related_events(
+        self, event_id: str, limit: int | None
+    ) -> list[dict[str, t.Any]]:
+        return read_related_events(self.db, event_id, limit)
 
     def iter_events(self, query: Query) -> t.Iterator[dict[str, t.Any]]:
         return iter_events(self.db, query)

@@ -51,6 +51,19 @@ class StatsFigures:
     engaged: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+def add_recipient_counts(figures: StatsFigures, counts: t.Sequence[int | None]) -> None:
+    """Set the unique counts and ``engaged`` of ``figures`` from the nine
+    counts of a rollup read of ``mailtrack_recipients``, in this order:
+    recipients who opened (either side, people, machines), who clicked
+    (the same three), who opened or clicked (the same three). ``None``
+    (the ``SUM`` of no rows) counts ``0``."""
+    row = [n or 0 for n in counts]
+    for i, kind in enumerate((OPENED, CLICKED)):
+        for j, side in enumerate(("all", *SIDES)):
+            figures.uniques[kind, side] = row[3 * i + j]
+    figures.engaged.update(all=row[6], human=row[7], machine=row[8])
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -118,6 +131,17 @@ def assemble_stats(figures: StatsFigures, query: Query) -> dict[str, t.Any]:
     }
 
 
+def _empty_bucket(start: int) -> dict[str, int]:
+    return {
+        "start": start,
+        "opens": 0,
+        "clicks": 0,
+        "machine": 0,
+        "opens_machine": 0,
+        "clicks_machine": 0,
+    }
+
+
 def assemble_timeline(
     counts: t.Iterable[tuple[int, str, bool, int]],
     query: Query,
@@ -131,12 +155,12 @@ def assemble_timeline(
     for bucket, kind, machine, n in counts:
         if kind not in (OPENED, CLICKED) or not n:
             continue
-        item = buckets.setdefault(
-            bucket, {"start": bucket, "opens": 0, "clicks": 0, "machine": 0}
-        )
-        item["opens" if kind == OPENED else "clicks"] += n
+        item = buckets.setdefault(bucket, _empty_bucket(bucket))
+        name = "opens" if kind == OPENED else "clicks"
+        item[name] += n
         if machine:
             item["machine"] += n
+            item[name + "_machine"] += n
     start, end = query.since, query.until
     first = min(buckets) if start is None and buckets else start
     last = max(buckets) if end is None and buckets else end
@@ -148,6 +172,6 @@ def assemble_timeline(
         last_bucket -= bucket_seconds  # ``until`` is exclusive
     first_bucket = max(first_bucket, last_bucket - (max_buckets - 1) * bucket_seconds)
     return [
-        buckets.get(b, {"start": b, "opens": 0, "clicks": 0, "machine": 0})
+        buckets.get(b) or _empty_bucket(b)
         for b in range(first_bucket, last_bucket + 1, bucket_seconds)
     ]

@@ -52,12 +52,12 @@ def test_db_upgrade_migrates_a_version_1_file(tmp_path: pathlib.Path) -> None:
     assert "mailtrack db upgrade" in refused.output
     result = standalone(["db", "upgrade"], database, **by_hand)
     assert result.exit_code == 0, result.output
-    assert f"The event store {database} is at schema version 2." in result.output
+    assert f"The event store {database} is at schema version 3." in result.output
     stats = standalone(["stats", "--json", "--filter", "campaign=spring"], database)
     assert stats.exit_code == 0, stats.output
     assert json.loads(stats.output)["opens"]["unique"] == 3
     again = standalone(["db", "upgrade"], database, **by_hand)
-    assert again.exit_code == 0 and "version 2" in again.output
+    assert again.exit_code == 0 and "version 3" in again.output
 
 
 def test_db_upgrade_creates_a_new_database(tmp_path: pathlib.Path) -> None:
@@ -65,7 +65,7 @@ def test_db_upgrade_creates_a_new_database(tmp_path: pathlib.Path) -> None:
     result = standalone(["db", "upgrade"], f"sqlite:///{path}")
     assert result.exit_code == 0, result.output
     with EventStore(path, migrate=False) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
 
 
 def test_db_upgrade_rolls_up_new_dimensions(tmp_path: pathlib.Path) -> None:
@@ -101,7 +101,7 @@ def test_flask_db_upgrade(tmp_path: pathlib.Path) -> None:
     finally:
         close_app(app, timeout=0)
     assert result.exit_code == 0, result.output
-    assert "schema version 2" in result.output
+    assert "schema version 3" in result.output
     with EventStore(database, migrate=False) as store:
         assert store.stats()["opens"]["total"] == 4
 
@@ -109,10 +109,10 @@ def test_flask_db_upgrade(tmp_path: pathlib.Path) -> None:
 def test_db_upgrade_on_postgresql(postgres_url: str) -> None:
     result = standalone(["db", "upgrade"], postgres_url)
     assert result.exit_code == 0, result.output
-    assert "schema version 2" in result.output
+    assert "schema version 3" in result.output
     assert "postgresql://" in result.output
     with EventStore(postgres_url, migrate=False) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
 
 
 def test_db_upgrade_refuses_an_unknown_url() -> None:

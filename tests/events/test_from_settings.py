@@ -337,4 +337,4 @@ def test_database_migrate_setting(tmp_path: pathlib.Path) -> None:
     store = event_store(settings)
     assert store is not None
     with store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3

@@ -311,14 +311,28 @@ def test_events_newest_first(store: EventStore) -> None:
     ]
 
 
+def bucket(
+    start: int, *, opens: tuple[int, int], clicks: tuple[int, int]
+) -> dict[str, int]:
+    """A timeline item: ``opens`` and ``clicks`` as (all, by machines)."""
+    return {
+        "start": start,
+        "opens": opens[0],
+        "clicks": clicks[0],
+        "machine": opens[1] + clicks[1],
+        "opens_machine": opens[1],
+        "clicks_machine": clicks[1],
+    }
+
+
 def test_timeline(store: EventStore) -> None:
     buckets = store.timeline(bucket_seconds=100, since=T, until=T + 400)
     start = T // 100 * 100
     assert buckets == [
-        {"start": start, "opens": 3, "clicks": 3, "machine": 1},
-        {"start": start + 100, "opens": 1, "clicks": 1, "machine": 2},
-        {"start": start + 200, "opens": 1, "clicks": 0, "machine": 0},
-        {"start": start + 300, "opens": 1, "clicks": 0, "machine": 0},
+        bucket(start, opens=(3, 1), clicks=(3, 0)),
+        bucket(start + 100, opens=(1, 1), clicks=(1, 1)),
+        bucket(start + 200, opens=(1, 0), clicks=(0, 0)),
+        bucket(start + 300, opens=(1, 0), clicks=(0, 0)),
     ]
     assert len(store.timeline(bucket_seconds=1, since=T, until=T + 400)) == 400
     # Capped, keeping the most recent buckets.
@@ -649,7 +663,7 @@ def test_other_event_types_are_kept_but_not_charted(database: str) -> None:
         assert store.count() == 3
         assert store.events(type="email.sent") == [sent.data]
         assert store.timeline(bucket_seconds=60) == [
-            {"start": T // 60 * 60, "opens": 1, "clicks": 1, "machine": 0}
+            bucket(T // 60 * 60, opens=(1, 0), clicks=(1, 0))
         ]
         stats = store.stats()
         assert (stats["opens"]["total"], stats["clicks"]["total"]) == (1, 1)

@@ -162,7 +162,7 @@ def test_stores_migrating_at_once_wait_for_one_another(postgres_url: str) -> Non
         opening.join()
     assert len(stores) == 4
     with psycopg.connect(postgres_url) as connection:
-        assert connection.execute("SELECT * FROM mailtrack_schema").fetchall() == [(2,)]
+        assert connection.execute("SELECT * FROM mailtrack_schema").fetchall() == [(3,)]
     stores[0].write(months_apart(1))
     for store in stores:
         assert store.count() == 4

@@ -217,7 +217,7 @@ def test_a_version_1_file_is_migrated_with_its_rollups(tmp_path: t.Any) -> None:
     with pytest.raises(ConfigurationError, match="mailtrack db upgrade"):
         EventStore(path, migrate=False)
     with EventStore(path) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.count() == len(events)
         assert_rollups_match(store)
         with EventStore(tmp_path / "new.sqlite3") as fresh:
@@ -225,7 +225,7 @@ def test_a_version_1_file_is_migrated_with_its_rollups(tmp_path: t.Any) -> None:
             assert store.stats(campaign="fall") == fresh.stats(campaign="fall")
             assert store.stats() == fresh.stats()
     with EventStore(path, migrate=False) as store:
-        assert store.upgrade() == 2
+        assert store.upgrade() == 3
 
 
 def test_stores_migrating_at_once_migrate_once(tmp_path: t.Any) -> None:
@@ -274,7 +274,7 @@ def test_new_stores_opening_at_once_create_one_schema(database: str) -> None:
         thread.join()
     assert errors == []
     with EventStore(database) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.count() == 50
         assert_rollups_match(store)
 
