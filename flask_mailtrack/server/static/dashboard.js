@@ -326,8 +326,8 @@
         document.querySelector("#links tbody"),
         stats.links.slice(0, 20).map(function (link) {
           return el("tr", {}, [
-            cell(link.unique), cell(link.human.unique), cell(link.total),
-            el("td", { "class": "url" }, [urlText(link.url)])
+            el("td", { "class": "url" }, [urlText(link.url)]),
+            cell(link.unique), cell(link.human.unique), cell(link.total)
           ]);
         }),
         "No clicks in this range.", 4
