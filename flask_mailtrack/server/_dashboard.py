@@ -26,8 +26,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 
-from ..configuration import ConfigKeys
-from ..events._store import DEFAULT_CAMPAIGN_KEY
+from ..events._from_settings import campaign_key
 from ._dashboard_api import campaign_payload
 from ._dashboard_api import campaigns_payload
 from ._dashboard_api import RANGES
@@ -58,9 +57,7 @@ def add_dashboard_pages(app: Flask) -> None:
             _only(key, "window")
             window = request.args.get("window")
             return redirect(
-                _campaign_url(
-                    request.args[key], window if window in RANGES else None
-                )
+                _campaign_url(request.args[key], window if window in RANGES else None)
             )
         _only("q")
         search = request.args.get("q", "").strip()
@@ -155,9 +152,7 @@ def _page_context() -> dict[str, t.Any]:
 
 
 def _campaign_key() -> str:
-    return str(
-        current_app.config.get(ConfigKeys.CAMPAIGN_KEY) or DEFAULT_CAMPAIGN_KEY
-    )
+    return campaign_key(current_app.config)
 
 
 def _only(*names: str) -> None:
