@@ -207,13 +207,28 @@ def test_search_finds_the_hostile_campaign_as_text(hostile: Flask) -> None:
 # -- figures --------------------------------------------------------------------
 
 
-def test_overview_rows_are_the_stores_campaigns(
+@pytest.fixture(params=["sqlite", "postgresql"])
+def filled(
+    request: pytest.FixtureRequest,
     make_app: t.Callable[..., Flask],
-) -> None:
-    app = make_app(demo=True)
-    store = get_server_state(app).store
-    fill(store, int(time.time()))
-    page = app.test_client().get("/stats").get_data(as_text=True)
+    tmp_path: t.Any,
+) -> Flask:
+    """A demo app whose store (an SQLite file, then PostgreSQL) holds the
+    events of :func:`_dashboard_data.fill`."""
+    config = {}
+    if request.param == "postgresql":
+        config = {
+            "MAILTRACK_DATABASE": request.getfixturevalue("postgres_url"),
+            "MAILTRACK_JOURNAL": str(tmp_path / "journal"),
+        }
+    app = make_app(demo=True, **config)
+    fill(get_server_state(app).store, int(time.time()))
+    return app
+
+
+def test_overview_rows_are_the_stores_campaigns(filled: Flask) -> None:
+    store = get_server_state(filled).store
+    page = filled.test_client().get("/stats").get_data(as_text=True)
     campaigns = store.campaigns()
     names = re.findall(r'<tr[^>]*data-campaign="([^"]*)"', page)
     # All mail first, then the campaigns, the most recent activity first.
@@ -228,11 +243,9 @@ def test_overview_rows_are_the_stores_campaigns(
         assert int(values[1]) == stats["sent"]["total"]
 
 
-def test_campaign_page_shows_the_stores_stats(make_app: t.Callable[..., Flask]) -> None:
-    app = make_app(demo=True)
-    store = get_server_state(app).store
-    fill(store, int(time.time()))
-    client = app.test_client()
+def test_campaign_page_shows_the_stores_stats(filled: Flask) -> None:
+    store = get_server_state(filled).store
+    client = filled.test_client()
     for campaign in ("spring-sale", "welcome"):
         page = client.get(f"/stats/campaign?campaign={campaign}&range=all")
         text = page.get_data(as_text=True)
