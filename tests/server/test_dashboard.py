@@ -17,6 +17,7 @@ from flask_mailtrack import TrackingResult
 from flask_mailtrack.cli._store import format_stats
 from flask_mailtrack.events._store_backend import SENT
 from flask_mailtrack.server import get_server_state
+from flask_mailtrack.server._dashboard import web_link
 from markupsafe import escape
 
 from _dashboard_data import event_record
@@ -358,3 +359,27 @@ def test_recipient_page_lists_the_identitys_events(
 def test_demo_page_links_to_the_dashboard(make_app: t.Callable[..., Flask]) -> None:
     page = make_app(demo=True).test_client().get("/").get_data(as_text=True)
     assert 'href="/stats" id="dashboard-link"' in page
+
+
+@pytest.mark.parametrize(
+    ("url", "linked"),
+    [
+        ("https://shop.example.com/a?b=1", True),
+        ("HTTP://shop.example.com/", True),
+        ("javascript:alert(1)", False),
+        ("JavaScript:alert(1)", False),
+        (" javascript:alert(1)", False),
+        ("java\nscript:alert(1)", False),
+        ("java\tscript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("vbscript:msgbox(1)", False),
+        ("//evil.example/", False),
+        ("/stats", False),
+        ("http://", False),
+        ("https://[::1", False),
+        (None, False),
+        (42, False),
+    ],
+)
+def test_only_web_urls_become_links(url: t.Any, linked: bool) -> None:
+    assert web_link(url) == (url if linked else None)
