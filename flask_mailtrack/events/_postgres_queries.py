@@ -192,37 +192,51 @@ def stats_from_events(
 
 
 #: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
-#: add_recipient_counts`, as ``SELECT`` columns of ``mailtrack_recipients``.
+#: add_recipient_counts`, as ``SELECT`` columns of ``mailtrack_recipients``:
+#: the recipients with a time at or after ``%(since)s`` (``1``: any time, as
+#: ``0`` means never).
 RECIPIENT_COUNTS = """
-    COUNT(*) FILTER (WHERE opened_human > 0 OR opened_machine > 0),
-    COUNT(*) FILTER (WHERE opened_human > 0),
-    COUNT(*) FILTER (WHERE opened_machine > 0),
-    COUNT(*) FILTER (WHERE clicked_human > 0 OR clicked_machine > 0),
-    COUNT(*) FILTER (WHERE clicked_human > 0),
-    COUNT(*) FILTER (WHERE clicked_machine > 0),
-    COUNT(*) FILTER (WHERE opened_human > 0 OR opened_machine > 0
-        OR clicked_human > 0 OR clicked_machine > 0),
-    COUNT(*) FILTER (WHERE opened_human > 0 OR clicked_human > 0),
-    COUNT(*) FILTER (WHERE opened_machine > 0 OR clicked_machine > 0)
+    COUNT(*) FILTER (WHERE opened_human >= %(since)s OR opened_machine >= %(since)s),
+    COUNT(*) FILTER (WHERE opened_human >= %(since)s),
+    COUNT(*) FILTER (WHERE opened_machine >= %(since)s),
+    COUNT(*) FILTER (WHERE clicked_human >= %(since)s
+        OR clicked_machine >= %(since)s),
+    COUNT(*) FILTER (WHERE clicked_human >= %(since)s),
+    COUNT(*) FILTER (WHERE clicked_machine >= %(since)s),
+    COUNT(*) FILTER (WHERE opened_human >= %(since)s OR opened_machine >= %(since)s
+        OR clicked_human >= %(since)s OR clicked_machine >= %(since)s),
+    COUNT(*) FILTER (WHERE opened_human >= %(since)s OR clicked_human >= %(since)s),
+    COUNT(*) FILTER (WHERE opened_machine >= %(since)s
+        OR clicked_machine >= %(since)s)
 """
 
 _RECIPIENTS = (
     f"SELECT {RECIPIENT_COUNTS} FROM mailtrack_recipients"
-    " WHERE dimension = %s AND value = %s"
+    " WHERE dimension = %(dimension)s AND value = %(value)s"
 )
 
 
 def stats_from_rollups(
-    connection: psycopg.Connection[t.Any], dimension: str, value: str
+    connection: psycopg.Connection[t.Any],
+    dimension: str,
+    value: str,
+    since: float | None = None,
 ) -> StatsFigures:
     """The figures of the events of ``dimension`` = ``value`` (``""``,
-    ``""``: every event), from the rollup tables alone."""
+    ``""``: every event), at or after ``since`` (a whole hour after the
+    epoch, or ``None``), from the rollup tables alone."""
     figures = StatsFigures()
-    key = (dimension, value)
+    key = {
+        "dimension": dimension,
+        "value": value,
+        "since": max(int(since or 1), 1),
+        "hour": _BIGINT[0] if since is None else int(since),
+    }
     # One pass over the hourly rows gives totals, links and labels.
     for kind, url, machine, total in connection.execute(
         "SELECT type, url, machine, SUM(n)::bigint FROM mailtrack_hourly"
-        " WHERE dimension = %s AND value = %s GROUP BY 1, 2, 3",
+        " WHERE dimension = %(dimension)s AND value = %(value)s"
+        " AND hour >= %(hour)s GROUP BY 1, 2, 3",
         key,
     ):
         side = _SIDE[machine != ""]
@@ -236,12 +250,15 @@ def stats_from_rollups(
     assert row is not None
     add_recipient_counts(figures, row)
     for url, unique, human, machine in connection.execute(
-        "SELECT url, COUNT(*) FILTER (WHERE human > 0 OR machine > 0),"
-        " COUNT(*) FILTER (WHERE human > 0), COUNT(*) FILTER (WHERE machine > 0)"
-        " FROM mailtrack_link_recipients WHERE dimension = %s AND value = %s"
-        " GROUP BY 1",
+        "SELECT url, COUNT(*) FILTER (WHERE human >= %(since)s"
+        " OR machine >= %(since)s), COUNT(*) FILTER (WHERE human >= %(since)s),"
+        " COUNT(*) FILTER (WHERE machine >= %(since)s)"
+        " FROM mailtrack_link_recipients"
+        " WHERE dimension = %(dimension)s AND value = %(value)s GROUP BY 1",
         key,
     ):
+        if not unique:
+            continue  # every click of the link before ``since``
         url = url or None
         figures.link_uniques[url, "all"] = unique
         figures.link_uniques[url, "human"] = human
@@ -250,21 +267,27 @@ def stats_from_rollups(
 
 
 def read_campaign_figures(
-    connection: psycopg.Connection[t.Any], dimension: str, since_day: int
+    connection: psycopg.Connection[t.Any],
+    dimension: str,
+    since_day: int,
+    value: str | None = None,
 ) -> dict[str, CampaignFigures]:
     """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
     campaign_figures`: two grouped reads of the dimension's rollups."""
+    where = "WHERE dimension = %(dimension)s"
+    if value is not None:
+        where += " AND value = %(value)s"
+    params = {"dimension": dimension, "value": value, "since": 1}
     hourly = connection.execute(
-        "SELECT value, type, machine,"
-        " CASE WHEN hour >= %s THEN hour - hour %% %s END, SUM(n)::bigint,"
-        " MIN(hour), MAX(hour) FROM mailtrack_hourly WHERE dimension = %s"
-        " GROUP BY 1, 2, 3, 4",
-        (since_day, DAY, dimension),
+        "SELECT value, type, machine, CASE WHEN hour >= %(day)s"
+        " THEN hour - hour %% %(length)s END, SUM(n)::bigint, MIN(hour), MAX(hour)"
+        f" FROM mailtrack_hourly {where} GROUP BY 1, 2, 3, 4",
+        dict(params, day=since_day, length=DAY),
     ).fetchall()
     recipients = connection.execute(
-        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients"
-        " WHERE dimension = %s GROUP BY 1",
-        (dimension,),
+        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients {where}"
+        " GROUP BY 1",
+        params,
     ).fetchall()
     return campaign_figures(hourly, recipients)
 

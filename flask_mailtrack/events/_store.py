@@ -51,10 +51,12 @@ recipient, the last time they opened or clicked (each link), for every
 event and per value of each of the store's ``dimensions`` (by default
 ``campaign``). These answer, without reading the events:
 
-- :meth:`~EventStore.stats` with no ``since`` or ``until`` and at most one
-  filter, on a dimension, with a str value;
+- :meth:`~EventStore.stats` with no ``until``, no ``since`` or one on a
+  whole hour (UTC), and at most one filter, on a dimension, with a str
+  value;
 - :meth:`~EventStore.timeline` with the same filters, buckets of whole
-  hours, and ``since`` and ``until`` on whole hours (or unset).
+  hours, and ``since`` and ``until`` on whole hours (or unset);
+- :meth:`~EventStore.campaigns`, always.
 
 Anything else (a time range, another metadata key, several filters, a value
 that is not a str) reads the matching events, as exact, slower on a large

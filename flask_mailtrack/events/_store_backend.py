@@ -188,9 +188,17 @@ class Query:
         """The rollup rows that answer the statistics of this query:
         ``("", "")`` for every event, ``(dimension, value)`` for a str
         filter on one of ``dimensions``; ``None`` when only a scan of the
-        events can (a time range, a type, several filters, another key, a
-        value that is not a str)."""
-        if self.since is not None or self.until is not None or self.type:
+        events can (an ``until``, a ``since`` that is not a whole hour after
+        the epoch, a type, several filters, another key, a value that is
+        not a str).
+
+        A ``since`` on a whole hour with no ``until`` is answered too: the
+        hourly counts from that hour, and the recipients whose last time
+        of a kind is at or after it, which are those with one such event
+        at or after it."""
+        if self.until is not None or self.type:
+            return None
+        if self.since is not None and (self.since <= 0 or self.since % HOUR):
             return None
         return self._filter_target(dimensions)
 
@@ -327,7 +335,7 @@ class StoreBackend(t.Protocol):
         ...
 
     def campaign_figures(
-        self, dimension: str, since_day: int
+        self, dimension: str, since_day: int, value: str | None = None
     ) -> dict[str, CampaignFigures]:
         """The figures of every value of ``dimension`` (``""``: of every
         event, as the value ``""``), from the rollups alone, in one snapshot:
@@ -336,7 +344,8 @@ class StoreBackend(t.Protocol):
         machine label and day (``hour - hour % 86400`` for the hours at or
         after ``since_day``, ``NULL`` before) with ``SUM(n)``, ``MIN(hour)``
         and ``MAX(hour)``, and ``mailtrack_recipients``' rows grouped by
-        value with the nine recipient counts.
+        value with the nine recipient counts. With ``value``, of that value
+        only (rows of the primary key's range).
 
         :raise ValueError: ``dimension`` is not in ``mailtrack_dimensions``
             (:func:`~flask_mailtrack.events._store_campaigns.check_rolled_up`).

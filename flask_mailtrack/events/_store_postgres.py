@@ -278,7 +278,7 @@ class PostgresBackend:
                 snapshot(connection)
                 target = query.rollup_target(schema.recorded_dimensions(connection))
                 if rollups and target is not None:
-                    return stats_from_rollups(connection, *target)
+                    return stats_from_rollups(connection, *target, query.since)
                 return stats_from_events(connection, query)
 
     def timeline_counts(
@@ -294,13 +294,13 @@ class PostgresBackend:
                 )
 
     def campaign_figures(
-        self, dimension: str, since_day: int
+        self, dimension: str, since_day: int, value: str | None = None
     ) -> dict[str, CampaignFigures]:
         with self.db.connection() as connection:
             with connection.transaction():
                 snapshot(connection)
                 check_rolled_up(dimension, schema.recorded_dimensions(connection))
-                return read_campaign_figures(connection, dimension, since_day)
+                return read_campaign_figures(connection, dimension, since_day, value)
 
     def events(self, query: Query, limit: int | None) -> list[dict[str, t.Any]]:
         return read_events(self.db, query, limit)

@@ -145,58 +145,69 @@ def stats_from_events(connection: sqlite3.Connection, query: Query) -> StatsFigu
 
 
 #: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
-#: add_recipient_counts`, as ``SELECT`` columns of ``mailtrack_recipients``.
+#: add_recipient_counts`, as ``SELECT`` columns of ``mailtrack_recipients``:
+#: the recipients with a time at or after ``:since`` (``1``: any time, as
+#: ``0`` means never).
 RECIPIENT_COUNTS = """
-    SUM(opened_human > 0 OR opened_machine > 0),
-    SUM(opened_human > 0),
-    SUM(opened_machine > 0),
-    SUM(clicked_human > 0 OR clicked_machine > 0),
-    SUM(clicked_human > 0),
-    SUM(clicked_machine > 0),
-    SUM(opened_human > 0 OR opened_machine > 0 OR clicked_human > 0
-        OR clicked_machine > 0),
-    SUM(opened_human > 0 OR clicked_human > 0),
-    SUM(opened_machine > 0 OR clicked_machine > 0)
+    SUM(opened_human >= :since OR opened_machine >= :since),
+    SUM(opened_human >= :since),
+    SUM(opened_machine >= :since),
+    SUM(clicked_human >= :since OR clicked_machine >= :since),
+    SUM(clicked_human >= :since),
+    SUM(clicked_machine >= :since),
+    SUM(opened_human >= :since OR opened_machine >= :since
+        OR clicked_human >= :since OR clicked_machine >= :since),
+    SUM(opened_human >= :since OR clicked_human >= :since),
+    SUM(opened_machine >= :since OR clicked_machine >= :since)
 """
 
 _RECIPIENTS = (
     f"SELECT {RECIPIENT_COUNTS} FROM mailtrack_recipients"
-    " WHERE dimension = ? AND value = ?"
+    " WHERE dimension = :dimension AND value = :value"
 )
 
 
 def stats_from_rollups(
-    connection: sqlite3.Connection, dimension: str, value: str
+    connection: sqlite3.Connection,
+    dimension: str,
+    value: str,
+    since: float | None = None,
 ) -> StatsFigures:
     """The figures of the events of ``dimension`` = ``value`` (``""``,
-    ``""``: every event), from the rollup tables alone."""
+    ``""``: every event), at or after ``since`` (a whole hour after the
+    epoch, or ``None``), from the rollup tables alone."""
     figures = StatsFigures()
-    key = (dimension, value)
+    key = {
+        "dimension": dimension,
+        "value": value,
+        "since": max(int(since or 1), 1),
+        "hour": -(2**62) if since is None else int(since),
+        "clicked": CLICKED,
+    }
+    rows = "FROM mailtrack_hourly WHERE dimension = :dimension AND value = :value"
+    rows += " AND hour >= :hour"
     for kind, machine, total in connection.execute(
-        "SELECT type, machine <> '', SUM(n) FROM mailtrack_hourly"
-        " WHERE dimension = ? AND value = ? GROUP BY 1, 2",
-        key,
+        f"SELECT type, machine <> '', SUM(n) {rows} GROUP BY 1, 2", key
     ):
         figures.totals[kind, _SIDE[machine]] = total
     for url, machine, total in connection.execute(
-        "SELECT url, machine <> '', SUM(n) FROM mailtrack_hourly"
-        " WHERE dimension = ? AND value = ? AND type = ? GROUP BY 1, 2",
-        (*key, CLICKED),
+        f"SELECT url, machine <> '', SUM(n) {rows} AND type = :clicked GROUP BY 1, 2",
+        key,
     ):
         figures.link_totals[url or None, _SIDE[machine]] = total
     for label, total in connection.execute(
-        "SELECT machine, SUM(n) FROM mailtrack_hourly"
-        " WHERE dimension = ? AND value = ? AND machine <> '' GROUP BY 1",
-        key,
+        f"SELECT machine, SUM(n) {rows} AND machine <> '' GROUP BY 1", key
     ):
         figures.labels[label] = total
     add_recipient_counts(figures, connection.execute(_RECIPIENTS, key).fetchone())
     for url, unique, human, machine in connection.execute(
-        "SELECT url, SUM(human > 0 OR machine > 0), SUM(human > 0),"
-        " SUM(machine > 0) FROM mailtrack_link_recipients"
-        " WHERE dimension = ? AND value = ? GROUP BY 1",
+        "SELECT url, SUM(human >= :since OR machine >= :since), SUM(human >= :since),"
+        " SUM(machine >= :since) FROM mailtrack_link_recipients"
+        " WHERE dimension = :dimension AND value = :value GROUP BY 1",
         key,
     ):
+        if not unique:
+            continue  # every click of the link before ``since``
         url = url or None
         figures.link_uniques[url, "all"] = unique
         figures.link_uniques[url, "human"] = human
@@ -205,20 +216,27 @@ def stats_from_rollups(
 
 
 def read_campaign_figures(
-    connection: sqlite3.Connection, dimension: str, since_day: int
+    connection: sqlite3.Connection,
+    dimension: str,
+    since_day: int,
+    value: str | None = None,
 ) -> dict[str, CampaignFigures]:
     """See :meth:`~flask_mailtrack.events._store_backend.StoreBackend.
     campaign_figures`: two grouped reads of the dimension's rollups."""
+    where = "WHERE dimension = :dimension"
+    if value is not None:
+        where += " AND value = :value"
+    params = {"dimension": dimension, "value": value, "since": 1}
     hourly = connection.execute(
-        "SELECT value, type, machine, CASE WHEN hour >= ? THEN hour - hour % ? END,"
-        " SUM(n), MIN(hour), MAX(hour) FROM mailtrack_hourly WHERE dimension = ?"
-        " GROUP BY 1, 2, 3, 4",
-        (since_day, DAY, dimension),
+        "SELECT value, type, machine, CASE WHEN hour >= :day"
+        " THEN hour - hour % :length END, SUM(n), MIN(hour), MAX(hour)"
+        f" FROM mailtrack_hourly {where} GROUP BY 1, 2, 3, 4",
+        dict(params, day=since_day, length=DAY),
     ).fetchall()
     recipients = connection.execute(
-        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients"
-        " WHERE dimension = ? GROUP BY 1",
-        (dimension,),
+        f"SELECT value, {RECIPIENT_COUNTS} FROM mailtrack_recipients {where}"
+        " GROUP BY 1",
+        params,
     ).fetchall()
     return campaign_figures(hourly, recipients)
 

@@ -17,6 +17,7 @@ from ._sqlite import TimeInput
 from ._store_backend import make_query
 from ._store_backend import StoreBackend
 from ._store_campaigns import assemble_campaigns
+from ._store_campaigns import CampaignFigures
 from ._store_campaigns import DAY
 from ._store_export import write_csv
 from ._store_export import write_jsonl
@@ -25,6 +26,13 @@ from ._store_stats import assemble_timeline
 
 #: The metadata key that names a campaign (:meth:`StoreReader.campaigns`).
 DEFAULT_CAMPAIGN_KEY = "campaign"
+
+
+def _first_day(days: int) -> int:
+    """The start of the first of the last ``days`` UTC days."""
+    if days < 1:
+        raise ValueError("days must be at least 1.")
+    return int(time.time()) // DAY * DAY - (days - 1) * DAY
 
 
 class StoreReader:
@@ -161,11 +169,32 @@ class StoreReader:
 
         .. versionadded:: 0.2
         """
-        if days < 1:
-            raise ValueError("days must be at least 1.")
-        first_day = int(time.time()) // DAY * DAY - (days - 1) * DAY
+        first_day = _first_day(days)
         found = self._backend.campaign_figures(key or "", first_day)
         return assemble_campaigns(found, key, first_day=first_day, days=days)
+
+    def campaign(
+        self, name: str | None, key: str = DEFAULT_CAMPAIGN_KEY, *, days: int = 14
+    ) -> dict[str, t.Any]:
+        """The item of :meth:`campaigns` of one campaign, read from its
+        rollup rows only (what :meth:`stats` of it costs); its figures are
+        0 (``first`` and ``last`` ``None``) when it has no events.
+
+        :param name: The value of ``key``; ``None`` for every event (the
+            item of ``campaigns(None)``).
+        :param key: The metadata key that names a campaign, a dimension.
+        :param days: Days of the sparkline.
+        :raise ValueError: as :meth:`campaigns`.
+
+        .. versionadded:: 0.2
+        """
+        if name is None:
+            return self.campaigns(None, days=days)[0]
+        first_day = _first_day(days)
+        found = self._backend.campaign_figures(key, first_day, name)
+        found.setdefault(name, CampaignFigures())
+        (item,) = assemble_campaigns(found, key, first_day=first_day, days=days)
+        return item
 
     def events(
         self,

@@ -402,7 +402,7 @@ class SQLiteBackend:
             try:
                 target = query.rollup_target(self._recorded(connection))
                 if rollups and target is not None:
-                    return stats_from_rollups(connection, *target)
+                    return stats_from_rollups(connection, *target, query.since)
                 return stats_from_events(connection, query)
             finally:
                 connection.execute("COMMIT")
@@ -422,13 +422,13 @@ class SQLiteBackend:
                 connection.execute("COMMIT")
 
     def campaign_figures(
-        self, dimension: str, since_day: int
+        self, dimension: str, since_day: int, value: str | None = None
     ) -> dict[str, CampaignFigures]:
         with self.db.connection() as connection:
             connection.execute("BEGIN")
             try:
                 check_rolled_up(dimension, self._recorded(connection))
-                return read_campaign_figures(connection, dimension, since_day)
+                return read_campaign_figures(connection, dimension, since_day, value)
             finally:
                 connection.execute("COMMIT")
 

@@ -77,7 +77,10 @@ def test_redact_hides_the_password() -> None:
         pytest.param(
             Query(filters=(("campaign", "x"), ("recipient", "y"))), None, id="two"
         ),
-        pytest.param(Query(since=0), None, id="since"),
+        pytest.param(Query(since=0), None, id="since-the-epoch"),
+        pytest.param(Query(since=7200), ("", ""), id="since-a-whole-hour"),
+        pytest.param(Query(since=7201), None, id="since-within-an-hour"),
+        pytest.param(Query(since=-3600), None, id="since-before-the-epoch"),
         pytest.param(Query(until=7200), None, id="until"),
         pytest.param(Query(type="email.opened"), None, id="type"),
     ],

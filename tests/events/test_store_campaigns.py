@@ -170,6 +170,17 @@ def test_campaigns_are_their_stats(database: str, days: int) -> None:
     assert lasts == sorted(lasts, reverse=True)
 
 
+def test_one_campaign_is_its_item(database: str) -> None:
+    with EventStore(database) as store:
+        store.write(random_events(2, int(time.time())))
+        for item in store.campaigns():
+            assert store.campaign(item["campaign"]) == item
+        assert store.campaign(None) == store.campaigns(None)[0]
+        nothing = store.campaign("nothing", days=2)
+    assert nothing["campaign"] == "nothing" and nothing["sent"] == 0
+    assert (nothing["first"], nothing["last"], len(nothing["daily"])) == (None, None, 2)
+
+
 def test_rates_per_email_sent_or_per_engaged_recipient(database: str) -> None:
     at = int(time.time()) - 60
     spring = [
