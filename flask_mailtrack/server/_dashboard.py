@@ -187,5 +187,5 @@ def _duration(seconds: int) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
             n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
+            return unit if n == 1 else f"{n} {unit}s"
     return f"{seconds} seconds"

@@ -112,9 +112,17 @@
 
   var utc = function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); };
 
-  function timelineColumns(timeline) {
+  function timelineColumns(payload) {
     var x = [], opensPeople = [], opensMachines = [], clicksPeople = [], clicksMachines = [];
-    timeline.forEach(function (b) {
+    var timeline = payload.timeline;
+    // Each period's value holds until the next period starts; the last one
+    // ends a period later, so it gets a closing point of its own.
+    var points = timeline.length ? timeline.concat([
+      Object.assign({}, timeline[timeline.length - 1], {
+        start: timeline[timeline.length - 1].start + payload.bucket_seconds
+      })
+    ]) : [];
+    points.forEach(function (b) {
       x.push(b.start);
       opensPeople.push(b.opens - b.opens_machine);
       opensMachines.push(b.opens_machine);
@@ -126,11 +134,13 @@
 
   function zeroBased(u, min, max) { return [0, Math.max(1, max)]; }
 
+  var COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
+
   function axis() {
     return { stroke: color("--muted"), grid: { stroke: color("--line"), width: 1 }, ticks: { stroke: color("--line") } };
   }
 
-  function timelineChart(container, timeline) {
+  function timelineChart(container, payload) {
     var width = container.clientWidth || 300;
     var steps = uPlot.paths.stepped({ align: 1 });
     var series = [
@@ -146,8 +156,9 @@
       tzDate: utc,
       scales: { y: { range: zeroBased } },
       series: series,
-      axes: [axis(), Object.assign(axis(), { size: 44 })]
-    }, timelineColumns(timeline), container);
+      // Counts: whole numbers on the y axis.
+      axes: [axis(), Object.assign(axis(), { size: 44, incrs: COUNT_STEPS })]
+    }, timelineColumns(payload), container);
     if (window.ResizeObserver) {
       new ResizeObserver(function () {
         var w = container.clientWidth;
@@ -204,8 +215,8 @@
       cell(percent(item.machine_share), {
         "data-label": "Machines", "data-value": item.machine_share === null ? -1 : item.machine_share
       }),
-      el("td", { "data-label": "First event", "data-value": item.first || 0 }, [moment(item.first)]),
-      el("td", { "data-label": "Last event", "data-value": item.last || 0 }, [moment(item.last)]),
+      el("td", { "class": "t", "data-label": "First event", "data-value": item.first || 0 }, [moment(item.first)]),
+      el("td", { "class": "t", "data-label": "Last event", "data-value": item.last || 0 }, [moment(item.last)]),
       el("td", { "data-label": "Last " + days + " days" }, [
         spark,
         el("span", { "class": "visually-hidden" }, [
@@ -297,7 +308,7 @@
 
   function campaign() {
     var box = document.getElementById("timeline-chart");
-    var chart = timelineChart(box, data.timeline);
+    var chart = timelineChart(box, data);
 
     return function update(fresh) {
       var stats = fresh.stats;
@@ -311,7 +322,7 @@
       });
       setText("open-rate", percent(sent ? stats.sent.open_rate.human : stats.open_rate.human));
       setText("click-rate", percent(sent ? stats.sent.click_rate.human : stats.click_through_rate.human));
-      chart.setData(timelineColumns(fresh.timeline));
+      chart.setData(timelineColumns(fresh));
       replaceRows(
         document.querySelector("#timeline-table tbody"),
         fresh.timeline.filter(function (b) { return b.opens || b.clicks; }).map(function (b) {
