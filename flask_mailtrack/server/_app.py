@@ -42,10 +42,11 @@ Run it with ``mailtrack serve`` (development server), or in production::
 
 Routes: the tracking links under ``/mailtrack/`` (``MAILTRACK_URL_PREFIX``),
 answered without Flask (no request context; the signals' sender is still the
-app), ``/healthz``, ``/stats`` (HTML with a chart), ``/stats.json``,
-``/events.json``, ``/stats/chart.svg`` and the dashboard's JSON
+app), ``/healthz``, the dashboard (``/stats``: campaigns;
+``/stats/campaign``, ``/stats/recipient``) and its JSON
 (``/stats/campaigns.json``, ``/stats/campaign.json``,
-``/stats/recipient.json``); in demo mode also ``/`` (a sample
+``/stats/recipient.json``), ``/stats.json`` and ``/events.json``; in demo
+mode also ``/`` (a sample
 newsletter tracked with the server's own links, the live list of its events
 and the stats) and the pages under ``/demo/``.
 """
@@ -67,6 +68,7 @@ from ..events._from_settings import event_store
 from ..exceptions import MissingSettingError
 from ..extension import get_state
 from ..extension import MailTrack
+from ._dashboard import add_dashboard_pages
 from ._dashboard_api import add_dashboard_api_routes
 from ._demo import add_demo_routes
 from ._fast_path import TrackingDispatcher
@@ -134,6 +136,7 @@ def create_app(
     )
     app.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     add_stats_routes(app)
+    add_dashboard_pages(app)
     add_dashboard_api_routes(app)
     add_demo_routes(app)
     return app

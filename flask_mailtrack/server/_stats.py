@@ -1,5 +1,5 @@
-"""The statistics pages: ``/stats`` (HTML with a chart), ``/stats.json``,
-``/events.json`` and ``/stats/chart.svg``, read from the event store.
+"""The statistics endpoints ``/stats.json`` and ``/events.json``, read from
+the event store, and the access rule of every stats page and endpoint.
 
 Open in demo mode; otherwise behind HTTP basic auth with
 ``MAILTRACK_STATS_PASSWORD``, and answered 404 when no password is set.
@@ -7,19 +7,15 @@ Open in demo mode; otherwise behind HTTP basic auth with
 
 from __future__ import annotations
 
-import datetime
 import functools
 import hmac
 import typing as t
-from urllib.parse import urlencode
 
 from flask import abort
 from flask import current_app
 from flask import Flask
 from flask import jsonify
-from flask import render_template
 from flask import request
-from flask import url_for
 from werkzeug.wrappers import Response
 
 from .._isotime import parse_time
@@ -29,17 +25,14 @@ from ..events._store_backend import CLICKED
 from ..events._store_backend import OPENED
 from ..events._store_backend import QUERY_PARAMETERS
 from ..extension import get_state
-from ._chart import chart
-from ._chart import CHART_WINDOWS
 from ._state import current_state
 
 #: Query arguments every stats endpoint reads besides the metadata filters
 #: (``_`` is for cache busting).
 _COMMON_ARGS = ("since", "until", "_")
 
-#: Names that are never metadata filters on any page: the arguments some
-#: pages read, and the store's own parameters.
-_RESERVED_ARGS = QUERY_PARAMETERS | {"window"}
+#: Names that are never metadata filters: the store's own parameters.
+_RESERVED_ARGS = QUERY_PARAMETERS
 
 #: At most this many metadata filters in one query string: each is a clause
 #: of the SQL query, and SQLite limits their number.
@@ -50,26 +43,7 @@ _EVENT_TYPES = (OPENED, CLICKED)
 
 
 def add_stats_routes(app: Flask) -> None:
-    """Add the statistics pages to the server ``app``."""
-
-    @app.get("/stats")
-    @_stats_access
-    def stats_page() -> t.Any:
-        query = _query("window")
-        name, bucket, count = _window()
-        timeline = _timeline((bucket, count), query)
-        return render_template(
-            "mailtrack/stats.html",
-            stats=current_state().store.stats(**query),
-            chart=chart(timeline, bucket_seconds=bucket),
-            window=name,
-            window_links=[
-                (other, _page_url("stats_page", window=other))
-                for other in CHART_WINDOWS
-            ],
-            json_url=_page_url("stats_json", window=None),
-            demo=current_state().demo,
-        )
+    """Add the statistics endpoints to the server ``app``."""
 
     @app.get("/stats.json")
     @_stats_access
@@ -77,21 +51,6 @@ def add_stats_routes(app: Flask) -> None:
         stats = current_state().store.stats(**_query())
         stats["pipeline"] = _pipeline_stats()
         return jsonify(stats)
-
-    @app.get("/stats/chart.svg")
-    @_stats_access
-    def stats_chart() -> t.Any:
-        query = _query("window")
-        _, bucket, count = _window()
-        svg = render_template(
-            "mailtrack/chart.svg",
-            chart=chart(_timeline((bucket, count), query), bucket_seconds=bucket),
-        )
-        return Response(
-            svg,
-            content_type="image/svg+xml; charset=utf-8",
-            headers={"Cache-Control": "no-store"},
-        )
 
     @app.get("/events.json")
     @_stats_access
@@ -161,21 +120,6 @@ def _query(*page_args: str) -> dict[str, t.Any]:
     return query
 
 
-def _page_url(endpoint: str, **changes: str | None) -> str:
-    """The path of ``endpoint`` with the request's query arguments and
-    ``changes`` (``None`` drops one).
-
-    The arguments are encoded into the query string here, never passed to
-    :func:`~flask.url_for` as keywords, where ``_external``, ``_scheme`` or
-    ``endpoint`` would change the URL itself.
-    """
-    args: dict[str, str | None] = dict(request.args.items())
-    args.update(changes)
-    query = urlencode([(k, v) for k, v in args.items() if v is not None])
-    path = url_for(endpoint)
-    return f"{path}?{query}" if query else path
-
-
 def _stats_access(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     """Open in demo mode; otherwise HTTP basic auth with
     ``MAILTRACK_STATS_PASSWORD``, and 404 when no password is set."""
@@ -205,22 +149,3 @@ def _stats_access(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def _window() -> tuple[str, int, int]:
-    default = "1h" if current_state().demo else "24h"
-    name = request.args.get("window", default)
-    if name not in CHART_WINDOWS:
-        abort(400, f"Unknown window; use one of {', '.join(CHART_WINDOWS)}.")
-    bucket, count = CHART_WINDOWS[name]
-    return name, bucket, count
-
-
-def _timeline(window_buckets: tuple[int, int], query: dict[str, t.Any]) -> t.Any:
-    bucket, count = window_buckets
-    now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    end = (now // bucket + 1) * bucket
-    filters = {k: v for k, v in query.items() if k not in ("since", "until")}
-    return current_state().store.timeline(
-        bucket_seconds=bucket, since=end - bucket * count, until=end, **filters
-    )

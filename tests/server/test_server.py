@@ -13,7 +13,6 @@ import time
 import typing as t
 import urllib.error
 import urllib.request
-import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,7 +34,6 @@ from flask_mailtrack.extension import get_state
 from flask_mailtrack.server import close_app
 from flask_mailtrack.server import create_app
 from flask_mailtrack.server import get_server_state
-from flask_mailtrack.server._chart import chart
 from flask_mailtrack.tracker import Tracker
 
 from _apps import drain
@@ -210,7 +208,7 @@ def test_outside_demo(make_app: t.Callable[..., Flask]) -> None:
     assert client.get("/demo/landing/spring-sale").status_code == 404
 
 
-STATS_URLS = ["/stats", "/stats.json", "/events.json", "/stats/chart.svg"]
+STATS_URLS = ["/stats", "/stats.json", "/events.json"]
 
 
 @pytest.mark.parametrize("url", STATS_URLS)
@@ -262,8 +260,7 @@ def test_stats_open_in_demo(make_app: t.Callable[..., Flask], url: str) -> None:
         pytest.param("/stats.json?since=yesterday", id="bad-since"),
         pytest.param("/events.json?until=2026-13-45", id="bad-until"),
         pytest.param("/stats?since=1e999", id="huge-since"),
-        pytest.param("/stats?window=2y", id="bad-window"),
-        pytest.param("/stats/chart.svg?window=2y", id="bad-chart-window"),
+        pytest.param("/stats/campaign?range=2y", id="bad-range"),
         pytest.param("/events.json?limit=ten", id="bad-limit"),
         pytest.param("/stats.json?a%22b=1", id="quote-in-filter"),
         pytest.param("/events.json?a%5Cb=1", id="backslash-in-filter"),
@@ -292,35 +289,9 @@ def test_stats_filters_and_pages(make_app: t.Callable[..., Flask]) -> None:
         "total"
     ] == (3)
     assert len(client.get("/events.json?limit=2").json["events"]) == 2
-    page = client.get("/stats?campaign=x&window=30d").get_data(as_text=True)
-    assert 'id="opens-total">2<' in page
+    page = client.get("/stats/campaign?campaign=x&range=30d").get_data(as_text=True)
+    assert 'id="opens-unique">2<' in page
     assert "campaign=x" in page
-    svg = client.get("/stats/chart.svg?window=24h")
-    assert svg.mimetype == "image/svg+xml"
-    root = ET.fromstring(svg.get_data())
-    bars_path = "{http://www.w3.org/2000/svg}rect[@class='opens']"
-    bars = root.findall(bars_path)
-    assert len(bars) == 1  # one non-empty bucket in the last 24 hours
-    # The demo page reloads the chart with a cache-busting argument.
-    svg = client.get("/stats/chart.svg?_=1767225600000").get_data()
-    assert len(ET.fromstring(svg).findall(bars_path)) == 1
-
-
-def test_chart_geometry() -> None:
-    timeline = [
-        {"start": 0, "opens": 4, "clicks": 1, "machine": 0},
-        {"start": 60, "opens": 0, "clicks": 0, "machine": 0},
-        {"start": 120, "opens": 2, "clicks": 2, "machine": 1},
-    ]
-    geometry = chart(timeline, bucket_seconds=60, width=340, height=112)
-    assert geometry["peak"] == 4
-    heights = [bar["height"] for bar in geometry["bars"]]
-    full = geometry["baseline"] - geometry["top"]
-    assert heights == [full, full / 4, 0, 0, full / 2, full / 2]
-    for bar in geometry["bars"]:
-        assert bar["y"] + bar["height"] == pytest.approx(geometry["baseline"])
-        assert geometry["left"] <= bar["x"] < geometry["right"]
-    assert chart([], bucket_seconds=60)["bars"] == []
 
 
 # -- the demo ------------------------------------------------------------------
