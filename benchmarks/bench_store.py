@@ -1,18 +1,18 @@
-"""The event store as a sink: how fast the worker can write it, and what one
-row per event id costs.
+"""The SQLite event store as a sink: how fast the worker can write it.
 
 - ``EventStore.write`` in batches of 1,000 realistic events (metadata with a
   recipient, a campaign and a message id; request data like a pixel hit;
-  one click in four), into a fresh file and into a file already holding
-  200,000 events, where the unique event-id index is large. WAL mode,
-  ``synchronous=NORMAL``, as the store's connection pool sets them. The
-  worker's journal-to-SQLite path targets 10,000 events/s, so the store
-  alone should be well above that.
-- For issue 12's question (which is cheaper for idempotence): the same rows
-  with no unique index, plain ``INSERT``, and instead a progress row (file,
-  offset) upserted in the same transaction. Rows are built by the store's
-  own code in both variants, so only the index and the progress row differ.
+  one click in four), with their rollups, into a fresh file and into a
+  file already holding 200,000 events, where the unique event-id index is
+  large. WAL mode, ``synchronous=NORMAL``, as the store's connection pool
+  sets them. The worker's journal-to-SQLite path targets 10,000 events/s,
+  so the store alone should be well above that.
+- The same batches offered again (one row per event id: nothing written).
 - ``EventStore.stats()`` over 200,000 events, for the record.
+
+(Issue 12 also compared a unique index with a progress row for
+idempotence; the index won and the store keeps it. PostgreSQL has
+``bench_postgres.py``.)
 
 Run: ``python benchmarks/bench_store.py`` (about a minute; run it twice).
 """
@@ -32,7 +32,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _common  # noqa: E402
 from flask_mailtrack import EventStore  # noqa: E402
 from flask_mailtrack import TrackingResult  # noqa: E402
-from flask_mailtrack.events import _store  # noqa: E402
 from flask_mailtrack.events._encoding import encode_event  # noqa: E402
 from flask_mailtrack.events._sinks import EventRecord  # noqa: E402
 from flask_mailtrack.events._sqlite import ConnectionPool  # noqa: E402
@@ -44,20 +43,6 @@ PREFILL = 200_000
 SAFARI = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15"
     " (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
-)
-
-#: The store's table without ``UNIQUE`` on ``event_id``, and a progress
-#: table: the alternative way to one row per event after a crash.
-_PROGRESS_SCHEMA = _store._SCHEMA.replace(
-    "event_id TEXT NOT NULL UNIQUE", "event_id TEXT NOT NULL"
-) + (
-    "CREATE TABLE IF NOT EXISTS mailtrack_progress"
-    " (file TEXT PRIMARY KEY, offset INTEGER NOT NULL);"
-)
-_PLAIN_INSERT = _store._INSERT.replace("INSERT OR IGNORE", "INSERT")
-_PROGRESS = (
-    "INSERT INTO mailtrack_progress (file, offset) VALUES (?, ?)"
-    " ON CONFLICT (file) DO UPDATE SET offset = excluded.offset"
 )
 
 
@@ -97,32 +82,7 @@ def batches(events: list[EventRecord]) -> t.Iterator[list[EventRecord]]:
         yield events[i : i + BATCH]
 
 
-class ProgressVariant:
-    """Rows as the store builds them, no unique index, progress row in the
-    same transaction."""
-
-    def __init__(self, path: str) -> None:
-        self._rows = EventStore(":memory:")  # for its row building only
-        self._db = ConnectionPool(path, _PROGRESS_SCHEMA)
-        self._offset = 0
-
-    def write(self, events: t.Sequence[EventRecord]) -> None:
-        rows = [self._rows._record_row(event) for event in events]
-        self._offset += len(events)
-        with self._db.transaction() as connection:
-            connection.executemany(_PLAIN_INSERT, rows)
-            connection.execute(_PROGRESS, ("events-1-abc.journal", self._offset))
-        self._db.checkpoint()
-
-    def close(self) -> None:
-        self._rows.close()
-        self._db.close()
-
-
-Writer = t.Union[EventStore, ProgressVariant]
-
-
-def events_per_second(writer: Writer, events: list[EventRecord]) -> float:
+def events_per_second(writer: EventStore, events: list[EventRecord]) -> float:
     started = time.perf_counter()
     for batch in batches(events):
         writer.write(batch)
@@ -130,16 +90,14 @@ def events_per_second(writer: Writer, events: list[EventRecord]) -> float:
 
 
 def measure(
-    make_writer: t.Callable[[str], Writer],
-    timed: list[EventRecord],
-    prefill: list[EventRecord],
+    timed: list[EventRecord], prefill: list[EventRecord]
 ) -> tuple[float, float]:
     """events/s into a fresh file, and into one holding ``prefill``."""
     with tempfile.TemporaryDirectory() as directory:
-        writer = make_writer(f"{directory}/fresh.sqlite3")
+        writer = EventStore(f"{directory}/fresh.sqlite3")
         fresh = events_per_second(writer, timed)
         writer.close()
-        writer = make_writer(f"{directory}/full.sqlite3")
+        writer = EventStore(f"{directory}/full.sqlite3")
         for batch in batches(prefill):
             writer.write(batch)
         full = events_per_second(writer, timed)
@@ -152,23 +110,20 @@ def main() -> None:
     prefill = make_events(PREFILL, 0)
     timed = make_events(BATCH * TIMED_BATCHES, PREFILL)
     with tempfile.TemporaryDirectory() as directory:
-        probe = EventStore(f"{directory}/probe.sqlite3")
-        with probe._db.connection() as connection:
+        pool = ConnectionPool(f"{directory}/probe.sqlite3", "")
+        with pool.connection() as connection:
             mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
             sync = connection.execute("PRAGMA synchronous").fetchone()[0]
-        probe.close()
+        pool.close()
     print(
         f"SQLite {sqlite3.sqlite_version}, journal_mode={mode}, synchronous={sync}"
         f" (1 = NORMAL); batches of {BATCH}, {len(timed):,} events timed",
     )
     print()
     print(f"{'events/s':<52}{'fresh file':>12}{'200k events':>14}")
-    for label, make_writer in [
-        ("EventStore.write (unique event_id, INSERT OR IGNORE)", EventStore),
-        ("no unique index, progress row in the transaction", ProgressVariant),
-    ]:
-        fresh, full = measure(make_writer, timed, prefill)
-        print(f"{label:<52}{fresh:>12,.0f}{full:>14,.0f}")
+    fresh, full = measure(timed, prefill)
+    label = "EventStore.write (with rollups)"
+    print(f"{label:<52}{fresh:>12,.0f}{full:>14,.0f}")
     with tempfile.TemporaryDirectory() as directory:
         store = EventStore(f"{directory}/stats.sqlite3")
         for batch in batches(prefill):
