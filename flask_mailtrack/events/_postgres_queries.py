@@ -33,7 +33,9 @@ from ._store_backend import Query
 from ._store_campaigns import campaign_figures
 from ._store_campaigns import CampaignFigures
 from ._store_campaigns import DAY
+from ._store_scan import stats_from_events as scan_stats
 from ._store_stats import add_recipient_counts
+from ._store_stats import SIDES
 from ._store_stats import StatsFigures
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +46,6 @@ if t.TYPE_CHECKING:  # pragma: no cover
 #: Events read per query while paging through the store.
 _PAGE = 1000
 
-_SIDE = ("human", "machine")
 
 _BIGINT = (-(2**63), 2**63 - 1)
 
@@ -129,66 +130,11 @@ def stats_from_events(
     connection: psycopg.Connection[t.Any], query: Query
 ) -> StatsFigures:
     """The figures of the events matching ``query``, by a scan of them."""
-    where = Where(query)
-    figures = StatsFigures()
-    kinds = where.sql("type IN (%s, %s)")
-    kinds_params = [*where.params, OPENED, CLICKED]
-    clicks = where.sql("type = %s")
-    clicks_params = [*where.params, CLICKED]
 
     def run(sql: str, params: list[t.Any]) -> list[t.Any]:
         return connection.execute(sql, params).fetchall()
 
-    for kind, machine, total, unique in run(
-        "SELECT type, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
-        " FROM mailtrack_events" + where.sql() + " GROUP BY 1, 2",
-        where.params,
-    ):
-        figures.totals[kind, _SIDE[machine]] = total
-        if kind in (OPENED, CLICKED):
-            figures.uniques[kind, _SIDE[machine]] = unique
-    for kind, unique in run(
-        "SELECT type, COUNT(DISTINCT identity) FROM mailtrack_events"
-        + kinds
-        + " GROUP BY 1",
-        kinds_params,
-    ):
-        figures.uniques[kind, "all"] = unique
-    for url, machine, total, unique in run(
-        "SELECT tracked_url, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
-        " FROM mailtrack_events" + clicks + " GROUP BY 1, 2",
-        clicks_params,
-    ):
-        figures.link_totals[url, _SIDE[machine]] = total
-        figures.link_uniques[url, _SIDE[machine]] = unique
-    for url, unique in run(
-        "SELECT tracked_url, COUNT(DISTINCT identity) FROM mailtrack_events"
-        + clicks
-        + " GROUP BY 1",
-        clicks_params,
-    ):
-        figures.link_uniques[url, "all"] = unique
-    for label, total in run(
-        "SELECT machine, COUNT(*) FROM mailtrack_events"
-        + where.sql("machine IS NOT NULL")
-        + " GROUP BY 1",
-        where.params,
-    ):
-        figures.labels[label] = total
-    # The recipients who opened or clicked, people and machines apart: the
-    # denominator of the rates.
-    for machine, unique in run(
-        "SELECT machine IS NOT NULL, COUNT(DISTINCT identity) FROM mailtrack_events"
-        + kinds
-        + " GROUP BY 1",
-        kinds_params,
-    ):
-        figures.engaged[_SIDE[machine]] = unique
-    (row,) = run(
-        "SELECT COUNT(DISTINCT identity) FROM mailtrack_events" + kinds, kinds_params
-    )
-    figures.engaged["all"] = row[0]
-    return figures
+    return scan_stats(run, Where(query), "%s")
 
 
 #: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
@@ -239,7 +185,7 @@ def stats_from_rollups(
         " AND hour >= %(hour)s GROUP BY 1, 2, 3",
         key,
     ):
-        side = _SIDE[machine != ""]
+        side = SIDES[machine != ""]
         figures.totals[kind, side] = figures.totals.get((kind, side), 0) + total
         if kind == CLICKED:
             link = (url or None, side)

@@ -22,13 +22,13 @@ from ._store_backend import QUERY_PARAMETERS as QUERY_PARAMETERS
 from ._store_campaigns import campaign_figures
 from ._store_campaigns import CampaignFigures
 from ._store_campaigns import DAY
+from ._store_scan import stats_from_events as scan_stats
 from ._store_stats import add_recipient_counts
+from ._store_stats import SIDES
 from ._store_stats import StatsFigures
 
 #: Events read per query while paging through the store.
 _PAGE = 500
-
-_SIDE = ("human", "machine")
 
 
 class Where:
@@ -81,67 +81,11 @@ class Where:
 
 def stats_from_events(connection: sqlite3.Connection, query: Query) -> StatsFigures:
     """The figures of the events matching ``query``, by a scan of them."""
-    where = Where(query)
-    figures = StatsFigures()
-    kinds = where.sql("type IN (?, ?)")
-    kinds_params = [*where.params, OPENED, CLICKED]
-    clicks = where.sql("type = ?")
-    clicks_params = [*where.params, CLICKED]
 
     def run(sql: str, params: list[t.Any]) -> list[t.Any]:
         return connection.execute(sql, params).fetchall()
 
-    for kind, machine, total, unique in run(
-        "SELECT type, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
-        " FROM mailtrack_events" + where.sql() + " GROUP BY 1, 2",
-        where.params,
-    ):
-        figures.totals[kind, _SIDE[machine]] = total
-        if kind in (OPENED, CLICKED):
-            figures.uniques[kind, _SIDE[machine]] = unique
-    for kind, unique in run(
-        "SELECT type, COUNT(DISTINCT identity) FROM mailtrack_events"
-        + kinds
-        + " GROUP BY 1",
-        kinds_params,
-    ):
-        figures.uniques[kind, "all"] = unique
-    for url, machine, total, unique in run(
-        "SELECT tracked_url, machine IS NOT NULL, COUNT(*), COUNT(DISTINCT identity)"
-        " FROM mailtrack_events" + clicks + " GROUP BY 1, 2",
-        clicks_params,
-    ):
-        figures.link_totals[url, _SIDE[machine]] = total
-        figures.link_uniques[url, _SIDE[machine]] = unique
-    for url, unique in run(
-        "SELECT tracked_url, COUNT(DISTINCT identity) FROM mailtrack_events"
-        + clicks
-        + " GROUP BY 1",
-        clicks_params,
-    ):
-        figures.link_uniques[url, "all"] = unique
-    for label, total in run(
-        "SELECT machine, COUNT(*) FROM mailtrack_events"
-        + where.sql("machine IS NOT NULL")
-        + " GROUP BY 1",
-        where.params,
-    ):
-        figures.labels[label] = total
-    # The recipients who opened or clicked, people and machines apart: the
-    # denominator of the rates, so that clicks without a recorded open
-    # (images blocked) cannot push a rate past 1.
-    for machine, unique in run(
-        "SELECT machine IS NOT NULL, COUNT(DISTINCT identity) FROM mailtrack_events"
-        + kinds
-        + " GROUP BY 1",
-        kinds_params,
-    ):
-        figures.engaged[_SIDE[machine]] = unique
-    (row,) = run(
-        "SELECT COUNT(DISTINCT identity) FROM mailtrack_events" + kinds, kinds_params
-    )
-    figures.engaged["all"] = row[0]
-    return figures
+    return scan_stats(run, Where(query), "?")
 
 
 #: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
@@ -189,12 +133,12 @@ def stats_from_rollups(
     for kind, machine, total in connection.execute(
         f"SELECT type, machine <> '', SUM(n) {rows} GROUP BY 1, 2", key
     ):
-        figures.totals[kind, _SIDE[machine]] = total
+        figures.totals[kind, SIDES[machine]] = total
     for url, machine, total in connection.execute(
         f"SELECT url, machine <> '', SUM(n) {rows} AND type = :clicked GROUP BY 1, 2",
         key,
     ):
-        figures.link_totals[url or None, _SIDE[machine]] = total
+        figures.link_totals[url or None, SIDES[machine]] = total
     for label, total in connection.execute(
         f"SELECT machine, SUM(n) {rows} AND machine <> '' GROUP BY 1", key
     ):
