@@ -93,3 +93,21 @@ def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None, "no text part"
     return t.cast(str, part.get_content()).replace("\r\n", "\n")
+
+
+#: A message to ann with a link to track and one never tracked, as HTML and
+#: text, for the tests of the mail integrations.
+HTML = (
+    '<html><body><a href="https://example.com/sale">Sale</a>'
+    '<a href="https://example.com/unsubscribe">Unsubscribe</a></body></html>'
+)
+TEXT = "Sale: https://example.com/sale\n"
+#: The same headers for two sends, so that their bytes can be compared.
+FIXED = {"Date": "Tue, 05 May 2026 10:00:00 -0000", "Message-ID": "<fixed@example.com>"}
+
+
+@pytest.fixture
+def inbox() -> t.Iterator[tuple[Inbox, int]]:
+    """A running SMTP server: its :class:`Inbox` and port."""
+    with smtp_server() as server:
+        yield server

@@ -1,6 +1,7 @@
 """Fixtures shared by the test suite: a configuration with a secret key and
 base URLs, and its tracker; a webhook receiver; the PostgreSQL and Redis
-servers (:mod:`_services`). Test modules may define their own."""
+servers (:mod:`_services`); an SMTP server (:mod:`_smtp`). Test modules may
+define their own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from flask_mailtrack import Tracker
 
 from _services import postgres_url  # noqa: F401 (a fixture)
 from _services import redis_url  # noqa: F401 (a fixture)
+from _smtp import inbox  # noqa: F401 (a fixture)
 from _webhook_receiver import Receiver
 
 SECRET = "test-secret-key-0123456789abcdef"

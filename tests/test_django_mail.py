@@ -17,33 +17,23 @@ from flask_mailtrack.events import Worker
 
 from _django import BASE
 from _django import example_project
+from _smtp import FIXED
+from _smtp import HTML
 from _smtp import html_of
 from _smtp import Inbox
-from _smtp import smtp_server
+from _smtp import TEXT
 from _smtp import text_of
 
 pytest.importorskip("django")
 
 OPEN_BASE = BASE + "/mailtrack/o/"
 CLICK_BASE = BASE + "/mailtrack/c/"
-HTML = (
-    '<html><body><a href="https://example.com/sale">Sale</a>'
-    '<a href="https://example.com/unsubscribe">Unsubscribe</a></body></html>'
-)
-TEXT = "Sale: https://example.com/sale\n"
-FIXED = {"Date": "Tue, 05 May 2026 10:00:00 -0000", "Message-ID": "<fixed@example.com>"}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def project() -> t.Iterator[None]:
     with example_project():
         yield
-
-
-@pytest.fixture
-def inbox() -> t.Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

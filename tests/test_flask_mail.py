@@ -18,9 +18,10 @@ from flask_mailtrack import Tracker
 from flask_mailtrack.extension import get_state
 
 from _apps import drain
+from _smtp import HTML
 from _smtp import html_of
 from _smtp import Inbox
-from _smtp import smtp_server
+from _smtp import TEXT
 from _smtp import text_of
 
 flask_mail = pytest.importorskip("flask_mail")
@@ -31,17 +32,6 @@ SECRET = "flask-mail-test-secret-key-0123456789abcdef"
 BASE = "https://t.example.com"
 OPEN_BASE = BASE + "/mailtrack/o/"
 CLICK_BASE = BASE + "/mailtrack/c/"
-HTML = (
-    '<html><body><a href="https://example.com/sale">Sale</a>'
-    '<a href="https://example.com/unsubscribe">Unsubscribe</a></body></html>'
-)
-TEXT = "Sale: https://example.com/sale\n"
-
-
-@pytest.fixture
-def inbox() -> t.Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from flask_mailtrack.extension import get_state
 from flask_mailtrack.outgoing import hash_recipient
 
 from _apps import drain
+from _smtp import FIXED
 from _smtp import html_of
 from _smtp import Inbox
-from _smtp import smtp_server
 from _smtp import text_of
 
 flask_mailman = pytest.importorskip("flask_mailman")
@@ -40,14 +40,6 @@ HTML = (
     "</body></html>"
 )
 TEXT = "Hello, see https://example.com/sale today.\n"
-# The same headers for two sends, so that their bytes can be compared.
-FIXED = {"Date": "Tue, 05 May 2026 10:00:00 -0000", "Message-ID": "<fixed@example.com>"}
-
-
-@pytest.fixture
-def inbox() -> t.Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 AppFactory = t.Callable[..., Flask]
