@@ -39,7 +39,6 @@ tables go into a schema of their own, dropped at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import shutil
@@ -54,65 +53,16 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 import psycopg  # noqa: E402
+from _events import make_bodies  # noqa: E402
+from _events import records  # noqa: E402
+from _events import STORED_EVENTS  # noqa: E402
 from flask_mailtrack import EventStore  # noqa: E402
-from flask_mailtrack import TrackingResult  # noqa: E402
-from flask_mailtrack.events._encoding import encode_event  # noqa: E402
 from flask_mailtrack.events._journal import Journal  # noqa: E402
-from flask_mailtrack.events._sinks import EventRecord  # noqa: E402
 from flask_mailtrack.events._worker import Worker  # noqa: E402
 
 JOURNAL_EVENTS = 100_000
-STORED_EVENTS = 2_000_000
 LOAD_BATCH = 10_000
 RUNS = 2
-
-RECIPIENTS = 200_000
-CAMPAIGNS = 8
-SPREAD = 60 * 86400
-
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15"
-    " (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
-)
-
-
-def make_bodies(start: int, count: int) -> t.Iterator[bytes]:
-    """Journal bodies of events ``start`` to ``start + count``."""
-    first = int(time.time()) - SPREAD
-    for n in range(start, start + count):
-        click = n % 4 == 3
-        recipient = (n * 7919) % RECIPIENTS
-        result = TrackingResult(
-            is_open_tracking=not click,
-            is_click_tracking=click,
-            tracked_url=f"https://shop.example.com/p/{n % 40}?utm_source=mail"
-            if click
-            else None,
-            metadata={
-                "recipient": f"user{recipient}@example.com",
-                "campaign": f"spring-{n % CAMPAIGNS}",
-                "message_id": f"<{recipient}.{n % CAMPAIGNS}@mail.example.com>",
-            },
-            request_data={
-                "user_agent": SAFARI,
-                "user_ip": "203.0.113.0",
-                "method": "GET",
-            },
-            # In time order, as a journal holds them: 60 days make
-            # 2,000,000 events, one every 2.6 seconds.
-            timestamp=first + n * SPREAD // STORED_EVENTS,
-            machine="apple-mpp" if n % 5 == 0 else None,
-            machine_reasons=["apple-mpp-address"] if n % 5 == 0 else [],
-        )
-        yield encode_event(result.to_json_dict())
-
-
-def records(start: int, count: int) -> list[EventRecord]:
-    out = []
-    for body in make_bodies(start, count):
-        data = json.loads(body)
-        out.append(EventRecord(data["id"], body, data))
-    return out
 
 
 class Schema:

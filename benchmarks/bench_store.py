@@ -1,12 +1,11 @@
 """The SQLite event store as a sink: how fast the worker can write it.
 
-- ``EventStore.write`` in batches of 1,000 realistic events (metadata with a
-  recipient, a campaign and a message id; request data like a pixel hit;
-  one click in four), with their rollups, into a fresh file and into a
-  file already holding 200,000 events, where the unique event-id index is
-  large. WAL mode, ``synchronous=NORMAL``, as the store's connection pool
-  sets them. The worker's journal-to-SQLite path targets 10,000 events/s,
-  so the store alone should be well above that.
+- ``EventStore.write`` in batches of 1,000 realistic events (``_events``,
+  as ``bench_postgres.py`` writes them), with their rollups, into a fresh
+  file and into a file already holding 200,000 events, where the unique
+  event-id index is large. WAL mode, ``synchronous=NORMAL``, as the store's
+  connection pool sets them. The worker's journal-to-SQLite path targets
+  10,000 events/s, so the store alone should be well above that.
 - The same batches offered again (one row per event id: nothing written).
 - ``EventStore.stats()`` over 200,000 events, for the record.
 
@@ -19,7 +18,6 @@ Run: ``python benchmarks/bench_store.py`` (about a minute; run it twice).
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sqlite3
 import sys
@@ -30,51 +28,14 @@ import typing as t
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+from _events import records  # noqa: E402
 from flask_mailtrack import EventStore  # noqa: E402
-from flask_mailtrack import TrackingResult  # noqa: E402
-from flask_mailtrack.events._encoding import encode_event  # noqa: E402
 from flask_mailtrack.events._sinks import EventRecord  # noqa: E402
 from flask_mailtrack.events._sqlite import ConnectionPool  # noqa: E402
 
 BATCH = 1000
 TIMED_BATCHES = 50
 PREFILL = 200_000
-
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15"
-    " (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
-)
-
-
-def make_events(count: int, start: int) -> list[EventRecord]:
-    """``count`` events as the worker reads them from a journal."""
-    now = int(time.time()) - 30 * 86400
-    events = []
-    for n in range(start, start + count):
-        click = n % 4 == 3
-        result = TrackingResult(
-            is_open_tracking=not click,
-            is_click_tracking=click,
-            tracked_url=f"https://shop.example.com/p/{n % 40}?utm_source=mail"
-            if click
-            else None,
-            metadata={
-                "recipient": f"user{n % 50_000}@example.com",
-                "campaign": f"spring-{n % 7}",
-                "message_id": f"<{n % 50_000}.spring@mail.example.com>",
-            },
-            request_data={
-                "user_agent": SAFARI,
-                "user_ip": "203.0.113.0",
-                "method": "GET",
-            },
-            timestamp=now + n % (30 * 86400),
-            machine="apple-mpp" if n % 5 == 0 else None,
-            machine_reasons=["apple-mpp-address"] if n % 5 == 0 else [],
-        )
-        body = encode_event(result.to_json_dict())
-        events.append(EventRecord(result.event_id, body, json.loads(body)))
-    return events
 
 
 def batches(events: list[EventRecord]) -> t.Iterator[list[EventRecord]]:
@@ -107,8 +68,8 @@ def measure(
 
 def main() -> None:
     print("Preparing events...", file=sys.stderr)
-    prefill = make_events(PREFILL, 0)
-    timed = make_events(BATCH * TIMED_BATCHES, PREFILL)
+    prefill = records(0, PREFILL)
+    timed = records(PREFILL, BATCH * TIMED_BATCHES)
     with tempfile.TemporaryDirectory() as directory:
         pool = ConnectionPool(f"{directory}/probe.sqlite3", "")
         with pool.connection() as connection:
