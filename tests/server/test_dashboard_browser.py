@@ -1,12 +1,14 @@
-"""The dashboard in headless Chromium, against a live server whose store
-holds a few thousand events of several campaigns over several days: each
-page loads without errors, the charts draw, the figures are the store's, the
-range picker changes the buckets, the pages refresh on their own, and a
-phone's 360 px never scroll sideways.
+"""The dashboard in headless Chromium, against a live server whose store (an
+SQLite file, then PostgreSQL) holds a few thousand events of several
+campaigns over several days: each page loads without errors, the charts
+draw, the figures are the store's, the range picker changes the buckets,
+the pages refresh on their own, and a phone's 360 px never scroll
+sideways.
 
 Screenshots of each page at 360 px and 1280 px go to the folder
 ``TEST_MAILTRACK_ARTIFACTS`` names (``.ci/run`` sets ``artifacts/``), in
-``dashboard/``; by default under the test's temporary folder.
+``dashboard/`` (``dashboard-postgresql/`` for PostgreSQL); by default under
+the test's temporary folder.
 
 Skipped when Chromium is not installed, unless ``TEST_MAILTRACK_REQUIRE_BROWSER=1``.
 """
@@ -51,9 +53,10 @@ CANVAS_INK = """
 DATA = "JSON.parse(document.getElementById('dashboard-data').textContent)"
 
 
-def _artifacts(tmp_path: pathlib.Path) -> pathlib.Path:
+def _artifacts(tmp_path: pathlib.Path, store: t.Any) -> pathlib.Path:
     root = os.environ.get("TEST_MAILTRACK_ARTIFACTS")
-    folder = (pathlib.Path(root) if root else tmp_path / "artifacts") / "dashboard"
+    name = "dashboard" if store.kind == "sqlite" else f"dashboard-{store.kind}"
+    folder = (pathlib.Path(root) if root else tmp_path / "artifacts") / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -82,17 +85,26 @@ def _row_values(devtools: DevTools, campaign: str) -> list[str]:
     )
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "postgresql"])
 def dashboard(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> t.Iterator[tuple[t.Any, LiveServer, DevTools]]:
+    """The demo server over an SQLite file, then over PostgreSQL (skipped
+    without a server, see ``_services``), filled; and a browser."""
+    if request.param == "sqlite":
+        database = str(tmp_path / "dashboard.sqlite3")
+    else:
+        database = request.getfixturevalue("postgres_url")
     browser = find_browser()
     # The pages poll every second here, so the refresh shows quickly.
     monkeypatch.setattr("flask_mailtrack.server._dashboard.REFRESH_SECONDS", 1)
     app = create_app(
         {
             "MAILTRACK_SECRET_KEY": "dashboard-browser-test-key-0123456789",
-            "MAILTRACK_DATABASE": str(tmp_path / "dashboard.sqlite3"),
+            "MAILTRACK_DATABASE": database,
+            "MAILTRACK_JOURNAL": str(tmp_path / "journal"),
         },
         demo=True,
         environ={},
@@ -114,7 +126,7 @@ def test_dashboard_pages(
     dashboard: tuple[t.Any, LiveServer, DevTools], tmp_path: pathlib.Path
 ) -> None:
     store, server, devtools = dashboard
-    artifacts = _artifacts(tmp_path)
+    artifacts = _artifacts(tmp_path, store)
     campaign = "weekly-digest"
     event = store.events(limit=1, campaign=campaign)[0]["id"]
     pages = {
