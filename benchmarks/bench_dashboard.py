@@ -1,11 +1,13 @@
-"""The dashboard's JSON endpoints at two million stored events, on
-PostgreSQL and on SQLite: the time of each answer through Flask's test
+"""The dashboard's pages and JSON endpoints at two million stored events,
+on PostgreSQL and on SQLite: the time of each answer through Flask's test
 client (the app, the store and the database; no HTTP server).
 
 - ``/stats/campaigns.json``: every campaign and all mail, from the rollups;
 - ``/stats/campaign.json`` of one campaign and of all mail, for each range
   (``1h`` reads the last hour's events, the others the rollups);
-- ``/stats/recipient.json`` of one event (an index).
+- ``/stats/recipient.json`` of one event (an index);
+- the pages built from the same figures: ``/stats`` (the overview), a
+  campaign's page (``24h`` and ``all``) and a recipient's timeline.
 
 Target: every answer under 300 ms. The events are those of
 ``bench_postgres.py`` (its loader, through the store's own write path): a
@@ -61,6 +63,10 @@ def endpoints(app: Flask) -> list[str]:
         urls.append(f"/stats/campaign.json?campaign={CAMPAIGN}&range={name}")
         urls.append(f"/stats/campaign.json?range={name}")
     urls.append(f"/stats/recipient.json?event={event_id}")
+    urls.append("/stats")
+    urls.append(f"/stats/campaign?campaign={CAMPAIGN}&range=24h")
+    urls.append(f"/stats/campaign?campaign={CAMPAIGN}&range=all")
+    urls.append(f"/stats/recipient?event={event_id}")
     return urls
 
 
