@@ -3,6 +3,7 @@ the event store, and the access rule of every stats page and endpoint.
 
 Open in demo mode; otherwise behind HTTP basic auth with
 ``MAILTRACK_STATS_PASSWORD``, and answered 404 when no password is set.
+The errors of every ``.json`` endpoint are JSON too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask import current_app
 from flask import Flask
 from flask import jsonify
 from flask import request
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from .._isotime import parse_time
@@ -44,6 +46,19 @@ _EVENT_TYPES = (OPENED, CLICKED)
 
 def add_stats_routes(app: Flask) -> None:
     """Add the statistics endpoints to the server ``app``."""
+
+    @app.errorhandler(HTTPException)
+    def json_error(error: HTTPException) -> t.Any:
+        # A client of the JSON endpoints reads errors as JSON; pages keep
+        # Flask's HTML.
+        if not request.path.endswith(".json") or error.code is None:
+            return error
+        response = jsonify(error=error.name, message=error.description)
+        response.status_code = error.code
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":  # Allow of a 405, ...
+                response.headers[name] = value
+        return response
 
     @app.get("/stats.json")
     @_stats_access

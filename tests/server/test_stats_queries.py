@@ -108,3 +108,21 @@ def test_filter_names_with_a_nul_byte_are_refused_by_the_store(
     with pytest.raises(ValueError, match="control characters"):
         store.stats(**{"a\x00b": "1"})
     assert store.stats(campaign="x")["opens"]["total"] == 1
+
+
+def test_errors_of_the_json_endpoints_are_json(
+    make_app: t.Callable[..., Flask],
+) -> None:
+    client = make_app(demo=True).test_client()
+    response = client.get("/stats/campaign.json?range=2y")
+    assert response.status_code == 400
+    assert response.json == {
+        "error": "Bad Request",
+        "message": "Unknown range; use one of 1h, 24h, 7d, 30d, all.",
+    }
+    not_allowed = client.post("/stats.json")
+    assert not_allowed.status_code == 405 and not_allowed.json is not None
+    assert "GET" in not_allowed.headers["Allow"]
+    # Pages keep HTML errors.
+    page = client.get("/stats/campaign?range=2y")
+    assert page.status_code == 400 and page.mimetype == "text/html"
