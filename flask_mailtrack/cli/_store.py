@@ -21,9 +21,9 @@ from ..configuration import ConfigKeys
 from ..events import EventStore
 from ..events._from_settings import event_store
 from ..events._store_backend import check_filter_name
-from ..events._store_backend import parse_database
 from ..events._store_backend import QUERY_PARAMETERS
 from ..events._store_backend import SQLITE
+from ..events._store_database import parse_database
 from ..server import DEFAULT_DATABASE
 from ._groups import add_command
 from ._groups import shared_command

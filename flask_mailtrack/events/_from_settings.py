@@ -34,8 +34,8 @@ from ._sinks import Sink
 from ._store import DEFAULT_DIMENSIONS
 from ._store import EventStore
 from ._store_backend import check_filter_name
-from ._store_backend import parse_database
 from ._store_backend import POSTGRESQL
+from ._store_database import parse_database
 from ._store_reading import DEFAULT_CAMPAIGN_KEY
 from ._webhooks import DEFAULT_EVENT_TYPES
 from ._webhooks import EVENT_TYPES

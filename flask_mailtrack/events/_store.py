@@ -90,9 +90,9 @@ from ._sqlite import to_timestamp
 from ._store_backend import check_filter_name
 from ._store_backend import check_forget
 from ._store_backend import make_query
-from ._store_backend import open_backend
 from ._store_backend import Rejection
 from ._store_backend import StoredEvent
+from ._store_database import open_backend
 from ._store_reading import DEFAULT_CAMPAIGN_KEY
 from ._store_reading import StoreReader
 from ._store_rows import DEFAULT_IDENTITY_KEYS

@@ -9,9 +9,9 @@ import typing as t
 import pytest
 from flask_mailtrack import ConfigurationError
 from flask_mailtrack.events._store_backend import make_query
-from flask_mailtrack.events._store_backend import parse_database
 from flask_mailtrack.events._store_backend import Query
-from flask_mailtrack.events._store_backend import redact
+from flask_mailtrack.events._store_database import parse_database
+from flask_mailtrack.events._store_database import redact
 
 
 @pytest.mark.parametrize(
