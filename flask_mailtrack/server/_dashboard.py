@@ -32,7 +32,7 @@ from ._dashboard_api import campaigns_payload
 from ._dashboard_api import RANGES
 from ._dashboard_api import recipient_payload
 from ._state import current_state
-from ._stats import _stats_access
+from ._stats import stats_access
 
 #: Seconds between two refreshes of a page by its script (paused while the
 #: tab is hidden).
@@ -49,7 +49,7 @@ def add_dashboard_pages(app: Flask) -> None:
     app.add_template_filter(web_link)
 
     @app.get("/stats")
-    @_stats_access
+    @stats_access
     def stats_page() -> t.Any:
         key = _campaign_key()
         if key in request.args and key not in ("q", "_"):
@@ -77,7 +77,7 @@ def add_dashboard_pages(app: Flask) -> None:
         )
 
     @app.get("/stats/campaign")
-    @_stats_access
+    @stats_access
     def campaign_page() -> t.Any:
         _only("campaign", "range")
         campaign = request.args.get("campaign")
@@ -94,7 +94,7 @@ def add_dashboard_pages(app: Flask) -> None:
         )
 
     @app.get("/stats/recipient")
-    @_stats_access
+    @stats_access
     def recipient_page() -> t.Any:
         _only("event")
         event_id = request.args.get("event")

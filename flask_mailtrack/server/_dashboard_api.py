@@ -24,8 +24,8 @@ from werkzeug.wrappers import Response
 
 from ..events._from_settings import campaign_key
 from ._state import current_state
-from ._stats import _query
-from ._stats import _stats_access
+from ._stats import stats_access
+from ._stats import stats_query
 
 #: The ranges of ``/stats/campaign.json`` but :data:`ALL`: seconds and the
 #: bucket of the timeline. Buckets are whole hours from ``24h`` on, and
@@ -66,7 +66,7 @@ def add_dashboard_api_routes(app: Flask) -> None:
     """Add the dashboard's JSON endpoints to the server ``app``."""
 
     @app.get("/stats/campaigns.json")
-    @_stats_access
+    @stats_access
     def campaigns_json() -> Response:
         _no_filters("days")
         days = request.args.get("days", str(DAYS))
@@ -75,7 +75,7 @@ def add_dashboard_api_routes(app: Flask) -> None:
         return _json(campaigns_payload(days=int(days)))
 
     @app.get("/stats/campaign.json")
-    @_stats_access
+    @stats_access
     def campaign_json() -> Response:
         _no_filters("campaign", "range")
         return _json(
@@ -85,7 +85,7 @@ def add_dashboard_api_routes(app: Flask) -> None:
         )
 
     @app.get("/stats/recipient.json")
-    @_stats_access
+    @stats_access
     def recipient_json() -> Response:
         _no_filters("event")
         event_id = request.args.get("event")
@@ -201,7 +201,7 @@ def _span_buckets(
 def _no_filters(*page_args: str) -> None:
     """A 400 for any argument but ``page_args`` (and ``_``, for cache
     busting), checked as ``/stats.json`` checks its own."""
-    if _query(*page_args):
+    if stats_query(*page_args):
         abort(
             400,
             "This endpoint takes no metadata filters nor since/until; it takes"

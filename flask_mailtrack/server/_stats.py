@@ -61,16 +61,16 @@ def add_stats_routes(app: Flask) -> None:
         return response
 
     @app.get("/stats.json")
-    @_stats_access
+    @stats_access
     def stats_json() -> t.Any:
-        stats = current_state().store.stats(**_query())
+        stats = current_state().store.stats(**stats_query())
         stats["pipeline"] = _pipeline_stats()
         return jsonify(stats)
 
     @app.get("/events.json")
-    @_stats_access
+    @stats_access
     def events_json() -> t.Any:
-        query = _query("limit", "type")
+        query = stats_query("limit", "type")
         kind = request.args.get("type")
         if kind is not None and kind not in _EVENT_TYPES:
             abort(400, f"Unknown type; use {' or '.join(_EVENT_TYPES)}.")
@@ -95,7 +95,7 @@ def _pipeline_stats() -> dict[str, t.Any] | None:
     return {key: stats[key] for key in ("mode", "dropped", "buffered", "worker")}
 
 
-def _query(*page_args: str) -> dict[str, t.Any]:
+def stats_query(*page_args: str) -> dict[str, t.Any]:
     """``since``, ``until`` and the metadata filters of the query string,
     checked: a 400 for an argument that is neither one of ``page_args`` nor
     a metadata filter name the store accepts.
@@ -135,7 +135,7 @@ def _query(*page_args: str) -> dict[str, t.Any]:
     return query
 
 
-def _stats_access(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+def stats_access(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     """Open in demo mode; otherwise HTTP basic auth with
     ``MAILTRACK_STATS_PASSWORD``, and 404 when no password is set."""
 
