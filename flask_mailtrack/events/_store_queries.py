@@ -22,7 +22,10 @@ from ._store_backend import QUERY_PARAMETERS as QUERY_PARAMETERS
 from ._store_campaigns import campaign_figures
 from ._store_campaigns import CampaignFigures
 from ._store_campaigns import DAY
+from ._store_scan import events_statement
+from ._store_scan import runner
 from ._store_scan import stats_from_events as scan_stats
+from ._store_scan import timeline_from_events
 from ._store_stats import add_recipient_counts
 from ._store_stats import SIDES
 from ._store_stats import StatsFigures
@@ -81,11 +84,7 @@ class Where:
 
 def stats_from_events(connection: sqlite3.Connection, query: Query) -> StatsFigures:
     """The figures of the events matching ``query``, by a scan of them."""
-
-    def run(sql: str, params: list[t.Any]) -> list[t.Any]:
-        return connection.execute(sql, params).fetchall()
-
-    return scan_stats(run, Where(query), "?")
+    return scan_stats(runner(connection), Where(query), "?")
 
 
 #: The nine recipient counts of :func:`~flask_mailtrack.events._store_stats.
@@ -210,34 +209,14 @@ def read_timeline_counts(
             (hour // bucket_seconds * bucket_seconds, kind, bool(machine), n)
             for hour, kind, machine, n in rows
         ]
-    where = Where(query)
-    # Opens and clicks only: the store keeps whatever the journal holds.
-    # Buckets start at multiples of bucket_seconds, also before 1970 (SQLite
-    # divides towards zero).
-    rows = connection.execute(
-        "SELECT occurred_at - ((occurred_at % ?) + ?) % ?, type,"
-        " machine IS NOT NULL, COUNT(*) FROM mailtrack_events"
-        + where.sql("type IN (?, ?)")
-        + " GROUP BY 1, 2, 3",
-        [bucket_seconds] * 3 + [*where.params, OPENED, CLICKED],
-    ).fetchall()
-    return [(bucket, kind, bool(machine), n) for bucket, kind, machine, n in rows]
+    return timeline_from_events(runner(connection), Where(query), "?", bucket_seconds)
 
 
 def read_events(
     db: ConnectionPool, query: Query, limit: int | None
 ) -> list[dict[str, t.Any]]:
     """The events of ``query``, newest first, at most ``limit``."""
-    where = Where(query)
-    sql = (
-        "SELECT data FROM mailtrack_events"
-        + where.sql()
-        + " ORDER BY occurred_at DESC, id DESC"
-    )
-    params = list(where.params)
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
+    sql, params = events_statement(Where(query), "?", limit)
     with db.connection() as connection:
         rows = connection.execute(sql, params).fetchall()
     return [json.loads(row[0]) for row in rows]

@@ -1,6 +1,7 @@
-"""Statistics by a scan of the events that match a query: the same SQL on
-SQLite and PostgreSQL but for the parameter placeholder, run by each
-backend on its own connection (in one read transaction)."""
+"""Reading the events that match a query (statistics and timelines by a
+scan of them, the latest events): the same SQL on SQLite and PostgreSQL
+but for the parameter placeholder, run by each backend on its own
+connection."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ class Where(t.Protocol):
 
 #: Runs a statement with its parameters and returns every row.
 Run = t.Callable[[str, list[t.Any]], t.Sequence[t.Sequence[t.Any]]]
+
+
+class _Connection(t.Protocol):
+    def execute(self, sql: t.Any, params: t.Any) -> t.Any: ...
+
+
+def runner(connection: _Connection) -> Run:
+    """The :data:`Run` of a connection (SQLite's or psycopg's)."""
+
+    def run(sql: str, params: list[t.Any]) -> t.Sequence[t.Sequence[t.Any]]:
+        return t.cast("list[t.Any]", connection.execute(sql, params).fetchall())
+
+    return run
 
 
 def stats_from_events(run: Run, where: Where, mark: str) -> StatsFigures:
@@ -90,3 +104,45 @@ def stats_from_events(run: Run, where: Where, mark: str) -> StatsFigures:
     (row,) = run("SELECT COUNT(DISTINCT identity)" + events + kinds, kinds_params)
     figures.engaged["all"] = row[0]
     return figures
+
+
+def timeline_from_events(
+    run: Run, where: Where, mark: str, bucket_seconds: int
+) -> list[tuple[int, str, bool, int]]:
+    """``(bucket start, type, machine, events)`` of the opens and clicks
+    matching ``where``, by a scan of them (the store keeps whatever the
+    journal holds: other types are left out). Buckets start at multiples
+    of ``bucket_seconds``, also before 1970: the remainder of a negative
+    number is negative, on both databases.
+
+    :param mark: The backend's parameter placeholder (``?`` or ``%s``).
+    """
+    # psycopg's placeholders make a literal % two.
+    modulo = "%%" if mark == "%s" else "%"
+    rows = run(
+        f"SELECT occurred_at - ((occurred_at {modulo} {mark}) + {mark})"
+        f" {modulo} {mark}, type, machine IS NOT NULL, COUNT(*)"
+        " FROM mailtrack_events"
+        + where.sql(f"type IN ({mark}, {mark})")
+        + " GROUP BY 1, 2, 3",
+        [bucket_seconds] * 3 + [*where.params, OPENED, CLICKED],
+    )
+    return [(bucket, kind, bool(machine), n) for bucket, kind, machine, n in rows]
+
+
+def events_statement(
+    where: Where, mark: str, limit: int | None
+) -> tuple[str, list[t.Any]]:
+    """The statement of the events matching ``where``, newest first, at
+    most ``limit`` (``None``: all), and its parameters; it selects the
+    events' JSON."""
+    sql = (
+        "SELECT data FROM mailtrack_events"
+        + where.sql()
+        + " ORDER BY occurred_at DESC, id DESC"
+    )
+    params = list(where.params)
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(limit)
+    return sql, params
