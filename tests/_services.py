@@ -71,3 +71,23 @@ def redis_url() -> str:
 def stream_name() -> str:
     """A Redis stream key no other test uses."""
     return f"mailtrack-test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def stream(redis_url: str) -> t.Iterator[str]:
+    """A stream key of this test alone on the shared server, deleted after."""
+    import redis
+
+    key = stream_name()
+    yield key
+    with redis.Redis.from_url(redis_url) as client:
+        client.delete(key)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> t.Iterator[t.Any]:
+    """A client of the shared Redis server."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        yield client

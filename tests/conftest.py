@@ -12,7 +12,9 @@ from flask_mailtrack import Configuration
 from flask_mailtrack import Tracker
 
 from _services import postgres_url  # noqa: F401 (a fixture)
+from _services import redis_client  # noqa: F401 (a fixture)
 from _services import redis_url  # noqa: F401 (a fixture)
+from _services import stream  # noqa: F401 (a fixture)
 from _smtp import inbox  # noqa: F401 (a fixture)
 from _webhook_receiver import Receiver
 

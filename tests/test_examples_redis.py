@@ -20,8 +20,6 @@ from flask_mailtrack.events import RedisStreamSink
 from flask_mailtrack.events._encoding import encode_event
 from flask_mailtrack.events._sinks import EventRecord
 
-from _services import stream_name
-
 EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "redis_consumer.py"
 WAIT = 20.0  # seconds; never reached when passing
 
@@ -34,24 +32,6 @@ def example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def stream(redis_url: str) -> t.Iterator[str]:
-    import redis
-
-    key = stream_name()
-    yield key
-    with redis.Redis.from_url(redis_url) as client:
-        client.delete(key)
-
-
-@pytest.fixture
-def client(redis_url: str) -> t.Iterator[t.Any]:
-    import redis
-
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
 
 
 def events(count: int) -> list[EventRecord]:
@@ -67,6 +47,17 @@ def events(count: int) -> list[EventRecord]:
         data = result.to_json_dict()
         records.append(EventRecord(result.event_id, encode_event(data), data))
     return records
+
+
+def published(redis_url: str, stream: str, count: int) -> list[EventRecord]:
+    """``count`` events, appended to ``stream`` as the worker's sink does."""
+    sent = events(count)
+    sink = RedisStreamSink(redis_url, stream=stream)
+    try:
+        sink.write(sent)
+    finally:
+        sink.close()
+    return sent
 
 
 def stored(path: pathlib.Path) -> dict[str, str]:
@@ -87,11 +78,11 @@ def test_every_event_stored_once(
     example: types.ModuleType,
     redis_url: str,
     stream: str,
-    client: t.Any,
+    redis_client: t.Any,
     tmp_path: pathlib.Path,
 ) -> None:
-    example.ensure_group(client, stream)  # before the worker made the stream
-    example.ensure_group(client, stream)  # and again: BUSYGROUP is fine
+    example.ensure_group(redis_client, stream)  # before the worker made the stream
+    example.ensure_group(redis_client, stream)  # and again: BUSYGROUP is fine
     sent = events(250)
     sink = RedisStreamSink(redis_url, stream=stream)
     try:
@@ -102,7 +93,7 @@ def test_every_event_stored_once(
     database = example.open_database(str(tmp_path / "events.sqlite3"))
     handled = 0
     while True:
-        n = example.consume_once(client, stream, "one", database, block_ms=10)
+        n = example.consume_once(redis_client, stream, "one", database, block_ms=10)
         if not n:
             break
         handled += n
@@ -111,21 +102,18 @@ def test_every_event_stored_once(
     assert stored(tmp_path / "events.sqlite3") == {
         event.id: event.data["type"] for event in sent
     }
-    assert pending(client, stream, example.GROUP) == 0
+    assert pending(redis_client, stream, example.GROUP) == 0
 
 
 def test_a_crashed_consumers_entries_are_taken_over(
     example: types.ModuleType,
     redis_url: str,
     stream: str,
-    client: t.Any,
+    redis_client: t.Any,
     tmp_path: pathlib.Path,
 ) -> None:
-    example.ensure_group(client, stream)
-    sent = events(150)
-    sink = RedisStreamSink(redis_url, stream=stream)
-    sink.write(sent)
-    sink.close()
+    example.ensure_group(redis_client, stream)
+    sent = published(redis_url, stream, 150)
     database = example.open_database(str(tmp_path / "events.sqlite3"))
 
     class Crash(Exception):
@@ -138,19 +126,22 @@ def test_a_crashed_consumers_entries_are_taken_over(
     original = example.store
     example.store = crash
     with pytest.raises(Crash):
-        example.consume_once(client, stream, "doomed", database, block_ms=10)
+        example.consume_once(redis_client, stream, "doomed", database, block_ms=10)
     example.store = original
-    assert pending(client, stream, example.GROUP) == example.BATCH
+    assert pending(redis_client, stream, example.GROUP) == example.BATCH
 
     # Not idle long enough yet: "rescuer" takes only the new entries.
-    assert example.consume_once(client, stream, "rescuer", database, block_ms=10) == 50
-    assert pending(client, stream, example.GROUP) == example.BATCH
+    assert (
+        example.consume_once(redis_client, stream, "rescuer", database, block_ms=10)
+        == 50
+    )
+    assert pending(redis_client, stream, example.GROUP) == example.BATCH
     time.sleep(0.05)
     taken = example.consume_once(
-        client, stream, "rescuer", database, claim_idle_ms=20, block_ms=10
+        redis_client, stream, "rescuer", database, claim_idle_ms=20, block_ms=10
     )
     assert taken == example.BATCH
-    assert pending(client, stream, example.GROUP) == 0
+    assert pending(redis_client, stream, example.GROUP) == 0
     database.close()
     assert set(stored(tmp_path / "events.sqlite3")) == {event.id for event in sent}
 
@@ -159,21 +150,18 @@ def test_resume_reads_its_own_pending_entries(
     example: types.ModuleType,
     redis_url: str,
     stream: str,
-    client: t.Any,
+    redis_client: t.Any,
     tmp_path: pathlib.Path,
 ) -> None:
-    example.ensure_group(client, stream)
-    sent = events(20)
-    sink = RedisStreamSink(redis_url, stream=stream)
-    sink.write(sent)
-    sink.close()
+    example.ensure_group(redis_client, stream)
+    published(redis_url, stream, 20)
     # Read by "again" in an earlier life, never acknowledged.
-    client.xreadgroup(example.GROUP, "again", {stream: ">"}, count=15)
+    redis_client.xreadgroup(example.GROUP, "again", {stream: ">"}, count=15)
     database = example.open_database(str(tmp_path / "events.sqlite3"))
-    assert example.resume(client, stream, "again", database) == 15
-    assert example.resume(client, stream, "again", database) == 0
+    assert example.resume(redis_client, stream, "again", database) == 15
+    assert example.resume(redis_client, stream, "again", database) == 0
     database.close()
-    assert pending(client, stream, example.GROUP) == 0
+    assert pending(redis_client, stream, example.GROUP) == 0
     assert len(stored(tmp_path / "events.sqlite3")) == 15
 
 

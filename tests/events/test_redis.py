@@ -40,20 +40,8 @@ from _journal_helpers import journal_files
 from _journal_helpers import WAIT
 from _journal_helpers import wait_until
 from _redis_server import RedisServer
-from _services import stream_name
 
 KEY = "redis-test-secret-key-0123456789ab"
-
-
-@pytest.fixture
-def stream(redis_url: str) -> t.Iterator[str]:
-    """A stream key of this test alone on the shared server, deleted after."""
-    import redis
-
-    key = stream_name()
-    yield key
-    with redis.Redis.from_url(redis_url) as client:
-        client.delete(key)
 
 
 @pytest.fixture
@@ -64,14 +52,6 @@ def own_redis() -> t.Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def client(redis_url: str) -> t.Iterator[t.Any]:
-    import redis
-
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
 
 
 def records(numbers: t.Iterable[int]) -> list[EventRecord]:
@@ -91,7 +71,7 @@ def stream_ids(client: t.Any, stream: str) -> list[str]:
 
 
 def test_each_event_lands_once_with_its_id_and_exact_body(
-    redis_url: str, stream: str, client: t.Any
+    redis_url: str, stream: str, redis_client: t.Any
 ) -> None:
     results = [
         TrackingResult(
@@ -115,19 +95,19 @@ def test_each_event_lands_once_with_its_id_and_exact_body(
         sink.write(events[100:])
     finally:
         sink.close()
-    assert entries(client, stream) == [
+    assert entries(redis_client, stream) == [
         {b"id": event.id.encode(), b"event": event.body} for event in events
     ]
-    first = json.loads(entries(client, stream)[0][b"event"])
+    first = json.loads(entries(redis_client, stream)[0][b"event"])
     assert first["schema"] == 1
     assert first["metadata"]["é"] == "✓"
 
 
 def test_maxlen_caps_the_stream_approximately(
-    redis_url: str, stream: str, client: t.Any
+    redis_url: str, stream: str, redis_client: t.Any
 ) -> None:
     node_entries = int(
-        client.config_get("stream-node-max-entries")["stream-node-max-entries"]
+        redis_client.config_get("stream-node-max-entries")["stream-node-max-entries"]
     )
     sink = RedisStreamSink(redis_url, stream=stream, maxlen=300)
     try:
@@ -135,20 +115,22 @@ def test_maxlen_caps_the_stream_approximately(
             sink.write(records(range(start, start + 500)))
     finally:
         sink.close()
-    length = client.xlen(stream)
+    length = redis_client.xlen(stream)
     # Redis trims whole nodes only: never below the cap, less than a node
     # above it.
     assert 300 <= length < 300 + node_entries
-    assert stream_ids(client, stream)[-300:] == [event_id(n) for n in range(2700, 3000)]
+    assert stream_ids(redis_client, stream)[-300:] == [
+        event_id(n) for n in range(2700, 3000)
+    ]
 
 
-def test_no_cap(redis_url: str, stream: str, client: t.Any) -> None:
+def test_no_cap(redis_url: str, stream: str, redis_client: t.Any) -> None:
     sink = RedisStreamSink(redis_url, stream=stream, maxlen=None)
     try:
         sink.write(records(range(1000)))
     finally:
         sink.close()
-    assert client.xlen(stream) == 1000
+    assert redis_client.xlen(stream) == 1000
 
 
 @pytest.mark.parametrize("maxlen", [0, -1, True, 1.5, "10"])
@@ -193,7 +175,7 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_worker_delivers_the_journal_to_the_stream(
-    tmp_path: pathlib.Path, redis_url: str, stream: str, client: t.Any
+    tmp_path: pathlib.Path, redis_url: str, stream: str, redis_client: t.Any
 ) -> None:
     directory = str(tmp_path / "journal")
     with Journal(directory, seal_after=3600) as journal:
@@ -207,7 +189,7 @@ def test_the_worker_delivers_the_journal_to_the_stream(
         assert worker.stats()["sinks"]["redis"]["written"] == 2500
         assert worker.stats()["sinks"]["redis"]["backlog"] == 0
     assert journal_files(directory) == []
-    assert entries(client, stream) == [
+    assert entries(redis_client, stream) == [
         {b"id": event_id(n).encode(), b"event": body(n)} for n in range(2500)
     ]
 
@@ -364,7 +346,7 @@ def test_redis_alone_needs_a_journal_folder(redis_url: str) -> None:
 
 
 def test_a_pipeline_from_settings_feeds_the_stream(
-    tmp_path: pathlib.Path, redis_url: str, stream: str, client: t.Any
+    tmp_path: pathlib.Path, redis_url: str, stream: str, redis_client: t.Any
 ) -> None:
     settings = {
         "MAILTRACK_REDIS_URL": redis_url,
@@ -384,7 +366,7 @@ def test_a_pipeline_from_settings_feeds_the_stream(
         assert stats["redis"]["written"] == 1
     finally:
         pipeline.close()
-    assert entries(client, stream) == [
+    assert entries(redis_client, stream) == [
         {
             b"id": result.event_id.encode(),
             b"event": encode_event(result.to_json_dict()),
