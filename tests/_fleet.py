@@ -16,6 +16,8 @@ import time
 import typing as t
 
 import pytest
+from flask_mailtrack import Configuration
+from flask_mailtrack import Tracker
 
 from _servers import free_port
 
@@ -77,6 +79,17 @@ class Fleet:
         self.worker: subprocess.Popen[bytes] | None = None
         self.others: list[subprocess.Popen[bytes]] = []
         self.logs: list[pathlib.Path] = []
+
+    def pixel_paths(self, count: int) -> dict[int, str]:
+        """Paths of ``count`` distinct pixels of this fleet's server, by the
+        metadata ``n`` each carries."""
+        prefix = f"http://127.0.0.1:{self.server_port}"
+        tracker = Tracker(
+            Configuration(
+                secret_key=KEY, base_open_tracking_url=prefix + "/mailtrack/o/"
+            )
+        )
+        return {n: tracker.open_url({"n": n})[len(prefix) :] for n in range(count)}
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         log = self.tmp / f"{name}-{len(self.logs)}.log"

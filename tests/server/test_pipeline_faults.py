@@ -27,12 +27,9 @@ import time
 import typing as t
 
 import pytest
-from flask_mailtrack import Configuration
-from flask_mailtrack import Tracker
 
 from _fleet import answers
 from _fleet import Fleet
-from _fleet import KEY
 from _fleet import Load
 from _fleet import wait
 from _servers import free_port
@@ -105,14 +102,7 @@ def test_nothing_answered_is_lost_nothing_is_stored_twice(
     tmp_path: pathlib.Path, worker_class: str
 ) -> None:
     fleet = WebhookFleet(tmp_path, worker_class)
-    tracker = Tracker(
-        Configuration(
-            secret_key=KEY,
-            base_open_tracking_url=f"http://127.0.0.1:{fleet.server_port}/mailtrack/o/",
-        )
-    )
-    prefix = f"http://127.0.0.1:{fleet.server_port}"
-    paths = {n: tracker.open_url({"n": n})[len(prefix) :] for n in range(HITS)}
+    paths = fleet.pixel_paths(HITS)
     try:
         fleet.start_receiver()
         fleet.start_server()

@@ -18,11 +18,8 @@ import time
 import typing as t
 
 import pytest
-from flask_mailtrack import Configuration
-from flask_mailtrack import Tracker
 
 from _fleet import Fleet
-from _fleet import KEY
 from _fleet import Load
 from _fleet import wait
 from _own_servers import OwnPostgres
@@ -87,14 +84,7 @@ def test_postgres_and_redis_restarts_lose_nothing(
             "MAILTRACK_REDIS_STREAM": STREAM,
         },
     )
-    tracker = Tracker(
-        Configuration(
-            secret_key=KEY,
-            base_open_tracking_url=f"http://127.0.0.1:{fleet.server_port}/mailtrack/o/",
-        )
-    )
-    prefix = f"http://127.0.0.1:{fleet.server_port}"
-    paths = {n: tracker.open_url({"n": n})[len(prefix) :] for n in range(HITS)}
+    paths = fleet.pixel_paths(HITS)
     try:
         fleet.start_server()
         fleet.start_worker()
