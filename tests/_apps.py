@@ -55,3 +55,13 @@ def drain(app: t.Any, timeout: float = 20.0) -> None:
     pipeline = get_state(app).pipeline
     assert pipeline is not None, "the app has no events pipeline"
     assert pipeline.drain(timeout), "the worker did not empty the journal"
+
+
+def sent_events(app: t.Any) -> list[dict[str, t.Any]]:
+    """The ``email.sent`` events a Flask ``app`` (``MailTrack`` with
+    ``MAILTRACK_DATABASE``) recorded, once its worker has stored them."""
+    from flask_mailtrack import EventStore
+
+    drain(app)
+    with EventStore(app.config["MAILTRACK_DATABASE"]) as store:
+        return store.events(type="email.sent", limit=None)

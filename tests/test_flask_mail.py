@@ -11,13 +11,12 @@ import typing as t
 
 import pytest
 from flask import Flask
-from flask_mailtrack import EventStore
 from flask_mailtrack import MailTrack
 from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
-from flask_mailtrack.extension import get_state
+from flask_mailtrack.server import close_app
 
-from _apps import drain
+from _apps import sent_events
 from _smtp import HTML
 from _smtp import html_of
 from _smtp import Inbox
@@ -61,9 +60,7 @@ def make_app(
 
     yield make
     for app in apps:
-        pipeline = get_state(app).pipeline
-        if pipeline is not None:
-            pipeline.close()
+        close_app(app)
 
 
 def message(**headers: str) -> t.Any:
@@ -74,15 +71,6 @@ def message(**headers: str) -> t.Any:
         html=HTML,
         extra_headers=headers or None,
     )
-
-
-def sent_events(app: Flask) -> list[dict[str, t.Any]]:
-    drain(app)
-    store = EventStore(app.config["MAILTRACK_DATABASE"])
-    try:
-        return store.events(type="email.sent", limit=None)
-    finally:
-        store.close()
 
 
 def test_mail_send_is_tracked(

@@ -19,8 +19,10 @@ from flask_mailtrack import MailTrackError
 from flask_mailtrack import Tracker
 from flask_mailtrack.extension import get_state
 from flask_mailtrack.outgoing import hash_recipient
+from flask_mailtrack.server import close_app
 
 from _apps import drain
+from _apps import sent_events
 from _smtp import FIXED
 from _smtp import html_of
 from _smtp import Inbox
@@ -77,9 +79,7 @@ def make_app(
 
     yield make
     for app in apps:
-        pipeline = get_state(app).pipeline
-        if pipeline is not None:
-            pipeline.close()
+        close_app(app)
 
 
 def newsletter(**headers: str) -> t.Any:
@@ -88,15 +88,6 @@ def newsletter(**headers: str) -> t.Any:
     )
     message.attach_alternative(HTML, "text/html")
     return message
-
-
-def sent_events(app: Flask) -> list[dict[str, t.Any]]:
-    drain(app)
-    store = EventStore(app.config["MAILTRACK_DATABASE"])
-    try:
-        return store.events(type="email.sent", limit=None)
-    finally:
-        store.close()
 
 
 def _normalized(data: bytes) -> bytes:
