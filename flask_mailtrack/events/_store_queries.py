@@ -22,7 +22,7 @@ from ._store_backend import QUERY_PARAMETERS as QUERY_PARAMETERS
 from ._store_campaigns import campaign_figures
 from ._store_campaigns import CampaignFigures
 from ._store_campaigns import DAY
-from ._store_scan import events_statement
+from ._store_scan import read_events as scan_events
 from ._store_scan import runner
 from ._store_scan import stats_from_events as scan_stats
 from ._store_scan import timeline_from_events
@@ -216,10 +216,7 @@ def read_events(
     db: ConnectionPool, query: Query, limit: int | None
 ) -> list[dict[str, t.Any]]:
     """The events of ``query``, newest first, at most ``limit``."""
-    sql, params = events_statement(Where(query), "?", limit)
-    with db.connection() as connection:
-        rows = connection.execute(sql, params).fetchall()
-    return [json.loads(row[0]) for row in rows]
+    return scan_events(db, Where(query), "?", limit)
 
 
 def read_related_events(

@@ -5,6 +5,7 @@ connection."""
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 from ._store_backend import CLICKED
@@ -130,12 +131,19 @@ def timeline_from_events(
     return [(bucket, kind, bool(machine), n) for bucket, kind, machine, n in rows]
 
 
-def events_statement(
-    where: Where, mark: str, limit: int | None
-) -> tuple[str, list[t.Any]]:
-    """The statement of the events matching ``where``, newest first, at
-    most ``limit`` (``None``: all), and its parameters; it selects the
-    events' JSON."""
+class _Pool(t.Protocol):
+    def connection(self) -> t.ContextManager[t.Any]: ...
+
+
+def read_events(
+    db: _Pool, where: Where, mark: str, limit: int | None
+) -> list[dict[str, t.Any]]:
+    """The events matching ``where``, newest first, at most ``limit``
+    (``None``: all), as dicts.
+
+    :param db: The backend's connection pool.
+    :param mark: The backend's parameter placeholder (``?`` or ``%s``).
+    """
     sql = (
         "SELECT data FROM mailtrack_events"
         + where.sql()
@@ -145,4 +153,6 @@ def events_statement(
     if limit is not None:
         sql += f" LIMIT {mark}"
         params.append(limit)
-    return sql, params
+    with db.connection() as connection:
+        rows = runner(connection)(sql, params)
+    return [json.loads(row[0]) for row in rows]
