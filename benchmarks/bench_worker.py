@@ -121,7 +121,15 @@ def write_journal(results: list[TrackingResult], folder: str) -> tuple[int, int]
     return len(names), size
 
 
-def worker_rate(source: str, folder: str, make_sink: t.Callable[[], Sink]) -> float:
+def worker_rate(
+    source: str,
+    folder: str,
+    make_sink: t.Callable[[], Sink],
+    check: t.Callable[[int], None] | None = None,
+) -> float:
+    """Events per second of one worker pass over a copy of ``source`` into
+    the sink ``make_sink`` makes, best of :data:`REPEAT`; ``check`` is
+    given the events read after each pass."""
     best = 0.0
     for _ in range(REPEAT):
         shutil.rmtree(folder, ignore_errors=True)
@@ -134,6 +142,8 @@ def worker_rate(source: str, folder: str, make_sink: t.Callable[[], Sink]) -> fl
         seconds = time.perf_counter() - start
         worker.close()
         assert not os.listdir(folder), "the worker left files"
+        if check is not None:
+            check(read)
         best = max(best, read / seconds)
     return best
 
