@@ -106,6 +106,18 @@ TEXT = "Sale: https://example.com/sale\n"
 FIXED = {"Date": "Tue, 05 May 2026 10:00:00 -0000", "Message-ID": "<fixed@example.com>"}
 
 
+def assert_tracked(received: EmailMessage, base: str) -> str:
+    """Check that :data:`HTML` and :data:`TEXT` arrived with one pixel and
+    the sale link tracked under ``base``, the unsubscribe link untouched and
+    the text intact; return the HTML."""
+    html = html_of(received)
+    assert html.count(base + "/mailtrack/o/") == 1
+    assert html.count(base + "/mailtrack/c/") == 1
+    assert '<a href="https://example.com/unsubscribe">' in html
+    assert text_of(received) == TEXT
+    return html
+
+
 @pytest.fixture
 def inbox() -> t.Iterator[tuple[Inbox, int]]:
     """A running SMTP server: its :class:`Inbox` and port."""

@@ -17,6 +17,7 @@ from flask_mailtrack.events import Worker
 
 from _django import BASE
 from _django import example_project
+from _smtp import assert_tracked
 from _smtp import FIXED
 from _smtp import HTML
 from _smtp import html_of
@@ -86,11 +87,7 @@ def test_send_mail_is_tracked(
         assert send_mail("Sale", TEXT, None, ["ann@example.com"], html_message=HTML)
         events = stored_events(journal, tmp_path / "store.sqlite3")
     (received,) = inbox[0].messages
-    html = html_of(received)
-    assert html.count(OPEN_BASE) == 1
-    assert html.count(CLICK_BASE) == 1
-    assert '<a href="https://example.com/unsubscribe">' in html
-    assert text_of(received) == TEXT
+    html = assert_tracked(received, BASE)
     message_id = received["Message-ID"]
     pixel = re.search(r'src="([^"]+)"', html)
     assert pixel is not None

@@ -17,6 +17,7 @@ from flask_mailtrack import Tracker
 from flask_mailtrack.server import close_app
 
 from _apps import sent_events
+from _smtp import assert_tracked
 from _smtp import HTML
 from _smtp import html_of
 from _smtp import Inbox
@@ -81,11 +82,7 @@ def test_mail_send_is_tracked(
         given = message(**{"X-Mailtrack-Metadata": json.dumps({"campaign": "spring"})})
         mail.send(given)
     (received,) = inbox[0].messages
-    html = html_of(received)
-    assert html.count(OPEN_BASE) == 1
-    assert html.count(CLICK_BASE) == 1
-    assert '<a href="https://example.com/unsubscribe">' in html
-    assert text_of(received) == TEXT
+    html = assert_tracked(received, BASE)
     assert "X-Mailtrack-Metadata" not in received
     # The message given is unchanged; the one sent kept its Message-ID.
     assert given.html == HTML
